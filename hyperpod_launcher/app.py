@@ -1,0 +1,170 @@
+"""The Hydra entry: argv pre-checks, the task function, and one-line errors.
+
+Hydra prints multi-line errors (an unknown recipe lists the whole search path) before the
+app runs; `run` catches them so the user sees one line: what is wrong, which key, what is
+allowed. HYDRA_FULL_ERROR=1 shows Hydra's own report and traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hyperpod_launcher import resources
+from hyperpod_launcher.config import resolvers
+from hyperpod_launcher.errors import LauncherError, UserError, did_you_mean
+
+resolvers.register()
+
+CLI_COMMANDS: tuple[str, ...] = ()
+
+
+def _group_options(group: str) -> list[str]:
+    root = resources.config_dir() / group
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+def _check_choice(group: str, value: str, what: str) -> None:
+    if value in ("null", "") or (resources.config_dir() / group / f"{value}.yaml").is_file():
+        return
+    options = _group_options(group)
+    hint = did_you_mean(value, options) or did_you_mean(Path(value).name, options)
+    if group == "cluster":
+        hint += f"; allowed: {', '.join(options)}"
+    raise UserError(f"{group}={value}: unknown {what}{hint}")
+
+
+def precheck(argv: list[str]) -> None:
+    """Check recipes= and cluster= before Hydra, so a typo gets one line with nearest names."""
+    if any(a.startswith(("--config-path", "--config-dir", "-cp", "-cd")) for a in argv):
+        return  # other search paths: let Hydra resolve them
+    multirun = "-m" in argv or "--multirun" in argv
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if not sep or key not in ("recipes", "cluster") or "(" in value:
+            continue
+        for choice in value.split(",") if multirun else [value]:
+            _check_choice(key, choice, "recipe" if key == "recipes" else "cluster")
+
+
+def _suggest_override_key(dotted: str, argv: list[str]) -> str:
+    """Nearest valid key for an override of a key that does not exist (error path only)."""
+    try:
+        from hydra import compose, initialize_config_dir
+        from omegaconf import OmegaConf
+
+        others = [
+            a for a in argv if "=" in a and not a.startswith("-") and a.split("=")[0] != dotted
+        ]
+        with initialize_config_dir(str(resources.config_dir()), version_base=None):
+            cfg = compose("config", overrides=others)
+        parent, _, leaf = dotted.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        keys = list(node.keys()) if node is not None and hasattr(node, "keys") else []
+        prefix = f"{parent}." if parent else ""
+        return (
+            did_you_mean(leaf, keys)
+            .replace("'", "'" + prefix, 1)
+            .replace(" or '", " or '" + prefix)
+        )
+    except Exception:
+        return ""
+
+
+def one_line(err: BaseException, argv: list[str]) -> str:
+    """Hydra and OmegaConf errors as one line."""
+    text = str(err)
+    match = re.search(r"Could not override '([^']+)'", text)
+    if match:
+        key = match.group(1)
+        return (
+            f"unknown key '{key}'{_suggest_override_key(key, argv)}; "
+            f"to add a new key use +{key}=..."
+        )
+    match = re.search(r"Could not find '([^']+)'", text)
+    if match:
+        return f"config not found: {match.group(1)}"
+    match = re.search(r"Missing mandatory value: (\S+)", text)
+    if match:
+        return f"missing value for '{match.group(1)}': set {match.group(1)}=..."
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(err).__name__)
+    return first
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def run(hydra_main: Callable[[], Any]) -> None:
+    """Run a @hydra.main function with one-line errors and launcher exit codes."""
+    argv = sys.argv[1:]
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    try:
+        precheck(argv)
+    except UserError as err:
+        _fail(str(err), err.exit_code)
+    # With HYDRA_FULL_ERROR set, Hydra re-raises instead of printing its own report.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        hydra_main()
+    except LauncherError as err:
+        _fail(str(err), err.exit_code)
+    except Exception as err:
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
+        if full_error or not isinstance(err, (HydraException, OmegaConfBaseException)):
+            raise
+        _fail(one_line(err, argv), 2)
+
+
+def hydra_task(cfg: Any) -> None:
+    """The task function: resolve the composed config, plan, write and submit."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from hyperpod_launcher.launch import execute, make_plan, new_launch_id
+
+    hydra_cfg = HydraConfig.get()
+    choices = hydra_cfg.runtime.choices
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        plan = make_plan(
+            resolved,  # type: ignore[arg-type]
+            cluster_choice=choices.get("cluster"),
+            recipe_choice=choices.get("recipes"),
+            launch_id=new_launch_id(),
+            overrides=tuple(hydra_cfg.overrides.task),
+            # Sweep points must not share a job folder, or they would resume each other.
+            name_suffix=f"-{hydra_cfg.job.num}" if multirun else "",
+        )
+        returncode = execute(plan, sys.argv[1:])
+    except LauncherError as err:
+        _fail(str(err), err.exit_code)
+    except OmegaConfBaseException as err:
+        _fail(one_line(err, sys.argv[1:]), 2)
+    if returncode:
+        sys.exit(returncode)
+
+
+def main() -> None:
+    """Console script: `hyperpod-launch <overrides>` launches; `hyperpod-launch jobs` etc."""
+    if len(sys.argv) > 1 and sys.argv[1] in CLI_COMMANDS:
+        from hyperpod_launcher import cli
+
+        sys.exit(cli.main(sys.argv[1:]))
+    import hydra
+
+    task = hydra.main(
+        config_path=str(resources.config_dir()), config_name="config", version_base=None
+    )(hydra_task)
+    run(task)

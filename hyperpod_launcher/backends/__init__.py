@@ -1,0 +1,21 @@
+"""Backend registry: name -> "module:Class", imported on first use so no SDK loads early."""
+
+from __future__ import annotations
+
+import importlib
+
+from hyperpod_launcher.backends.base import Backend
+
+_REGISTRY = {
+    "slurm": "hyperpod_launcher.backends.slurm:SlurmBackend",
+    "local": "hyperpod_launcher.backends.local:LocalBackend",
+}
+
+
+def get(name: str) -> Backend:
+    try:
+        target = _REGISTRY[name]
+    except KeyError:
+        raise NotImplementedError(f"the {name!r} backend is not available yet") from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)()

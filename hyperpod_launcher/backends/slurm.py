@@ -1,0 +1,205 @@
+"""Slurm: an sbatch script plus the per-node train script, submitted with `sbatch`."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Mapping
+from typing import Any
+
+from hyperpod_launcher import __version__, templating
+from hyperpod_launcher.backends.base import (
+    TRAIN_SCRIPT,
+    Rendered,
+    RenderedFile,
+    Submitted,
+    train_script,
+)
+from hyperpod_launcher.errors import BackendError, UserError
+from hyperpod_launcher.job import JobSpec, Mount, Secrets
+
+SBATCH_OPTION = re.compile(r"^[a-z][a-z0-9-]*$")
+# Options the launcher sets itself; additional_parameters may not fight over them.
+OWNED_OPTIONS = {"job-name", "nodes", "ntasks-per-node", "output", "error", "open-mode"}
+SIMPLE_OPTIONS = (
+    "partition",
+    "account",
+    "qos",
+    "constraint",
+    "exclude",
+    "dependency",
+    "comment",
+    "gres",
+    "gpus-per-node",
+    "cpus-per-task",
+)
+# Environment each node's container needs from the batch script (names only, never values).
+JOB_ENV = ("HPL_NNODES", "HPL_RDZV_HOST", "HPL_RDZV_PORT", "HPL_RDZV_ID")
+
+
+def _sbatch_value(key: str, value: Any) -> str:
+    """`#SBATCH` lines are not shell: reject what sbatch's parser would mangle, quote spaces."""
+    text = str(value)
+    if not text or any(c in text for c in '"\\\n\r'):
+        raise UserError(
+            f"{key}={value!r}: an #SBATCH value may not be empty or contain quotes, "
+            "backslashes or newlines"
+        )
+    return f'"{text}"' if any(c in text for c in " \t#") else text
+
+
+def _mem(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not re.match(r"^\d+[KMGT]?$", str(value)):
+        raise UserError(f"cluster.mem={value!r}: expected megabytes or a size like 64G (0: all)")
+    return str(value)
+
+
+def sbatch_flags(spec: JobSpec, job_name: str) -> list[str]:
+    opts = spec.opts
+    if "%" in spec.job_dir:
+        raise UserError(f"base_results_dir: '%' is not allowed in {spec.job_dir!r} (Slurm pattern)")
+    log = os.path.join(spec.job_dir, "log-%x_%j")
+    flags = {
+        "job-name": _sbatch_value("cluster.job_name_prefix", job_name),
+        "nodes": str(spec.nodes),
+        "ntasks-per-node": "1",
+        "output": _sbatch_value("base_results_dir", log + ".out"),
+        "open-mode": "append",
+    }
+    if not opts.get("stderr_to_stdout", True):
+        flags["error"] = _sbatch_value("base_results_dir", log + ".err")
+    if spec.time_limit:
+        flags["time"] = _sbatch_value("run.time_limit", spec.time_limit)
+    mem = _mem(opts.get("mem"))
+    if mem is not None:
+        flags["mem"] = mem
+    for option in SIMPLE_OPTIONS:
+        value = opts.get(option.replace("-", "_"))
+        if value is not None:
+            flags[option] = _sbatch_value(f"cluster.{option.replace('-', '_')}", value)
+    for key, value in (opts.get("additional_parameters") or {}).items():
+        option = key.replace("_", "-")
+        if not SBATCH_OPTION.match(option) or option in OWNED_OPTIONS:
+            raise UserError(
+                f"cluster.additional_parameters.{key}: not an sbatch option this escape hatch "
+                f"may set (launcher-owned: {', '.join(sorted(OWNED_OPTIONS))})"
+            )
+        flags[option] = (
+            None
+            if value is None or value is True
+            else _sbatch_value(f"cluster.additional_parameters.{key}", value)
+        )
+    lines = [f"--{k}" if v is None else f"--{k}={v}" for k, v in flags.items()]
+    if opts.get("exclusive", True):
+        lines.append("--exclusive")
+    return lines
+
+
+def container_runtime(spec: JobSpec) -> str | None:
+    """None (bare metal), 'pyxis' (enroot squashfs or `registry#image`) or 'docker'."""
+    if not spec.image:
+        return None
+    chosen = spec.opts.get("container_runtime", "auto")
+    if chosen != "auto":
+        return chosen
+    return "pyxis" if spec.image.endswith(".sqsh") or "#" in spec.image else "docker"
+
+
+def _mounts(spec: JobSpec) -> list[Mount]:
+    """The job folder (scripts, recipe, code) and the experiment folder, then the user's."""
+    auto = [Mount(spec.job_dir, spec.job_dir)]
+    if spec.exp_dir and not spec.exp_dir.startswith(spec.job_dir + os.sep):
+        auto.append(Mount(spec.exp_dir, spec.exp_dir))
+    if spec.code.is_local and spec.code.location:
+        auto.append(Mount(spec.code.location, spec.code.location, "ro"))
+    seen: set[str] = set()
+    result = []
+    for mount in [*auto, *spec.mounts]:
+        if mount.target not in seen:
+            seen.add(mount.target)
+            result.append(mount)
+    return result
+
+
+def srun_flags(spec: JobSpec, runtime: str | None) -> list[str]:
+    flags = ["--kill-on-bad-exit=1"]
+    # Slurm 22.05's srun does not inherit --cpus-per-task from sbatch.
+    if spec.opts.get("cpus_per_task"):
+        flags.append(f"--cpus-per-task={spec.opts['cpus_per_task']}")
+    flags += [str(a) for a in spec.opts.get("srun_args") or []]
+    if runtime == "pyxis":
+        flags += [
+            f"--container-image={spec.image}",
+            "--container-mounts=" + ",".join(str(m) for m in _mounts(spec)),
+            "--no-container-mount-home",
+        ]
+    return flags
+
+
+def docker_flags(spec: JobSpec) -> list[str]:
+    flags = ["--network=host", "--ipc=host"]
+    if spec.accelerator == "gpu":
+        flags.append("--gpus=all")
+    if spec.accelerator == "neuron" or (spec.instance and spec.instance.efa):
+        flags.append("--privileged")  # Neuron and EFA device nodes
+    for mount in _mounts(spec):
+        flags.append(f"--volume={mount}")
+    for name in (*JOB_ENV, *spec.secret_env):
+        flags.append(f"--env={name}")
+    docker_cfg: Mapping[str, Any] = spec.opts.get("slurm_docker_cfg") or {}
+    flags += [str(a) for a in docker_cfg.get("docker_args") or []]
+    return flags
+
+
+def docker_command(spec: JobSpec, train_script_path: str) -> str:
+    docker_cfg: Mapping[str, Any] = spec.opts.get("slurm_docker_cfg") or {}
+    steps = [str(c) for c in docker_cfg.get("post_launch_commands") or []]
+    steps.append("exec bash " + templating.shell_quote(train_script_path))
+    return " && ".join(steps)
+
+
+class SlurmBackend:
+    name = "slurm"
+
+    def render(self, spec: JobSpec) -> Rendered:
+        prefix = spec.opts.get("job_name_prefix") or ""
+        job_name = f"{prefix}{spec.name}"
+        submission = f"{prefix}{spec.name}_submission.sh"
+        train_path = os.path.join(spec.job_dir, TRAIN_SCRIPT)
+        submit_argv = ("sbatch", "--parsable", os.path.join(spec.job_dir, submission))
+        runtime = container_runtime(spec)
+        sbatch = templating.render(
+            "slurm/sbatch.sh.j2",
+            spec=spec,
+            version=__version__,
+            sbatch_flags=sbatch_flags(spec, job_name),
+            srun_flags=srun_flags(spec, runtime),
+            runtime=runtime,
+            docker_flags=docker_flags(spec) if runtime == "docker" else [],
+            docker_command=docker_command(spec, train_path) if runtime == "docker" else "",
+            train_script=train_path,
+        )
+        files = {submission: RenderedFile(sbatch, 0o755), TRAIN_SCRIPT: train_script(spec)}
+        summary = f"slurm job {job_name}: {spec.nodes} node(s) x {spec.procs_per_node} process(es)"
+        return Rendered(files, submit_argv, summary)
+
+    def submit(self, spec: JobSpec, rendered: Rendered, secrets: Secrets) -> Submitted:
+        # sbatch exports the submit environment to the job: the one channel for secrets.
+        env = {**os.environ, **secrets.env}
+        try:
+            proc = subprocess.run(
+                rendered.submit_argv, env=env, capture_output=True, text=True, check=False
+            )
+        except FileNotFoundError:
+            raise BackendError(
+                "sbatch not found on PATH: run this on a Slurm login node, or use "
+                "dry_run=true to only write the scripts"
+            ) from None
+        if proc.returncode != 0:
+            message = secrets.mask(proc.stderr.strip() or proc.stdout.strip())
+            raise BackendError(f"sbatch failed (exit {proc.returncode}): {message}")
+        job_id = proc.stdout.strip().split(";")[0]
+        return Submitted(job_id=job_id, details={"sbatch_stdout": proc.stdout.strip()})

@@ -1,0 +1,1 @@
+"""Config: resolvers, schemas and validation of the composed Hydra config."""

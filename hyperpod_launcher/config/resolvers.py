@@ -1,0 +1,35 @@
+"""OmegaConf resolvers that recipes use (the names HyperPod recipe users know)."""
+
+from __future__ import annotations
+
+import math
+
+from omegaconf import OmegaConf
+
+from hyperpod_launcher import resources
+
+
+def _multiply(a: float, b: float) -> float:
+    return a * b
+
+
+def _divide_ceil(a: float, b: float) -> int:
+    return math.ceil(a / b)
+
+
+def _divide_floor(a: float, b: float) -> int:
+    return math.floor(a / b)
+
+
+RESOLVERS = {
+    "multiply": _multiply,
+    "divide_ceil": _divide_ceil,
+    "divide_floor": _divide_floor,
+    "hpl_example": resources.example_path,
+}
+
+
+def register() -> None:
+    for name, fn in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)

@@ -1,0 +1,107 @@
+"""Schemas of config.yaml and the cluster files: the one source of truth for valid keys.
+
+Each dataclass lists the keys a section accepts, with their types. `validate.check_section`
+walks a composed config against them, so an unknown or misspelt key is an error naming the
+nearest valid keys, and a wrongly typed value is an error naming the type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+BACKENDS = ("slurm", "k8s", "sm_jobs", "local")
+
+
+@dataclass
+class GitConfig:
+    repo_url_or_path: str | None = None
+    branch: str | None = None
+    commit: str | None = None
+    entry_script: str | None = None
+    entry_module: str | None = None
+    token: str | None = None
+
+
+@dataclass
+class CustomRun:
+    name: str = "custom-script"
+    nodes: int = 1
+    ntasks_per_node: int | None = None
+    time_limit: str | None = None
+
+
+@dataclass
+class TrainingCfg:
+    """Custom-script mode: run the user's own script instead of a recipe."""
+
+    entry_script: str | None = None
+    script_args: list[Any] = field(default_factory=list)
+    run: CustomRun = field(default_factory=CustomRun)
+
+
+@dataclass
+class LauncherConfig:
+    """Top level of recipes_collection/config.yaml (recipes and cluster are checked apart)."""
+
+    cluster_type: Literal["slurm", "k8s", "sm_jobs", "local"] | None = None
+    instance_type: str | None = None
+    base_results_dir: str | None = None
+    container: str | None = None
+    container_mounts: list[str] = field(default_factory=list)
+    git: GitConfig = field(default_factory=GitConfig)
+    env_vars: dict[str, str | int | float | bool] = field(default_factory=dict)
+    dry_run: bool = False
+    training_cfg: TrainingCfg | None = None
+    cluster: Any = None
+    recipes: Any = None
+
+
+@dataclass
+class SlurmDockerConfig:
+    docker_args: list[str] = field(default_factory=list)
+    post_launch_commands: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SlurmOptions:
+    """cluster/slurm.yaml. Nodes come from trainer.num_nodes, time from run.time_limit."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    exclude: str | None = None
+    dependency: str | None = None
+    comment: str | None = None
+    gres: str | None = None
+    gpus_per_node: int | None = None
+    cpus_per_task: int | None = None
+    mem: int | str | None = 0
+    exclusive: bool = True
+    job_name_prefix: str = "sagemaker-"
+    stderr_to_stdout: bool = True
+    srun_args: list[str] = field(default_factory=list)
+    container_runtime: Literal["auto", "pyxis", "docker"] = "auto"
+    container_mounts: list[str] = field(default_factory=list)
+    slurm_docker_cfg: SlurmDockerConfig = field(default_factory=SlurmDockerConfig)
+    additional_parameters: dict[str, str | int | float | bool | None] = field(default_factory=dict)
+    slurm_create_submission_file_only: bool = False
+
+
+@dataclass
+class LocalOptions:
+    """cluster/local.yaml: run the job on this machine."""
+
+    detach: bool = False
+
+
+CLUSTER_SCHEMAS: dict[str, type] = {"slurm": SlurmOptions, "local": LocalOptions}
+
+# Keys users reach for in a cluster file that live elsewhere in this launcher.
+MOVED_KEYS = {
+    "nodes": "recipes.trainer.num_nodes (or training_cfg.run.nodes)",
+    "time": "recipes.run.time_limit (or training_cfg.run.time_limit)",
+    "cluster_type": "cluster=<name> (it selects the backend)",
+    "instance_type": "the top-level instance_type",
+}

@@ -1,0 +1,58 @@
+"""Distributed smoke test: every rank all-reduces its rank; the sum must be n(n-1)/2.
+
+Run by torchrun (RANK, WORLD_SIZE, LOCAL_RANK set). Uses NCCL on GPUs, gloo otherwise.
+Also trains a tiny DDP model for a few steps so the gradient path is exercised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+
+import torch
+import torch.distributed as dist
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=3, help="DDP training steps")
+    parser.add_argument("--result-file", default=None, help="rank 0 writes the sum here")
+    args = parser.parse_args()
+
+    use_cuda = torch.cuda.is_available()
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if use_cuda else "cpu"
+    if use_cuda:
+        torch.cuda.set_device(device)
+
+    value = torch.tensor([float(rank)], device=device)
+    dist.all_reduce(value)
+    expected = world * (world - 1) / 2
+    if value.item() != expected:
+        raise SystemExit(f"rank {rank}: all_reduce gave {value.item()}, expected {expected}")
+
+    model = torch.nn.parallel.DistributedDataParallel(
+        torch.nn.Linear(8, 1).to(device), device_ids=[device.index] if use_cuda else None
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    generator = torch.Generator().manual_seed(rank)
+    for _ in range(args.steps):
+        batch = torch.randn(16, 8, generator=generator).to(device)
+        loss = model(batch).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    print(f"rank {rank}/{world} on {socket.gethostname()}: all_reduce sum {value.item():g} ok")
+    if rank == 0:
+        print(f"all_reduce OK: world size {world}, sum {value.item():g}, loss {loss.item():.4f}")
+        if args.result_file:
+            with open(args.result_file, "w") as handle:
+                handle.write(f"{world} {value.item():g}\n")
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,450 @@
+"""JobSpec: the backend-neutral job, built once from the composed config.
+
+Backends read only the JobSpec (never the raw Hydra config). Secret values are kept apart in
+`Secrets`, which reaches the submit step alone and is never rendered into a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from hyperpod_launcher import instances
+from hyperpod_launcher.config import schema
+from hyperpod_launcher.config.validate import check_section
+from hyperpod_launcher.errors import UserError, did_you_mean
+from hyperpod_launcher.instances import InstanceType
+
+# A run name becomes a folder, a Slurm job name and (on k8s) part of object names.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSW(OR)?D|API_?KEY|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
+MOUNT_OPTIONS = {"ro", "rw", "private", "rprivate", "slave", "rslave", "shared", "rshared"}
+HF_TOKEN_ENV = "HF_TOKEN"
+# The recipe key that carries a Hugging Face token, and how the written recipe refers to it.
+RECIPE_SECRETS = {("model", "hf_access_token"): HF_TOKEN_ENV}
+DEFAULT_FAMILY_BY_MODEL_TYPE = {
+    "llama_v3": "llama",
+    "llama_v4": "llama",
+    "mistral": "mistral",
+    "mixtral": "mixtral",
+    "falcon": "custom_model",
+    "hf": "custom_model",
+}
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    options: str | None = None
+
+    def __str__(self) -> str:
+        return ":".join(p for p in (self.source, self.target, self.options) if p)
+
+
+@dataclass(frozen=True)
+class CodeSource:
+    """Where the job's code comes from; checked out once per launch into `checkout_dir`."""
+
+    location: str | None = None  # git URL or absolute local path; None: nothing to fetch
+    branch: str | None = None
+    commit: str | None = None
+    checkout_dir: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.location is not None and os.path.isabs(self.location)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What torchrun runs on every node: a script (relative to the workdir) or a module."""
+
+    script: str | None
+    module: str | None
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Secret values: passed to the submit step only, never written or printed."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    git_token: str | None = None
+
+    def values(self) -> list[str]:
+        return [v for v in (*self.env.values(), self.git_token) if v]
+
+    def mask(self, text: str) -> str:
+        for value in sorted(self.values(), key=len, reverse=True):
+            text = text.replace(value, "****")
+        return text
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    launch_id: str
+    backend: str
+    mode: Literal["recipe", "custom"]
+    recipe: str | None  # the recipes= choice, for records
+    nodes: int
+    procs_per_node: int
+    accelerator: instances.Accelerator
+    instance_type: str | None
+    instance: InstanceType | None
+    image: str | None
+    mounts: tuple[Mount, ...]
+    env: tuple[tuple[str, str], ...]
+    secret_env: tuple[str, ...]  # names exported to the job from the submit environment
+    entry: Entry
+    code: CodeSource
+    workdir: str
+    job_dir: str
+    results_root: str
+    exp_dir: str | None
+    recipe_file: str | None
+    recipe_yaml: str | None
+    time_limit: str | None
+    neuron_compile: bool
+    opts: Mapping[str, Any]  # the validated cluster section (backend options)
+    overrides: tuple[str, ...]
+    dry_run: bool
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.procs_per_node
+
+    @property
+    def recipe_sha256(self) -> str | None:
+        if self.recipe_yaml is None:
+            return None
+        return hashlib.sha256(self.recipe_yaml.encode()).hexdigest()
+
+
+def _get(data: Mapping[str, Any] | None, dotted: str, default: Any = None) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def backend_of(cluster_choice: str | None, cluster_type: str | None) -> str:
+    """`cluster=` selects the backend; `cluster_type`, when given, must agree with it."""
+    if cluster_choice not in schema.BACKENDS:
+        raise UserError(
+            f"cluster={cluster_choice}: unknown cluster"
+            f"{did_you_mean(str(cluster_choice), schema.BACKENDS)}; "
+            f"allowed: {', '.join(schema.BACKENDS)}"
+        )
+    if cluster_type is not None and cluster_type != cluster_choice:
+        raise UserError(
+            f"cluster_type={cluster_type} contradicts cluster={cluster_choice}; "
+            "cluster= alone selects the backend, so drop cluster_type or set it to "
+            f"{cluster_choice}"
+        )
+    return cluster_choice
+
+
+def parse_mount(spec: str, key: str) -> Mount:
+    """`src[:dst[:options]]` with absolute paths; `a` means `a:a` (pyxis/docker syntax)."""
+    problem = None
+    parts = spec.split(":") if isinstance(spec, str) else []
+    if not parts or len(parts) > 3 or any(not p for p in parts):
+        problem = "expected 'source[:target[:options]]'"
+    elif "," in spec or any(c.isspace() for c in spec):
+        problem = "commas and whitespace are not allowed"
+    elif not all(os.path.isabs(p) for p in parts[:2]):
+        problem = "source and target must be absolute paths"
+    elif len(parts) == 3 and not set(parts[2].split("+")) <= MOUNT_OPTIONS:
+        problem = f"options must be from {', '.join(sorted(MOUNT_OPTIONS))}"
+    if problem:
+        raise UserError(f"{key}: malformed mount {spec!r}: {problem}")
+    source = parts[0]
+    target = parts[1] if len(parts) > 1 else source
+    return Mount(source, target, parts[2] if len(parts) == 3 else None)
+
+
+def _is_remote_git(location: str) -> bool:
+    return "://" in location or bool(re.match(r"^[\w.-]+@[\w.-]+:", location))
+
+
+def _code_source(git: Mapping[str, Any], job_dir: str, launch_id: str) -> CodeSource:
+    location = git.get("repo_url_or_path")
+    if not location:
+        return CodeSource()
+    if location.startswith("file://"):
+        location = location[len("file://") :]
+    if not _is_remote_git(location):
+        path = Path(location).expanduser()
+        if not path.exists():
+            raise UserError(
+                f"git.repo_url_or_path: local path {location!r} does not exist; "
+                "give an existing directory or a git URL"
+            )
+        location = str(path.resolve())
+    for key in ("branch", "commit"):
+        value = git.get(key)
+        if value is not None and (not value or any(c.isspace() for c in value)):
+            raise UserError(f"git.{key}: {value!r} is not a valid git {key} name")
+    return CodeSource(
+        location=location,
+        branch=git.get("branch"),
+        commit=git.get("commit"),
+        checkout_dir=os.path.join(job_dir, "code", launch_id),
+    )
+
+
+def _split_env(
+    env_vars: Mapping[str, Any], defaults: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    plain = dict(defaults)
+    secret: dict[str, str] = {}
+    for key, value in env_vars.items():
+        if not ENV_NAME.match(key):
+            raise UserError(f"env_vars.{key}: not a valid environment variable name")
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if SECRET_ENV.search(key):
+            secret[key] = text
+        else:
+            plain[key] = text
+    return plain, secret
+
+
+def _default_env(accelerator: str, instance: InstanceType | None, nodes: int) -> dict[str, str]:
+    env: dict[str, str] = {}
+    if accelerator == "gpu":
+        env["TORCH_NCCL_ASYNC_ERROR_HANDLING"] = "1"
+        env["NCCL_SOCKET_IFNAME"] = "^lo,docker0,veth_def_agent"
+    if instance is not None and instance.efa and nodes > 1:
+        env["FI_PROVIDER"] = "efa"
+        if instance.efa_rdma or accelerator == "neuron":
+            env["FI_EFA_USE_DEVICE_RDMA"] = "1"
+        if accelerator == "neuron":
+            env["FI_EFA_FORK_SAFE"] = "1"
+    return env
+
+
+def _positive_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise UserError(f"{key}: must be a positive integer, got {value!r}")
+    return value
+
+
+def _procs_per_node(
+    explicit: Any, key: str, instance: InstanceType | None, instance_type: str | None
+) -> int:
+    if instance_type and instance is None and explicit is None:
+        known = sorted(instances.INSTANCES)
+        raise UserError(
+            f"instance_type={instance_type}: not in the instance table"
+            f"{did_you_mean(instances.normalize(instance_type), known)}; "
+            f"set {key} to give the processes per node explicitly"
+        )
+    if explicit is None:
+        return instance.processes_per_node if instance else 1
+    count = _positive_int(explicit, key)
+    if instance is not None and count != instance.processes_per_node:
+        unit = "NeuronCores" if instance.accelerator == "neuron" else "devices"
+        raise UserError(
+            f"{key}={count} does not match instance_type={instance.name}, which has "
+            f"{instance.processes_per_node} {unit} per node"
+        )
+    return count
+
+
+def _script_args(items: list[Any]) -> tuple[str, ...]:
+    """HyperPod custom-script args: a list of {flag: value} maps (or plain strings)."""
+    args: list[str] = []
+    for item in items:
+        if isinstance(item, dict):
+            for flag, value in item.items():
+                args.append(str(flag))
+                if value is not None:
+                    args.append(str(value))
+        else:
+            args.append(str(item))
+    return tuple(args)
+
+
+def _recipe_family(recipe: str | None, model_type: str | None) -> str | None:
+    parts = (recipe or "").split("/")
+    if len(parts) >= 3 and parts[0] in ("training", "fine-tuning"):
+        return parts[1]
+    return DEFAULT_FAMILY_BY_MODEL_TYPE.get(str(model_type))
+
+
+def _strip_recipe_secrets(recipe: dict[str, Any]) -> dict[str, str]:
+    """Replace secret values in the recipe by env references; return {env name: value}."""
+    found: dict[str, str] = {}
+    for path, env_name in RECIPE_SECRETS.items():
+        parent = _get(recipe, ".".join(path[:-1]))
+        if isinstance(parent, dict) and parent.get(path[-1]) is not None:
+            found[env_name] = str(parent[path[-1]])
+            parent[path[-1]] = "${oc.env:" + env_name + ",null}"
+    return found
+
+
+def _dump_yaml(data: Any) -> str:
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False)
+
+
+def build(
+    cfg: dict[str, Any],
+    *,
+    cluster_choice: str | None,
+    recipe_choice: str | None,
+    launch_id: str,
+    overrides: tuple[str, ...] = (),
+    name_suffix: str = "",
+) -> tuple[JobSpec, Secrets]:
+    """Validate the resolved config and build the JobSpec. Raises UserError on bad input."""
+    check_section({k: v for k, v in cfg.items() if k != "hydra"}, schema.LauncherConfig, "")
+    backend = backend_of(cluster_choice, cfg.get("cluster_type"))
+    opts = cfg.get("cluster") or {}
+    check_section(opts, schema.CLUSTER_SCHEMAS[backend], "cluster", schema.MOVED_KEYS)
+
+    base = cfg.get("base_results_dir")
+    if not base:
+        raise UserError(
+            "base_results_dir is not set; give a folder every node can see, "
+            "e.g. base_results_dir=/fsx/results"
+        )
+    results_root = os.path.abspath(os.path.expanduser(str(base)))
+
+    custom = cfg.get("training_cfg")
+    recipe = cfg.get("recipes")
+    if custom is not None and recipe:
+        raise UserError(
+            "both a recipe and training_cfg are set; choose recipes=<name> or custom-script "
+            "mode (training_cfg.*), not both"
+        )
+    if custom is None and not recipe:
+        raise UserError(
+            "no recipe selected: set recipes=<name> (see `hyperpod-launch recipes list`)"
+        )
+
+    git = cfg.get("git") or {}
+    if custom is not None:
+        name_key, name = "training_cfg.run.name", _get(custom, "run.name")
+        nodes = _positive_int(_get(custom, "run.nodes", 1), "training_cfg.run.nodes")
+        procs_key, explicit_procs = (
+            "training_cfg.run.ntasks_per_node",
+            _get(custom, "run.ntasks_per_node"),
+        )
+        time_limit = _get(custom, "run.time_limit")
+    else:
+        name_key, name = "recipes.run.name", _get(recipe, "run.name")
+        nodes = _positive_int(_get(recipe, "trainer.num_nodes"), "recipes.trainer.num_nodes")
+        procs_key, explicit_procs = "recipes.trainer.devices", _get(recipe, "trainer.devices")
+        time_limit = _get(recipe, "run.time_limit")
+    if not isinstance(name, str) or not SAFE_NAME.match(name):
+        raise UserError(
+            f"{name_key}={name!r} is not a safe job name: use letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit, at most 120 characters"
+        )
+    name += name_suffix
+    job_dir = os.path.join(results_root, name)
+
+    instance_type = cfg.get("instance_type")
+    instance = instances.lookup(instance_type)
+    procs = _procs_per_node(explicit_procs, procs_key, instance, instance_type)
+    accelerator = instance.accelerator if instance else "cpu"
+
+    mounts = [
+        parse_mount(m, "container_mounts")
+        for m in [*cfg.get("container_mounts", []), *opts.get("container_mounts", [])]
+    ]
+    code = _code_source(git, job_dir, launch_id)
+    if git.get("token") and code.location and not _is_remote_git(code.location):
+        raise UserError("git.token is set but git.repo_url_or_path is a local path; drop the token")
+
+    env, secret_env = _split_env(
+        cfg.get("env_vars") or {}, _default_env(accelerator, instance, nodes)
+    )
+
+    recipe_file = recipe_yaml = exp_dir = None
+    neuron_compile = False
+    if custom is not None:
+        script = custom.get("entry_script")
+        module = git.get("entry_module")
+        if not script and not module:
+            raise UserError("training_cfg.entry_script is not set: name the script to run")
+        if script and not code.location:
+            path = Path(script).expanduser()
+            if not path.is_file():
+                raise UserError(f"training_cfg.entry_script: {script!r} does not exist")
+            script = str(path.resolve())
+        entry = Entry(
+            None if module else script, module, _script_args(custom.get("script_args", []))
+        )
+    else:
+        recipe = dict(recipe)
+        secret_env.update(_strip_recipe_secrets(recipe))
+        recipe_file = f"{name}_hydra.yaml"
+        recipe_yaml = _dump_yaml(recipe)
+        exp_dir = _get(recipe, "exp_manager.exp_dir")
+        neuron_compile = bool(_get(recipe, "run.compile", 0))
+        module = git.get("entry_module")
+        script = git.get("entry_script")
+        if not module and not script:
+            family = _recipe_family(recipe_choice, _get(recipe, "model.model_type"))
+            if family is None:
+                raise UserError(
+                    f"recipes={recipe_choice}: cannot tell the model family for the entry script; "
+                    "set git.entry_script or git.entry_module"
+                )
+            script = f"examples/{family}/{family}_pretrain.py"
+        if not code.location and script and not os.path.isabs(script):
+            raise UserError(
+                "git.repo_url_or_path is not set, so the recipe's entry script "
+                f"{script!r} has no code to come from; set git.repo_url_or_path"
+            )
+        entry = Entry(
+            None if module else script,
+            module,
+            (f"--config-path={job_dir}", f"--config-name={recipe_file}"),
+        )
+
+    secrets = Secrets(env=secret_env, git_token=git.get("token"))
+    spec = JobSpec(
+        name=name,
+        launch_id=launch_id,
+        backend=backend,
+        mode="custom" if custom is not None else "recipe",
+        recipe=recipe_choice,
+        nodes=nodes,
+        procs_per_node=procs,
+        accelerator=accelerator,
+        instance_type=instances.normalize(instance_type) if instance_type else None,
+        instance=instance,
+        image=cfg.get("container") or None,
+        mounts=tuple(mounts),
+        env=tuple(env.items()),
+        secret_env=tuple(sorted(secret_env)),
+        entry=entry,
+        code=code,
+        workdir=code.checkout_dir or job_dir,
+        job_dir=job_dir,
+        results_root=results_root,
+        exp_dir=str(exp_dir) if exp_dir else None,
+        recipe_file=recipe_file,
+        recipe_yaml=recipe_yaml,
+        time_limit=str(time_limit) if time_limit else None,
+        neuron_compile=neuron_compile,
+        opts=opts,
+        overrides=tuple(secrets.mask(o) for o in overrides),
+        dry_run=bool(cfg.get("dry_run")),
+    )
+    return spec, secrets

@@ -1,0 +1,156 @@
+"""One launch: resolved config -> JobSpec -> rendered artifacts -> job folder -> submit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets as _random
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hyperpod_launcher import __version__, backends, job
+from hyperpod_launcher.backends.base import Backend, Rendered, Submitted
+from hyperpod_launcher.errors import LauncherError
+from hyperpod_launcher.jobdir import RECORD, JobDir
+
+LAUNCHER_CMD_LOG = "launcher_cmd.log"
+
+
+def new_launch_id() -> str:
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{now}-{_random.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a launch will write and submit, computed without side effects."""
+
+    spec: job.JobSpec
+    secrets: job.Secrets
+    backend: Backend
+    rendered: Rendered
+
+    @property
+    def files(self) -> dict[str, tuple[str, int]]:
+        files = {path: (f.text, f.mode) for path, f in self.rendered.files.items()}
+        if self.spec.recipe_file and self.spec.recipe_yaml is not None:
+            files[self.spec.recipe_file] = (self.spec.recipe_yaml, 0o644)
+        return files
+
+    @property
+    def submit_only_files(self) -> bool:
+        return self.spec.dry_run or bool(self.spec.opts.get("slurm_create_submission_file_only"))
+
+
+def make_plan(
+    cfg: dict[str, Any],
+    *,
+    cluster_choice: str | None,
+    recipe_choice: str | None,
+    launch_id: str,
+    overrides: tuple[str, ...] = (),
+    name_suffix: str = "",
+) -> Plan:
+    spec, secrets = job.build(
+        cfg,
+        cluster_choice=cluster_choice,
+        recipe_choice=recipe_choice,
+        launch_id=launch_id,
+        overrides=overrides,
+        name_suffix=name_suffix,
+    )
+    backend = backends.get(spec.backend)
+    return Plan(spec, secrets, backend, backend.render(spec))
+
+
+def _launcher_cmd_log(plan: Plan, argv: list[str]) -> str:
+    lines = [
+        f"# hyperpod-launcher {__version__}, launch {plan.spec.launch_id}",
+        f"cd {shlex.quote(os.getcwd())}",
+        shlex.join([sys.executable, *argv]),
+        f"# submit: {plan.rendered.submit_command}",
+    ]
+    return plan.secrets.mask("\n".join(lines) + "\n")
+
+
+def _record(plan: Plan, artifacts: list[str], status: str, **extra: Any) -> dict[str, Any]:
+    spec = plan.spec
+    return {
+        "schema_version": 1,
+        "name": spec.name,
+        "launch_id": spec.launch_id,
+        "backend": spec.backend,
+        "mode": spec.mode,
+        "recipe": spec.recipe,
+        "job_dir": spec.job_dir,
+        "launcher_version": __version__,
+        "submitted_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "nodes": spec.nodes,
+        "procs_per_node": spec.procs_per_node,
+        "instance_type": spec.instance_type,
+        "image": spec.image,
+        "code": {
+            "location": plan.secrets.mask(spec.code.location or "") or None,
+            "branch": spec.code.branch,
+            "commit": spec.code.commit,
+            "checkout_dir": spec.code.checkout_dir,
+        },
+        "overrides": list(spec.overrides),
+        "recipe_sha256": spec.recipe_sha256,
+        "artifacts": artifacts,
+        "submit": {"command": plan.rendered.submit_command, "status": status},
+        **extra,
+    }
+
+
+def execute(plan: Plan, argv: list[str], say: Callable[[str], None] = print) -> int:
+    """Write the job folder, then (unless a dry run) check out the code and submit."""
+    from hyperpod_launcher import code
+
+    spec = plan.spec
+    jobdir = JobDir(spec.job_dir, spec.launch_id)
+    files = plan.files
+    files[LAUNCHER_CMD_LOG] = (_launcher_cmd_log(plan, argv), 0o644)
+    artifacts = [*jobdir.write_all(files), RECORD]
+    say(plan.secrets.mask(f"{plan.rendered.summary}; job folder {spec.job_dir}"))
+
+    if plan.submit_only_files:
+        jobdir.write_record(_record(plan, artifacts, "dry_run"))
+        say(f"dry run: wrote {', '.join(artifacts)}")
+        say(f"submit with: {plan.rendered.submit_command}")
+        return 0
+
+    resolved_commit = None
+    try:
+        resolved_commit = code.checkout(spec.code, plan.secrets)
+        submitted: Submitted = plan.backend.submit(spec, plan.rendered, plan.secrets)
+    except LauncherError as err:
+        jobdir.write_record(
+            _record(plan, artifacts, "failed", error=str(err), resolved_commit=resolved_commit)
+        )
+        raise
+    finished = "exit_code" in submitted.details
+    status = ("succeeded" if submitted.returncode == 0 else "failed") if finished else "submitted"
+    jobdir.write_record(
+        _record(
+            plan,
+            artifacts,
+            status,
+            job_id=submitted.job_id,
+            resolved_commit=resolved_commit,
+            details=submitted.details,
+        )
+    )
+    if finished:
+        outcome = (
+            "succeeded"
+            if submitted.returncode == 0
+            else (f"failed with exit status {submitted.returncode}")
+        )
+        say(f"job {spec.name} {outcome}; log: {submitted.details.get('log')}")
+    else:
+        say(f"submitted {spec.backend} job {submitted.job_id} ({spec.name})")
+    return submitted.returncode

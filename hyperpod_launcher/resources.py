@@ -1,0 +1,36 @@
+"""Where the shipped config and templates live: in the wheel, or in the source tree."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _shipped(name: str) -> Path:
+    # A wheel carries the folders inside the package; a source checkout has them beside it.
+    inside = _PACKAGE_DIR / name
+    return inside if inside.is_dir() else _PACKAGE_DIR.parent / name
+
+
+@cache
+def config_dir() -> Path:
+    return _shipped("recipes_collection")
+
+
+@cache
+def templates_dir() -> Path:
+    return _shipped("templates")
+
+
+def recipes_dir() -> Path:
+    return config_dir() / "recipes"
+
+
+def example_path(name: str) -> str:
+    """Absolute path of a built-in example script (hyperpod_launcher/examples/<name>)."""
+    path = _PACKAGE_DIR / "examples" / name
+    if not path.is_file():
+        raise ValueError(f"no built-in example named {name!r}")
+    return str(path)

@@ -1,0 +1,38 @@
+"""The one Jinja2 environment: templates are files under templates/, values are quoted."""
+
+from __future__ import annotations
+
+import shlex
+from functools import cache
+from typing import Any
+
+import jinja2
+
+from hyperpod_launcher import resources
+
+
+def shell_quote(value: Any) -> str:
+    return shlex.quote(str(value))
+
+
+def shell_join(values: Any) -> str:
+    return " ".join(shlex.quote(str(v)) for v in values)
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resources.templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["sh"] = shell_quote
+    env.filters["shjoin"] = shell_join
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    return environment().get_template(template).render(**context)
