@@ -448,3 +448,20 @@ def build(
         dry_run=bool(cfg.get("dry_run")),
     )
     return spec, secrets
+
+
+def relocate(spec: JobSpec, job_dir: str, checkout_dir: str | None = None) -> JobSpec:
+    """The same job as seen from inside a pod or container that mounts the job folder at
+    `job_dir` and the code at `checkout_dir` (backends without a shared filesystem)."""
+    import dataclasses
+
+    code = dataclasses.replace(spec.code, checkout_dir=checkout_dir or spec.code.checkout_dir)
+    old_config_arg = f"--config-path={spec.job_dir}"
+    args = tuple(f"--config-path={job_dir}" if a == old_config_arg else a for a in spec.entry.args)
+    return dataclasses.replace(
+        spec,
+        job_dir=job_dir,
+        code=code,
+        workdir=code.checkout_dir or job_dir,
+        entry=dataclasses.replace(spec.entry, args=args),
+    )
