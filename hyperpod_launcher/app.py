@@ -86,6 +86,14 @@ def one_line(err: BaseException, argv: list[str]) -> str:
             f"unknown key '{key}'{_suggest_override_key(key, argv)}; "
             f"to add a new key use +{key}=..."
         )
+    match = re.search(r"Error parsing override '(.+)'", text) or re.search(
+        r"^LexerNoViableAltException: (.+)$", text, re.MULTILINE
+    )
+    if match:
+        return (
+            f"cannot parse override '{match.group(1)}': quote values that hold characters "
+            f"such as # [ ] {{ }} , = or spaces, e.g. key='\"a#b\"'"
+        )
     match = re.search(r"Could not find '([^']+)'", text)
     if match:
         return f"config not found: {match.group(1)}"

@@ -1,0 +1,32 @@
+#!/bin/bash
+#SBATCH --job-name=sagemaker-llama-8b
+#SBATCH --nodes=16
+#SBATCH --ntasks-per-node=1
+#SBATCH --output=/fsx/results/llama-8b/log-%x_%j.out
+#SBATCH --open-mode=append
+#SBATCH --time=6-00:00:00
+#SBATCH --mem=0
+#SBATCH --partition=gpu
+#SBATCH --account=ml-team
+#SBATCH --qos=high
+#SBATCH --dependency=afterok:1234
+#SBATCH --comment="llama 8b # first run"
+#SBATCH --exclusive
+# Batch script for job llama-8b (launch golden),
+# written by hyperpod-launcher 0.1.0.
+set -euo pipefail
+
+# The first node hosts the c10d rendezvous, on a port and id unique to this Slurm job.
+HPL_RDZV_HOST="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
+export HPL_RDZV_HOST
+export HPL_RDZV_PORT="$((20000 + SLURM_JOB_ID % 10000))"
+export HPL_RDZV_ID="hpl-${SLURM_JOB_ID}"
+export HPL_NNODES="$SLURM_JOB_NUM_NODES"
+
+# Every node must see the job folder: it holds the scripts, the recipe and the code.
+if ! srun --ntasks-per-node=1 test -r /fsx/results/llama-8b/train_script.sh; then
+  echo 'error: /fsx/results/llama-8b/train_script.sh is not readable on every node; put base_results_dir on a filesystem all nodes share' >&2
+  exit 1
+fi
+
+srun --kill-on-bad-exit=1 '--container-image=nvcr.io#nvidia/pytorch:24.01-py3' --container-mounts=/fsx/results/llama-8b:/fsx/results/llama-8b,/fsx/exp/llama-8b:/fsx/exp/llama-8b,/fsx/data:/data:ro --no-container-mount-home bash /fsx/results/llama-8b/train_script.sh

@@ -1,0 +1,33 @@
+#!/bin/bash
+#SBATCH --job-name=sagemaker-trn-custom
+#SBATCH --nodes=4
+#SBATCH --ntasks-per-node=1
+#SBATCH --output=/shared/results/trn-custom/log-%x_%j.out
+#SBATCH --open-mode=append
+#SBATCH --error=/shared/results/trn-custom/log-%x_%j.err
+#SBATCH --time=02:00:00
+#SBATCH --mem=64G
+#SBATCH --constraint=trn1
+#SBATCH --exclude=node7
+#SBATCH --cpus-per-task=8
+#SBATCH --reservation=trn-res
+# Batch script for job trn-custom (launch golden),
+# written by hyperpod-launcher 0.1.0.
+set -euo pipefail
+
+# The first node hosts the c10d rendezvous, on a port and id unique to this Slurm job.
+HPL_RDZV_HOST="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
+export HPL_RDZV_HOST
+export HPL_RDZV_PORT="$((20000 + SLURM_JOB_ID % 10000))"
+export HPL_RDZV_ID="hpl-${SLURM_JOB_ID}"
+export HPL_NNODES="$SLURM_JOB_NUM_NODES"
+
+# Every node must see the job folder: it holds the scripts, the recipe and the code.
+if ! srun --ntasks-per-node=1 test -r /shared/results/trn-custom/train_script.sh; then
+  echo 'error: /shared/results/trn-custom/train_script.sh is not readable on every node; put base_results_dir on a filesystem all nodes share' >&2
+  exit 1
+fi
+
+srun --kill-on-bad-exit=1 --cpus-per-task=8 --mpi=pmi2 \
+  docker run --rm --name "hpl-${SLURM_JOB_ID}" --network=host --ipc=host --privileged --volume=/shared/results/trn-custom:/shared/results/trn-custom --env=HPL_NNODES --env=HPL_RDZV_HOST --env=HPL_RDZV_PORT --env=HPL_RDZV_ID --env=WANDB_API_KEY --ulimit=memlock=-1 \
+  public.ecr.aws/neuron/pytorch-training-neuronx:2.1.2 bash -c 'pip install -e . && exec bash /shared/results/trn-custom/train_script.sh'

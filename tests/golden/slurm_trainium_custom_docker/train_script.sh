@@ -1,0 +1,29 @@
+#!/bin/bash
+# Per-node training script for job trn-custom (launch golden),
+# written by hyperpod-launcher 0.1.0. Every node runs it once; torchrun then starts
+# 32 process(es) here and joins the c10d rendezvous.
+# The backend provides HPL_NNODES, HPL_RDZV_HOST, HPL_RDZV_PORT and HPL_RDZV_ID.
+set -euo pipefail
+
+: "${HPL_NNODES:?set by the launcher}" "${HPL_RDZV_HOST:?set by the launcher}"
+: "${HPL_RDZV_PORT:?set by the launcher}" "${HPL_RDZV_ID:?set by the launcher}"
+
+export FI_PROVIDER=efa
+export FI_EFA_USE_DEVICE_RDMA=1
+export FI_EFA_FORK_SAFE=1
+export NCCL_DEBUG=WARN
+export NEURON_CC_FLAGS='--model-type transformer'
+# Secrets come from the submit environment, never from this file: WANDB_API_KEY
+# torchrun places the processes; Slurm's task counts would mislead Lightning and torch.
+unset SLURM_NTASKS SLURM_NTASKS_PER_NODE SLURM_NPROCS
+
+cd /shared/results/trn-custom/code/golden
+
+torchrun_args=(
+  --nnodes="$HPL_NNODES"
+  --nproc-per-node=32
+  --rdzv-backend=c10d
+  --rdzv-endpoint="${HPL_RDZV_HOST}:${HPL_RDZV_PORT}"
+  --rdzv-id="$HPL_RDZV_ID"
+)
+torchrun "${torchrun_args[@]}" scripts/train.py

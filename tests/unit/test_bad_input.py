@@ -1,0 +1,154 @@
+"""Bad input: one line naming the key, the value and what is allowed; exit 2; nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_launcher
+
+LLAMA = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
+SLURM_LLAMA = (LLAMA, "cluster=slurm", "instance_type=p5.48xlarge", "dry_run=true")
+
+CASES = {
+    "unknown recipe": (
+        ("recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrian",),
+        [
+            "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrian",
+            "unknown recipe",
+            "did you mean 'training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain'",
+        ],
+    ),
+    "unknown cluster": (("cluster=slurmm",), ["cluster=slurmm", "did you mean 'slurm'"]),
+    "unknown top-level key (override)": (
+        ("instance_typ=p5.48xlarge",),
+        ["unknown key 'instance_typ'", "did you mean 'instance_type'"],
+    ),
+    "unknown top-level key (added)": (
+        ("+instance_typ=p5.48xlarge",),
+        ["unknown key 'instance_typ'", "did you mean 'instance_type'"],
+    ),
+    "unknown cluster key": (
+        ("cluster=slurm", "+cluster.partiton=gpu"),
+        ["unknown key 'cluster.partiton'", "did you mean 'partition'"],
+    ),
+    "unknown cluster key (override)": (
+        ("cluster=slurm", "cluster.partiton=gpu"),
+        ["unknown key 'cluster.partiton'", "did you mean 'cluster.partition'"],
+    ),
+    "moved cluster key": (
+        ("cluster=slurm", "+cluster.nodes=4"),
+        ["cluster.nodes", "recipes.trainer.num_nodes"],
+    ),
+    "missing base_results_dir": (("base_results_dir=null",), ["base_results_dir is not set"]),
+    "zero nodes": (
+        (*SLURM_LLAMA, "recipes.trainer.num_nodes=0"),
+        ["recipes.trainer.num_nodes", "positive integer", "0"],
+    ),
+    "negative nodes (custom)": (
+        ("training_cfg.run.nodes=-2",),
+        ["training_cfg.run.nodes", "positive integer", "-2"],
+    ),
+    "unsafe run name": (
+        (*SLURM_LLAMA, "recipes.run.name='../../etc'"),
+        ["recipes.run.name='../../etc'", "not a safe job name"],
+    ),
+    "local code path missing": (
+        (*SLURM_LLAMA, "git.repo_url_or_path=/no/such/adapter"),
+        ["git.repo_url_or_path", "/no/such/adapter", "does not exist"],
+    ),
+    "malformed container mount": (
+        ("cluster=slurm", "container_mounts=[relative/path:/data]"),
+        ["container_mounts", "relative/path:/data", "absolute paths"],
+    ),
+    "malformed cluster mount options": (
+        ("cluster=slurm", "cluster.container_mounts=[/a:/b:rx]"),
+        ["container_mounts", "/a:/b:rx", "options must be"],
+    ),
+    "cluster and cluster_type disagree": (
+        ("cluster=slurm", "cluster_type=local"),
+        ["cluster_type=local contradicts cluster=slurm"],
+    ),
+    "instance type not in table": (
+        ("cluster=slurm", "instance_type=p9.96xlarge", "training_cfg.run.ntasks_per_node=null"),
+        [
+            "instance_type=p9.96xlarge",
+            "not in the instance table",
+            "training_cfg.run.ntasks_per_node",
+        ],
+    ),
+    "devices do not match the instance": (
+        (*SLURM_LLAMA, "recipes.trainer.devices=4"),
+        ["recipes.trainer.devices=4", "p5.48xlarge", "8 devices"],
+    ),
+    "wrong type": (("dry_run=maybe",), ["dry_run", "expected bool", "'maybe'"]),
+    "unknown sbatch option through the escape hatch": (
+        ("cluster=slurm", "dry_run=true", "+cluster.additional_parameters.nodes=3"),
+        ["cluster.additional_parameters.nodes", "launcher-owned"],
+    ),
+    "quote in an sbatch value": (
+        ("cluster=slurm", "dry_run=true", "cluster.comment='a\"b'"),
+        ["cluster.comment", "quotes"],
+    ),
+    "recipe and custom script together": (
+        (LLAMA, "+training_cfg.entry_script=/bin/true"),
+        ["both a recipe and training_cfg"],
+    ),
+    "entry script missing": (
+        ("training_cfg.entry_script=/no/such/script.py",),
+        ["training_cfg.entry_script", "/no/such/script.py", "does not exist"],
+    ),
+    "invalid env var name": (("+env_vars.BAD-NAME=x",), ["env_vars.BAD-NAME", "not a valid"]),
+    "unparsable override": (
+        ("container=nvcr.io#nvidia/pytorch:24.01-py3",),
+        ["cannot parse override 'container=nvcr.io#nvidia/pytorch:24.01-py3'", "quote"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_line_exit_2_nothing_written(case: str, tmp_path: Path) -> None:
+    overrides, expected = CASES[case]
+    results = tmp_path / "results"
+    proc = run_launcher(f"base_results_dir={results}", *overrides, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in expected:
+        assert fragment in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing may be written"
+
+
+def test_instance_type_not_in_table_is_allowed_with_an_explicit_count(tmp_path: Path) -> None:
+    proc = run_launcher(
+        f"base_results_dir={tmp_path}",
+        "cluster=slurm",
+        "instance_type=ml.p9.96xlarge",
+        "training_cfg.run.ntasks_per_node=4",
+        "dry_run=true",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--nproc-per-node=4" in (tmp_path / "allreduce-smoke" / "train_script.sh").read_text()
+
+
+def test_full_error_env_shows_hydras_own_report(tmp_path: Path) -> None:
+    proc = run_launcher(
+        f"base_results_dir={tmp_path}", "instance_typ=x", env={"HYDRA_FULL_ERROR": "1"}
+    )
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr
+
+
+def test_relaunch_keeps_the_earlier_launch(tmp_path: Path) -> None:
+    common = (f"base_results_dir={tmp_path}", "cluster=slurm", "dry_run=true")
+    first = run_launcher(*common, "training_cfg.run.ntasks_per_node=2")
+    second = run_launcher(*common, "training_cfg.run.ntasks_per_node=3")
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    job_dir = tmp_path / "allreduce-smoke"
+    assert "--nproc-per-node=3" in (job_dir / "train_script.sh").read_text()
+    (archived,) = (job_dir / "launches").iterdir()
+    assert "--nproc-per-node=2" in (archived / "train_script.sh").read_text()
+    assert (archived / "job.json").is_file() and (archived / "launcher_cmd.log").is_file()
