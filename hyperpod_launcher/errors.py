@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -26,6 +25,8 @@ class BackendError(LauncherError):
 
 def did_you_mean(word: str, candidates: Iterable[str], n: int = 3) -> str:
     """A ' (did you mean ...?)' suffix naming the nearest candidates, or ''."""
+    import difflib  # only on the error path
+
     matches = difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
     if not matches:
         return ""
