@@ -240,8 +240,14 @@ def _positive_int(value: Any, key: str) -> int:
 
 
 def _procs_per_node(
-    explicit: Any, key: str, instance: InstanceType | None, instance_type: str | None
+    explicit: Any,
+    key: str,
+    instance: InstanceType | None,
+    instance_type: str | None,
+    exact: bool,
 ) -> int:
+    """Processes per node: explicit, or one per device. Recipes must use every device; a
+    custom script may start fewer processes (one process can drive several devices)."""
     if instance_type and instance is None and explicit is None:
         known = sorted(instances.INSTANCES)
         raise UserError(
@@ -252,7 +258,8 @@ def _procs_per_node(
     if explicit is None:
         return instance.processes_per_node if instance else 1
     count = _positive_int(explicit, key)
-    if instance is not None and count != instance.processes_per_node:
+    too_many = count > (instance.processes_per_node if instance else count)
+    if instance is not None and (too_many or (exact and count != instance.processes_per_node)):
         unit = "NeuronCores" if instance.accelerator == "neuron" else "devices"
         raise UserError(
             f"{key}={count} does not match instance_type={instance.name}, which has "
@@ -359,7 +366,9 @@ def build(
 
     instance_type = cfg.get("instance_type")
     instance = instances.lookup(instance_type)
-    procs = _procs_per_node(explicit_procs, procs_key, instance, instance_type)
+    procs = _procs_per_node(
+        explicit_procs, procs_key, instance, instance_type, exact=custom is None
+    )
     accelerator = instance.accelerator if instance else "cpu"
 
     mounts = [

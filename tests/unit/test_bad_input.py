@@ -152,3 +152,17 @@ def test_relaunch_keeps_the_earlier_launch(tmp_path: Path) -> None:
     (archived,) = (job_dir / "launches").iterdir()
     assert "--nproc-per-node=2" in (archived / "train_script.sh").read_text()
     assert (archived / "job.json").is_file() and (archived / "launcher_cmd.log").is_file()
+
+
+def test_custom_script_may_start_fewer_processes_than_devices(tmp_path: Path) -> None:
+    common = (
+        f"base_results_dir={tmp_path}",
+        "cluster=slurm",
+        "instance_type=p4d.24xlarge",
+        "dry_run=true",
+    )
+    fewer = run_launcher(*common, "training_cfg.run.ntasks_per_node=2")
+    assert fewer.returncode == 0, fewer.stderr
+    more = run_launcher(*common, "training_cfg.run.ntasks_per_node=9")
+    assert more.returncode == 2
+    assert "training_cfg.run.ntasks_per_node=9 does not match" in more.stderr
