@@ -1,0 +1,62 @@
+"""`pip install .` gives a `hyperpod-launch` that works from any directory: the wheel ships
+recipes_collection/ and templates/."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from tests.conftest import REPO
+
+
+def test_wheel_ships_config_and_templates_and_the_console_script_runs(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (tmp_path / "dist").glob("hyperpod_launcher-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for shipped in (
+        "hyperpod_launcher/recipes_collection/config.yaml",
+        "hyperpod_launcher/recipes_collection/cluster/slurm.yaml",
+        "hyperpod_launcher/templates/slurm/sbatch.sh.j2",
+        "hyperpod_launcher/templates/common/train_script.sh.j2",
+        "hyperpod_launcher/examples/allreduce_smoke.py",
+    ):
+        assert shipped in names, shipped
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "--no-deps", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = subprocess.run(
+        [str(venv / "bin" / "hyperpod-launch"), "cluster=slurm", "dry_run=true"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    job_dir = elsewhere / "results" / "allreduce-smoke"
+    train = (job_dir / "train_script.sh").read_text()
+    assert str(venv) in train  # the example script comes from the installed package
+    assert str(REPO) not in train
