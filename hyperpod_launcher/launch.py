@@ -118,6 +118,11 @@ def execute(plan: Plan, argv: list[str], say: Callable[[str], None] = print) -> 
     say(plan.secrets.mask(f"{plan.rendered.summary}; job folder {spec.job_dir}"))
 
     if plan.submit_only_files:
+        # A backend may add what only a dry run shows (k8s: the manifests helm renders).
+        dry_run_hook = getattr(plan.backend, "dry_run", None)
+        if dry_run_hook is not None:
+            extra = dry_run_hook(spec, plan.rendered, jobdir, say)
+            artifacts = [*sorted({*artifacts, *extra} - {RECORD}), RECORD]
         jobdir.write_record(_record(plan, artifacts, "dry_run"))
         say(f"dry run: wrote {', '.join(artifacts)}")
         say(f"submit with: {plan.rendered.submit_command}")

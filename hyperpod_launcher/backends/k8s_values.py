@@ -1,0 +1,590 @@
+"""Kubernetes: check the cluster options and turn a JobSpec into the chart's values.
+
+Everything here is pure: the values are plain data that the launcher writes to values.yaml
+with a YAML serializer; the chart's templates (templates/k8s/pytorchjob/) only place them.
+Each bad value is a one-line UserError naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from hyperpod_launcher import job
+from hyperpod_launcher.backends.base import train_script
+from hyperpod_launcher.config import schema
+from hyperpod_launcher.config.validate import check_section
+from hyperpod_launcher.errors import UserError
+from hyperpod_launcher.job import JobSpec
+
+# Where things live inside every pod; the chart reads these from values.paths.
+POD_PATHS = {"scripts": "/hpl/scripts", "job": "/hpl/job", "code": "/hpl/code"}
+GIT_TOKEN_KEY = "HPL_GIT_TOKEN"
+CHART_SCRIPTS = ("entrypoint.sh", "checkout.sh")
+LAUNCHER_SCRIPTS = ("train_script.sh", "pre_script.sh", "post_script.sh")
+RESERVED_VOLUMES = {"hpl-scripts", "hpl-job", "hpl-recipe", "hpl-code", "dshm"}
+RESERVED_LABELS = {
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/managed-by",
+    "helm.sh/chart",
+    "hyperpod-launcher/run-name",
+    "hyperpod-launcher/launch-id",
+    "kueue.x-k8s.io/queue-name",
+}
+# helm flags the launcher sets itself, or that would bypass values.yaml.
+OWNED_HELM_FLAGS = {
+    "-n",
+    "--namespace",
+    "--kube-context",
+    "--generate-name",
+    "--name-template",
+    "--dry-run",
+    "-f",
+    "--values",
+    "--set",
+    "--set-string",
+    "--set-file",
+    "--set-json",
+    "--set-literal",
+}
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+ACCELERATOR_RESOURCE = {"gpu": "nvidia.com/gpu", "neuron": "aws.amazon.com/neurondevice"}
+ACCELERATOR_TAINT = {"gpu": "nvidia.com/gpu", "neuron": "aws.amazon.com/neuron"}
+EFA_RESOURCE = "vpc.amazonaws.com/efa"
+# ConfigMaps hold at most 1 MiB; leave room for the other scripts.
+MAX_SHIPPED_SCRIPT = 512 * 1024
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+QUANTITY = re.compile(
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+SLURM_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+# Worker pods are <job>-worker-<i>: a DNS-1035 label of at most 63 characters.
+MAX_POD_NAME = 63
+MAX_RELEASE = 53
+SUFFIX_LEN = 6
+
+
+# --- names -------------------------------------------------------------------------
+
+
+def job_name(spec: JobSpec) -> tuple[str, str | None]:
+    """The PyTorchJob and Helm release name for this launch, and a notice when run.name had
+    to be converted. DNS-1035 (lowercase, digits, '-', starts with a letter), with a suffix
+    unique to the launch so a relaunch never collides with, or upgrades, a running job."""
+    base = re.sub(r"[^a-z0-9-]+", "-", spec.name.lower())
+    base = re.sub(r"-{2,}", "-", base).strip("-")
+    if not base[:1].isalpha():
+        base = f"job-{base}".rstrip("-")
+    last_worker = max(spec.nodes - 2, 0)
+    limit = min(MAX_RELEASE, MAX_POD_NAME - len(f"-worker-{last_worker}"))
+    base = base[: limit - SUFFIX_LEN - 1].rstrip("-")
+    suffix = hashlib.sha256(spec.launch_id.encode()).hexdigest()[:SUFFIX_LEN]
+    name = f"{base}-{suffix}"
+    notice = None
+    if base != spec.name:
+        notice = (
+            f"run.name {spec.name!r} is not a Kubernetes object name (lowercase letters, "
+            f"digits and '-', starting with a letter); the job is named {name!r}"
+        )
+    return name, notice
+
+
+def label_value(text: str) -> str:
+    """`text` cut to a valid label value (run names are letters, digits, '.', '_', '-')."""
+    value = re.sub(r"[^A-Za-z0-9._-]", "-", text)[:63]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", value)
+
+
+def secret_name(spec: JobSpec, name: str) -> str:
+    return spec.opts.get("secret_name") or f"{name}-secrets"
+
+
+# --- checks --------------------------------------------------------------------------
+
+
+def _check_name(value: Any, key: str, pattern: re.Pattern[str], what: str, limit: int) -> None:
+    if not isinstance(value, str) or len(value) > limit or not pattern.match(value):
+        raise UserError(
+            f"{key}={value!r}: not a valid {what} (lowercase letters, digits and '-'"
+            f"{', and dots' if pattern is DNS1123_SUBDOMAIN else ''}; starting and ending with "
+            f"a letter or digit; at most {limit} characters)"
+        )
+
+
+def _check_label_key(key: str, where: str) -> None:
+    prefix, _, name = key.rpartition("/")
+    ok = bool(LABEL_NAME.match(name)) and len(name) <= 63
+    if prefix:
+        ok = ok and len(prefix) <= 253 and bool(DNS1123_SUBDOMAIN.match(prefix))
+    if not ok:
+        raise UserError(
+            f"{where}: {key!r} is not a valid label or annotation key ([prefix/]name; name: "
+            "at most 63 letters, digits, '-', '_', '.', starting and ending alphanumeric)"
+        )
+
+
+def _label_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _check_label_value(value: str, where: str) -> None:
+    if len(value) > 63:
+        raise UserError(
+            f"{where}={value!r}: a label value is at most 63 characters, this one has {len(value)}"
+        )
+    if not LABEL_VALUE.match(value):
+        raise UserError(
+            f"{where}={value!r}: not a valid label value (letters, digits, '-', '_', '.', "
+            "starting and ending alphanumeric)"
+        )
+
+
+def _labels(opts: Mapping[str, Any]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for key, value in (opts.get("custom_labels") or {}).items():
+        where = f"cluster.custom_labels.{key}"
+        _check_label_key(str(key), where)
+        if key in RESERVED_LABELS:
+            raise UserError(f"{where}: the launcher sets this label itself; choose another key")
+        text = _label_text(value)
+        _check_label_value(text, where)
+        labels[str(key)] = text
+    return labels
+
+
+def _annotations(opts: Mapping[str, Any]) -> dict[str, str]:
+    annotations: dict[str, str] = {}
+    for key, value in (opts.get("annotations") or {}).items():
+        _check_label_key(str(key), f"cluster.annotations.{key}")
+        annotations[str(key)] = _label_text(value)
+    return annotations
+
+
+def _abs_path(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise UserError(f"{key}={value!r}: expected an absolute path")
+    return os.path.normpath(value)
+
+
+def _items(opts: Mapping[str, Any], key: str, item_schema: type, needs: tuple[str, ...]):
+    """Each item of a list option as a checked mapping (a null item is an error)."""
+    for index, item in enumerate(opts.get(key) or []):
+        where = f"cluster.{key}[{index}]"
+        if not isinstance(item, dict):
+            raise UserError(f"{where}: expected a mapping with {', '.join(needs)}, got {item!r}")
+        check_section(item, item_schema, where)
+        for field_name in needs:
+            if item.get(field_name) in (None, ""):
+                raise UserError(f"{where}: {field_name} is required ({', '.join(needs)})")
+        yield index, where, item
+
+
+def _volumes(opts: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes, claims, names, mounts = [], [], set(RESERVED_VOLUMES), set(POD_PATHS.values())
+    mounts.add("/dev/shm")
+
+    def mount_path(value: Any, where: str) -> str:
+        path = _abs_path(value, f"{where}.mountPath")
+        if path in mounts:
+            raise UserError(f"{where}.mountPath={path!r}: already mounted (used by the job)")
+        mounts.add(path)
+        return path
+
+    for _, where, item in _items(opts, "volumes", schema.K8sVolume, ("volumeName", "hostPath")):
+        name = item["volumeName"]
+        _check_name(name, f"{where}.volumeName", DNS1123_LABEL, "volume name", 63)
+        if name in names:
+            raise UserError(f"{where}.volumeName={name!r}: used twice or reserved by the job")
+        names.add(name)
+        host = _abs_path(item["hostPath"], f"{where}.hostPath")
+        volumes.append(
+            {
+                "name": name,
+                "hostPath": host,
+                "mountPath": mount_path(item.get("mountPath") or host, where),
+                "readOnly": bool(item.get("readOnly", False)),
+            }
+        )
+    claim_items = _items(
+        opts, "persistent_volume_claims", schema.K8sClaim, ("claimName", "mountPath")
+    )
+    for index, where, item in claim_items:
+        _check_name(item["claimName"], f"{where}.claimName", DNS1123_SUBDOMAIN, "claim name", 253)
+        claims.append(
+            {
+                "name": f"hpl-pvc-{index}",
+                "claimName": item["claimName"],
+                "mountPath": mount_path(item["mountPath"], where),
+                "readOnly": bool(item.get("readOnly", False)),
+            }
+        )
+    return volumes, claims
+
+
+def _tolerations(spec: JobSpec) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = []
+    taint = ACCELERATOR_TAINT.get(spec.accelerator)
+    if taint:  # accelerator nodes are commonly tainted for their device
+        result.append({"key": taint, "operator": "Exists", "effect": "NoSchedule"})
+    for _, where, item in _items(spec.opts, "tolerations", schema.K8sToleration, ()):
+        toleration = {k: v for k, v in item.items() if v is not None}
+        if toleration.get("operator") == "Exists" and "value" in toleration:
+            raise UserError(f"{where}: operator Exists takes no value")
+        if not toleration.get("key") and toleration.get("operator", "Equal") != "Exists":
+            raise UserError(f"{where}: a toleration without key needs operator Exists")
+        if "tolerationSeconds" in toleration and toleration.get("effect") != "NoExecute":
+            raise UserError(f"{where}: tolerationSeconds needs effect NoExecute")
+        if toleration not in result:
+            result.append(toleration)
+    return result
+
+
+def _selector_terms(
+    section: Any, where: str, weights: list[int] | None = None
+) -> list[dict[str, Any]]:
+    terms = []
+    for index, (key, values) in enumerate(section.items()):
+        _check_label_key(str(key), f"{where}.{key}")
+        if isinstance(values, str):
+            values = [values]
+        if not values:
+            raise UserError(f"{where}.{key}: give at least one allowed value")
+        texts = [_label_text(v) for v in values]
+        for text in texts:
+            _check_label_value(text, f"{where}.{key}")
+        term: dict[str, Any] = {"key": str(key), "values": texts}
+        if weights is not None:
+            term["weight"] = weights[index]
+        terms.append(term)
+    return terms
+
+
+def _node_affinity(spec: JobSpec) -> dict[str, list[dict[str, Any]]]:
+    selector = spec.opts.get("label_selector") or {}
+    where = "cluster.label_selector"
+    for part in ("required", "preferred"):
+        section = selector.get(part) or {}
+        for key, values in section.items():
+            ok = isinstance(values, str) or (
+                isinstance(values, list) and all(isinstance(v, (str, int)) for v in values)
+            )
+            if not ok:
+                raise UserError(
+                    f"{where}.{part}.{key}: expected a list of label values, got {values!r}"
+                )
+    preferred = selector.get("preferred") or {}
+    weights = list(selector.get("weights") or [])
+    if len(weights) != len(preferred):
+        raise UserError(
+            f"{where}.weights: {len(weights)} weight(s) for {len(preferred)} preferred "
+            "label(s); give one weight (1-100) per preferred key, in order"
+        )
+    for weight in weights:
+        if not 1 <= weight <= 100:
+            raise UserError(f"{where}.weights: {weight} is outside 1-100")
+    required = _selector_terms(selector.get("required") or {}, f"{where}.required")
+    if spec.instance_type and not any(t["key"] == INSTANCE_TYPE_LABEL for t in required):
+        # EKS labels nodes with the EC2 name, HyperPod with the ml. name: accept both.
+        required.append(
+            {"key": INSTANCE_TYPE_LABEL, "values": [spec.instance_type, f"ml.{spec.instance_type}"]}
+        )
+    return {
+        "required": required,
+        "preferred": _selector_terms(preferred, f"{where}.preferred", weights),
+    }
+
+
+def _quantity(value: Any, key: str) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    if isinstance(value, bool) or not QUANTITY.match(text):
+        raise UserError(f"{key}={value!r}: not a Kubernetes quantity (e.g. 96, 500m, 64Gi)")
+    return text
+
+
+def _resources(spec: JobSpec) -> dict[str, dict[str, str]]:
+    devices: dict[str, str] = {}
+    instance = spec.instance
+    if instance is not None and spec.accelerator in ACCELERATOR_RESOURCE:
+        devices[ACCELERATOR_RESOURCE[spec.accelerator]] = str(instance.devices)
+    if instance is not None and instance.efa:
+        devices[EFA_RESOURCE] = str(instance.efa)
+    requests = dict(devices)
+    cpu = _quantity(spec.opts.get("cpu_request"), "cluster.cpu_request")
+    memory = _quantity(spec.opts.get("memory_request"), "cluster.memory_request")
+    if cpu:
+        requests["cpu"] = cpu
+    if memory:
+        requests["memory"] = memory
+    result = {}
+    if requests:
+        result["requests"] = requests
+    if devices:  # extended resources: limits must equal requests
+        result["limits"] = dict(devices)
+    return result
+
+
+def time_limit_seconds(text: str | None, key: str) -> int | None:
+    """Slurm time formats (`M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S`) in seconds."""
+    if text is None:
+        return None
+    match = SLURM_TIME.match(str(text).strip())
+    if not match:
+        raise UserError(f"{key}={text!r}: expected a time limit like 90, 04:00:00 or 2-00:00:00")
+    days, first, second, third = match.groups()
+    numbers = [int(p) for p in (first, second, third) if p is not None]
+    if days is not None:
+        hours, minutes, seconds = ([*numbers, 0, 0])[:3]
+        total = int(days) * 86400 + hours * 3600 + minutes * 60 + seconds
+    elif len(numbers) == 1:
+        total = numbers[0] * 60
+    elif len(numbers) == 2:
+        total = numbers[0] * 60 + numbers[1]
+    else:
+        total = numbers[0] * 3600 + numbers[1] * 60 + numbers[2]
+    return total or None
+
+
+def _run_policy(spec: JobSpec) -> dict[str, Any]:
+    opts = spec.opts
+    policy: dict[str, Any] = {"cleanPodPolicy": opts.get("cleanPodPolicy", "Running")}
+    backoff = opts.get("backoffLimit")
+    if backoff is not None:
+        if backoff < 0:
+            raise UserError(f"cluster.backoffLimit={backoff}: must be 0 or more")
+        restart = opts.get("restartPolicy", "Never")
+        if restart == "Never" and backoff > 0:
+            raise UserError(
+                f"cluster.backoffLimit={backoff} has no effect with cluster.restartPolicy=Never "
+                "(failed pods are not restarted); set restartPolicy=OnFailure or ExitCode"
+            )
+        policy["backoffLimit"] = backoff
+    ttl = opts.get("ttlSecondsAfterFinished")
+    if ttl is not None:
+        if ttl < 0:
+            raise UserError(f"cluster.ttlSecondsAfterFinished={ttl}: must be 0 or more")
+        policy["ttlSecondsAfterFinished"] = ttl
+    key = "training_cfg.run.time_limit" if spec.mode == "custom" else "recipes.run.time_limit"
+    deadline = time_limit_seconds(spec.time_limit, key)
+    if deadline:
+        policy["activeDeadlineSeconds"] = deadline
+    return policy
+
+
+def _helm_args(opts: Mapping[str, Any]) -> list[str]:
+    args = [str(a) for a in opts.get("helm_args") or []]
+    for arg in args:
+        flag = arg.split("=", 1)[0]
+        if not arg.startswith("-") or flag in OWNED_HELM_FLAGS:
+            raise UserError(
+                f"cluster.helm_args: {arg!r} is not an extra `helm install` flag the launcher "
+                f"allows (flags only; set by the launcher: {', '.join(sorted(OWNED_HELM_FLAGS))})"
+            )
+    return args
+
+
+def check_options(spec: JobSpec) -> None:
+    """The option checks that need no other part of the spec."""
+    opts = spec.opts
+    _check_name(opts.get("namespace"), "cluster.namespace", DNS1123_LABEL, "namespace", 63)
+    context = opts.get("kube_context")
+    if context is not None and not str(context).strip():
+        raise UserError("cluster.kube_context: empty; give a context name or null")
+    for key in ("service_account_name", "priority_class_name", "secret_name"):
+        if opts.get(key) is not None:
+            _check_name(opts[key], f"cluster.{key}", DNS1123_SUBDOMAIN, key.replace("_", " "), 253)
+    for index, name in enumerate(opts.get("image_pull_secrets") or []):
+        key = f"cluster.image_pull_secrets[{index}]"
+        _check_name(name, key, DNS1123_SUBDOMAIN, "Secret name", 253)
+    if opts.get("scheduler_name") is not None and not str(opts["scheduler_name"]).strip():
+        raise UserError("cluster.scheduler_name: empty; give a scheduler name or null")
+    if opts.get("queue_name") is not None:
+        _check_label_value(_label_text(opts["queue_name"]), "cluster.queue_name")
+    port = opts.get("rdzv_port", 23456)
+    if not 1 <= port <= 65535:
+        raise UserError(f"cluster.rdzv_port={port}: expected a port number 1-65535")
+    if opts.get("use_hyperpod_pytorch_job"):
+        raise UserError(
+            "cluster.use_hyperpod_pytorch_job=true: HyperPodPyTorchJob is not supported yet; "
+            "set it to false (the chart installs a Kubeflow PyTorchJob, which HyperPod runs too)"
+        )
+    if spec.mounts:
+        raise UserError(
+            "container_mounts: not used on Kubernetes; mount host folders with "
+            "cluster.volumes and shared storage with cluster.persistent_volume_claims"
+        )
+    if not spec.image:
+        raise UserError(
+            "container is not set: Kubernetes pods need an image; set container=<image>"
+        )
+
+
+# --- code and scripts ----------------------------------------------------------------
+
+
+def _code(spec: JobSpec) -> dict[str, Any]:
+    code = spec.code
+    if code.location is None:
+        return {"repo": None, "branch": None, "commit": None, "image": None, "gitTokenKey": None}
+    if code.is_local:
+        raise UserError(
+            f"git.repo_url_or_path={code.location!r}: a local path cannot reach Kubernetes pods; "
+            "give a git URL (checked out in each pod) or bake the code into the image and set "
+            "git.repo_url_or_path=null"
+        )
+    if re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@", code.location):
+        raise UserError(
+            "git.repo_url_or_path: the URL carries a password or token; remove it and set "
+            "git.token (it reaches the pods through a Kubernetes Secret)"
+        )
+    return {
+        "repo": code.location,
+        "branch": code.branch,
+        "commit": code.commit,
+        "image": spec.opts.get("code_checkout_image") or spec.image,
+        "gitTokenKey": GIT_TOKEN_KEY,
+    }
+
+
+def _shipped_entry(spec: JobSpec) -> tuple[str, str] | None:
+    """Custom-script mode without a code repository: the local script rides in the scripts
+    ConfigMap, as (file name, text). Reading it is the one file read of this render."""
+    script = spec.entry.script
+    if spec.mode != "custom" or not script or spec.code.location or not os.path.isabs(script):
+        return None
+    name = os.path.basename(script)
+    if name in (*CHART_SCRIPTS, *LAUNCHER_SCRIPTS) or not re.match(r"^[-._a-zA-Z0-9]+$", name):
+        raise UserError(
+            f"training_cfg.entry_script={script!r}: rename the script; {name!r} cannot be "
+            "shipped in the scripts ConfigMap (reserved or unusual name)"
+        )
+    if os.path.getsize(script) > MAX_SHIPPED_SCRIPT:
+        raise UserError(
+            f"training_cfg.entry_script={script!r}: larger than {MAX_SHIPPED_SCRIPT // 1024} KiB; "
+            "put the code in git (git.repo_url_or_path) or in the image"
+        )
+    with open(script, encoding="utf-8") as handle:
+        return name, handle.read()
+
+
+def pod_spec(spec: JobSpec, shipped: tuple[str, str] | None) -> JobSpec:
+    """The job as its pods see it: recipe in /hpl/job, code in /hpl/code, scripts beside."""
+    pod = job.relocate(spec, POD_PATHS["job"], POD_PATHS["code"] if spec.code.location else None)
+    if shipped is not None:
+        entry = dataclasses.replace(pod.entry, script=f"{POD_PATHS['scripts']}/{shipped[0]}")
+        pod = dataclasses.replace(pod, entry=entry)
+    return pod
+
+
+def _commands(lines: list[Any], key: str, what: str) -> str | None:
+    if not lines:
+        return None
+    body = "\n".join(str(line) for line in lines)
+    return f"# cluster.{key}: {what}, sourced by entrypoint.sh\n{body}\n"
+
+
+def _env(spec: JobSpec) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    plain = [{"name": k, "value": v} for k, v in spec.env]
+    secret = [{"name": name, "key": name} for name in spec.secret_env]
+    return plain, secret
+
+
+def exp_dir_notice(spec: JobSpec, mounts: list[str]) -> str | None:
+    if not spec.exp_dir or not os.path.isabs(spec.exp_dir):
+        return None
+    if any(spec.exp_dir == m or spec.exp_dir.startswith(m.rstrip("/") + "/") for m in mounts):
+        return None
+    return (
+        f"exp_dir {spec.exp_dir} is on no volume of the pods: checkpoints and logs there are "
+        "lost with the pod; mount a claim there (cluster.persistent_volume_claims)"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ChartValues:
+    name: str
+    values: dict[str, Any]
+    helm_args: list[str]
+    notices: list[str]
+
+
+def build(spec: JobSpec) -> ChartValues:
+    """Check the options and build values.yaml's content. Raises UserError on bad input."""
+    check_options(spec)
+    opts = spec.opts
+    name, name_notice = job_name(spec)
+    volumes, claims = _volumes(opts)
+    code = _code(spec)
+    shipped = _shipped_entry(spec)
+    pod = pod_spec(spec, shipped)
+    scripts = {"train_script.sh": train_script(pod).text}
+    for key, file, what in (
+        ("pre_script", "pre_script.sh", "run before training"),
+        ("post_script", "post_script.sh", "run after training"),
+    ):
+        text = _commands(opts.get(key) or [], key, what)
+        if text is not None:
+            scripts[file] = text
+    if shipped is not None:
+        scripts[shipped[0]] = shipped[1]
+    plain_env, secret_env = _env(spec)
+    uses_secret = bool(secret_env) or code["repo"] is not None
+    queue = opts.get("queue_name")
+    values: dict[str, Any] = {
+        "job": {
+            "name": name,
+            "runName": label_value(spec.name),
+            "launchId": label_value(spec.launch_id),
+        },
+        "nodes": spec.nodes,
+        "procsPerNode": spec.procs_per_node,
+        "image": spec.image,
+        "imagePullPolicy": opts.get("pullPolicy", "Always"),
+        "imagePullSecrets": list(opts.get("image_pull_secrets") or []),
+        "restartPolicy": opts.get("restartPolicy", "Never"),
+        "runPolicy": _run_policy(spec),
+        "labels": _labels(opts),
+        "annotations": _annotations(opts),
+        "queueName": _label_text(queue) if queue is not None else None,
+        "serviceAccountName": opts.get("service_account_name"),
+        "priorityClassName": opts.get("priority_class_name"),
+        "schedulerName": opts.get("scheduler_name"),
+        "hostNetwork": bool(opts.get("host_network", False)),
+        "rdzvPort": opts.get("rdzv_port", 23456),
+        "paths": dict(POD_PATHS),
+        "resources": _resources(spec),
+        "shmSizeLimit": _quantity(opts.get("shm_size"), "cluster.shm_size"),
+        "tolerations": _tolerations(spec),
+        "nodeAffinity": _node_affinity(spec),
+        "env": plain_env,
+        "secretName": secret_name(spec, name) if uses_secret else None,
+        "secretEnv": secret_env,
+        "code": code,
+        "volumes": volumes,
+        "claims": claims,
+        "scripts": scripts,
+        "recipe": (
+            {"file": spec.recipe_file, "text": spec.recipe_yaml}
+            if spec.recipe_file and spec.recipe_yaml is not None
+            else None
+        ),
+    }
+    notices = [n for n in (name_notice,) if n]
+    mounted = [v["mountPath"] for v in (*volumes, *claims)]
+    exp_notice = exp_dir_notice(spec, mounted)
+    if exp_notice:
+        notices.append(exp_notice)
+    return ChartValues(name, values, _helm_args(opts), notices)

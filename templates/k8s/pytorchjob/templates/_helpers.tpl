@@ -1,0 +1,216 @@
+{{/*
+Labels on every object of the release. User labels (custom_labels) come last; the
+launcher rejects user keys that would repeat these.
+*/}}
+{{- define "hpl.labels" -}}
+app.kubernetes.io/name: hyperpod-launcher
+app.kubernetes.io/instance: {{ .Release.Name | toJson }}
+app.kubernetes.io/managed-by: {{ .Release.Service | toJson }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | toJson }}
+hyperpod-launcher/run-name: {{ .Values.job.runName | toJson }}
+hyperpod-launcher/launch-id: {{ .Values.job.launchId | toJson }}
+{{- with .Values.labels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Node affinity: all required expressions in one nodeSelectorTerm (terms are ORed, the
+expressions of one term are ANDed), then the weighted preferences.
+*/}}
+{{- define "hpl.affinity" -}}
+{{- $a := .Values.nodeAffinity -}}
+{{- if or $a.required $a.preferred }}
+affinity:
+  nodeAffinity:
+    {{- with $a.required }}
+    requiredDuringSchedulingIgnoredDuringExecution:
+      nodeSelectorTerms:
+        - matchExpressions:
+            {{- range . }}
+            - key: {{ .key | toJson }}
+              operator: In
+              values: {{ toJson .values }}
+            {{- end }}
+    {{- end }}
+    {{- with $a.preferred }}
+    preferredDuringSchedulingIgnoredDuringExecution:
+      {{- range . }}
+      - weight: {{ .weight }}
+        preference:
+          matchExpressions:
+            - key: {{ .key | toJson }}
+              operator: In
+              values: {{ toJson .values }}
+      {{- end }}
+    {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+One replica spec (Master or Worker). restartPolicy belongs here, where the operator reads
+it; the pod template itself carries none.
+*/}}
+{{- define "hpl.replica" -}}
+{{- $root := .root -}}
+{{- $v := .root.Values -}}
+replicas: {{ .replicas }}
+restartPolicy: {{ $v.restartPolicy }}
+template:
+  metadata:
+    labels:
+      {{- include "hpl.labels" $root | nindent 6 }}
+    {{- with $v.annotations }}
+    annotations:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+  spec:
+    {{- with $v.serviceAccountName }}
+    serviceAccountName: {{ . | toJson }}
+    {{- end }}
+    {{- with $v.priorityClassName }}
+    priorityClassName: {{ . | toJson }}
+    {{- end }}
+    {{- with $v.schedulerName }}
+    schedulerName: {{ . | toJson }}
+    {{- end }}
+    {{- if $v.hostNetwork }}
+    hostNetwork: true
+    dnsPolicy: ClusterFirstWithHostNet
+    {{- end }}
+    {{- with $v.imagePullSecrets }}
+    imagePullSecrets:
+      {{- range . }}
+      - name: {{ . | toJson }}
+      {{- end }}
+    {{- end }}
+    {{- with $v.tolerations }}
+    tolerations:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    {{- include "hpl.affinity" $root | nindent 4 }}
+    {{- if $v.code.repo }}
+    initContainers:
+      - name: checkout
+        image: {{ $v.code.image | toJson }}
+        imagePullPolicy: {{ $v.imagePullPolicy }}
+        command: ["/bin/bash", {{ printf "%s/checkout.sh" $v.paths.scripts | toJson }}]
+        env:
+          - name: HPL_GIT_REPO
+            value: {{ $v.code.repo | toJson }}
+          - name: HPL_GIT_BRANCH
+            value: {{ $v.code.branch | default "" | toJson }}
+          - name: HPL_GIT_COMMIT
+            value: {{ $v.code.commit | default "" | toJson }}
+          - name: HPL_CODE_DIR
+            value: {{ $v.paths.code | toJson }}
+          {{- if $v.code.gitTokenKey }}
+          - name: HPL_GIT_TOKEN
+            valueFrom:
+              secretKeyRef:
+                name: {{ $v.secretName | toJson }}
+                key: {{ $v.code.gitTokenKey | toJson }}
+                optional: true  # only private repositories need a token
+          {{- end }}
+        volumeMounts:
+          - name: hpl-scripts
+            mountPath: {{ $v.paths.scripts | toJson }}
+          - name: hpl-code
+            mountPath: {{ $v.paths.code | toJson }}
+    {{- end }}
+    containers:
+      - name: pytorch
+        image: {{ $v.image | toJson }}
+        imagePullPolicy: {{ $v.imagePullPolicy }}
+        command: ["/bin/bash", {{ printf "%s/entrypoint.sh" $v.paths.scripts | toJson }}]
+        ports:
+          - name: pytorchjob-port
+            containerPort: {{ $v.rdzvPort }}
+        env:
+          - name: HPL_REPLICA_TYPE
+            value: {{ .type | toJson }}
+          - name: HPL_NNODES
+            value: {{ $v.nodes | toString | toJson }}
+          - name: HPL_RDZV_ID
+            value: {{ $v.job.name | toJson }}
+          - name: HPL_SCRIPTS_DIR
+            value: {{ $v.paths.scripts | toJson }}
+          {{- range $v.env }}
+          - name: {{ .name | toJson }}
+            value: {{ .value | toJson }}
+          {{- end }}
+          {{- range $v.secretEnv }}
+          - name: {{ .name | toJson }}
+            valueFrom:
+              secretKeyRef:
+                name: {{ $v.secretName | toJson }}
+                key: {{ .key | toJson }}
+          {{- end }}
+        {{- if or $v.resources.requests $v.resources.limits }}
+        resources:
+          {{- toYaml $v.resources | nindent 10 }}
+        {{- end }}
+        securityContext:
+          capabilities:
+            add: ["IPC_LOCK"]
+        volumeMounts:
+          - name: hpl-scripts
+            mountPath: {{ $v.paths.scripts | toJson }}
+          - name: hpl-job
+            mountPath: {{ $v.paths.job | toJson }}
+          {{- with $v.recipe }}
+          - name: hpl-recipe
+            mountPath: {{ printf "%s/%s" $v.paths.job .file | toJson }}
+            subPath: {{ .file | toJson }}
+            readOnly: true
+          {{- end }}
+          {{- if $v.code.repo }}
+          - name: hpl-code
+            mountPath: {{ $v.paths.code | toJson }}
+          {{- end }}
+          - name: dshm
+            mountPath: /dev/shm
+          {{- range $v.volumes }}
+          - name: {{ .name | toJson }}
+            mountPath: {{ .mountPath | toJson }}
+            readOnly: {{ .readOnly }}
+          {{- end }}
+          {{- range $v.claims }}
+          - name: {{ .name | toJson }}
+            mountPath: {{ .mountPath | toJson }}
+            readOnly: {{ .readOnly }}
+          {{- end }}
+    volumes:
+      - name: hpl-scripts
+        configMap:
+          name: {{ printf "%s-scripts" $v.job.name | toJson }}
+          defaultMode: 493  # 0755: the scripts are executable
+      - name: hpl-job
+        emptyDir: {}
+      {{- if $v.recipe }}
+      - name: hpl-recipe
+        configMap:
+          name: {{ printf "%s-recipe" $v.job.name | toJson }}
+      {{- end }}
+      {{- if $v.code.repo }}
+      - name: hpl-code
+        emptyDir: {}
+      {{- end }}
+      - name: dshm
+        emptyDir:
+          medium: Memory
+          {{- with $v.shmSizeLimit }}
+          sizeLimit: {{ . | toJson }}
+          {{- end }}
+      {{- range $v.volumes }}
+      - name: {{ .name | toJson }}
+        hostPath:
+          path: {{ .hostPath | toJson }}
+      {{- end }}
+      {{- range $v.claims }}
+      - name: {{ .name | toJson }}
+        persistentVolumeClaim:
+          claimName: {{ .claimName | toJson }}
+          readOnly: {{ .readOnly }}
+      {{- end }}
+{{- end -}}

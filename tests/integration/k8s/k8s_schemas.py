@@ -1,0 +1,98 @@
+"""Validate rendered manifests as the API server and the training operator would.
+
+Core kinds: kubernetes-validate (the API's OpenAPI schemas, strict: unknown fields are
+errors). PyTorchJob: jsonschema against the CRD's openAPIV3Schema (tests/k8s_crds/, from
+training-operator v1.9.0), made strict the way the API server's strict field validation
+is: additionalProperties false wherever the schema lists properties and does not say
+x-kubernetes-preserve-unknown-fields; x-kubernetes-int-or-string and nullable translated.
+Each pod template is also checked as a core PodTemplate, and the job's metadata as core
+ObjectMeta (the CRD leaves both top-level metadata and its format to the API server).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CRD_DIR = Path(__file__).resolve().parents[2] / "k8s_crds"
+KUBE_VERSION = "1.30.0"
+INT_OR_STRING = [{"type": "integer"}, {"type": "string"}]
+
+
+def strict_schema(node: Any) -> Any:
+    """An OpenAPI v3 (structural) schema as a strict JSON Schema."""
+    if isinstance(node, list):
+        return [strict_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: strict_schema(v) for k, v in node.items() if not k.startswith("x-kubernetes-")}
+    if node.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        out["anyOf"] = INT_OR_STRING
+    if node.get("nullable"):
+        out.pop("nullable")
+        if "type" in out:
+            out["type"] = [out["type"], "null"]
+    if (
+        node.get("type") == "object"
+        and "properties" in node
+        and "additionalProperties" not in node
+        and not node.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+@cache
+def crd_validator() -> Any:
+    import jsonschema
+
+    crd = yaml.safe_load((CRD_DIR / "kubeflow.org_pytorchjobs.yaml").read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    schema = strict_schema(version["schema"]["openAPIV3Schema"])
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def core_errors(obj: dict[str, Any]) -> list[str]:
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as err:
+        return [f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}: {err.message}"]
+    return []
+
+
+def pytorchjob_errors(obj: dict[str, Any]) -> list[str]:
+    name = obj["metadata"]["name"]
+    errors = [
+        f"PyTorchJob {name}: {'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in crd_validator().iter_errors(obj)
+    ]
+    probe = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": obj["metadata"]}
+    errors += core_errors(probe)
+    for kind, replica in obj["spec"]["pytorchReplicaSpecs"].items():
+        template = {
+            "apiVersion": "v1",
+            "kind": "PodTemplate",
+            "metadata": {"name": f"{name}-{kind.lower()}"},
+            "template": replica["template"],
+        }
+        errors += core_errors(template)
+    return errors
+
+
+def manifest_errors(text: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """(objects, errors) for a `helm template` output."""
+    objects = [d for d in yaml.safe_load_all(text) if d]
+    errors: list[str] = []
+    for obj in objects:
+        if obj.get("apiVersion") == "kubeflow.org/v1" and obj.get("kind") == "PyTorchJob":
+            errors += pytorchjob_errors(obj)
+        else:
+            errors += core_errors(obj)
+    return objects, errors
