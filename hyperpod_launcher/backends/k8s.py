@@ -46,19 +46,26 @@ def chart_files() -> dict[str, str]:
     return files
 
 
+@cache
+def _dumper() -> type:
+    import yaml
+
+    base = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+    def text(dumper: Any, value: str) -> Any:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    dumper = type("ValuesDumper", (base,), {})
+    dumper.add_representer(str, text)
+    return dumper
+
+
 def dump_yaml(data: Any) -> str:
     """YAML with multi-line strings as literal blocks, so scripts stay readable."""
     import yaml
 
-    class Dumper(yaml.SafeDumper):
-        pass
-
-    def text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-        style = "|" if "\n" in value else None
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-    Dumper.add_representer(str, text)
-    return yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=100)
+    return yaml.dump(data, Dumper=_dumper(), sort_keys=False, default_flow_style=False, width=100)
 
 
 def values_header(spec: JobSpec, name: str) -> str:

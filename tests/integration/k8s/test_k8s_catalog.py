@@ -1,0 +1,77 @@
+"""Every catalog recipe renders a chart whose values the chart's schema accepts; one recipe
+per catalog folder also goes through `helm template` and the strict API/CRD schemas."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import k8s_schemas
+import pytest
+import yaml
+
+from hyperpod_launcher.compose import plan
+from hyperpod_launcher.errors import UserError
+from tests.conftest import REPO, require_tool
+
+RECIPES = REPO / "recipes_collection" / "recipes"
+CATALOG = sorted(
+    str(p.relative_to(RECIPES).with_suffix(""))
+    for top in ("training", "fine-tuning")
+    for p in (RECIPES / top).rglob("*.yaml")
+)
+# One recipe per folder (and per accelerator) goes through helm as well.
+SAMPLED = {
+    next(r for r in CATALOG if str(Path(r).parent) == folder and ("trn1" in r) == trn)
+    for folder in {str(Path(r).parent) for r in CATALOG}
+    for trn in (False, True)
+    if any(str(Path(r).parent) == folder and ("trn1" in r) == trn for r in CATALOG)
+}
+
+
+def instance_for(recipe: str) -> str:
+    if "trn1" in recipe:
+        return "trn1.32xlarge"
+    return "p4d.24xlarge" if Path(recipe).name.startswith("p4_") else "p5.48xlarge"
+
+
+@cache
+def values_validator() -> jsonschema.Draft7Validator:
+    schema_path = REPO / "templates" / "k8s" / "pytorchjob" / "values.schema.json"
+    return jsonschema.Draft7Validator(json.loads(schema_path.read_text()))
+
+
+@pytest.mark.parametrize("recipe", CATALOG)
+def test_catalog_recipe_renders_a_valid_chart(recipe: str, tmp_path: Path) -> None:
+    base = (f"recipes={recipe}", f"instance_type={instance_for(recipe)}")
+    try:
+        the_plan = plan((*base, "cluster=k8s", "container=example.com/train:1",
+                         f"base_results_dir={tmp_path}"))  # fmt: skip
+    except UserError as err:
+        try:  # a recipe every backend refuses is the catalog's business, not this backend's
+            plan((*base, "cluster=slurm", f"base_results_dir={tmp_path}"))
+        except UserError:
+            pytest.skip(f"the launcher refuses {recipe} on every backend: {err}")
+        raise
+    values = yaml.safe_load(the_plan.files["k8s_template/values.yaml"][0])
+    values_validator().validate(values)
+    assert values["nodes"] == the_plan.spec.nodes
+    if recipe not in SAMPLED:
+        return
+    helm = require_tool("helm")
+    for relpath, (text, _) in the_plan.files.items():
+        path = Path(the_plan.spec.job_dir) / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    argv = the_plan.rendered.submit_argv
+    proc = subprocess.run(
+        [helm, "template", *argv[2:], "--api-versions", "kubeflow.org/v1"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    objects, errors = k8s_schemas.manifest_errors(proc.stdout)
+    assert errors == []
+    assert any(o["kind"] == "PyTorchJob" for o in objects)
