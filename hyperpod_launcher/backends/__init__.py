@@ -9,6 +9,7 @@ from hyperpod_launcher.backends.base import Backend
 _REGISTRY = {
     "slurm": "hyperpod_launcher.backends.slurm:SlurmBackend",
     "local": "hyperpod_launcher.backends.local:LocalBackend",
+    "sm_jobs": "hyperpod_launcher.backends.sagemaker:SageMakerBackend",
     "k8s": "hyperpod_launcher.backends.k8s:K8sBackend",
 }
 

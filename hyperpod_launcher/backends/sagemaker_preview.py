@@ -1,0 +1,93 @@
+"""Dry run of an unmodified launch.py: `python sagemaker_preview.py <launch.py>`.
+
+botocore event hooks answer every AWS call locally and stop at CreateTrainingJob, whose
+request body is printed after a marker line. Nothing leaves this process: sockets refuse to
+connect (the SDK's git clone of the training adapter runs as its own process, as at submit).
+Run as a separate process so the launcher itself never imports the SDK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import runpy
+import socket
+import sys
+
+MARKER = "hyperpod-launcher: CreateTrainingJob "
+ROLE_PLACEHOLDER = "arn:aws:iam::000000000000:role/resolved-by-get-execution-role-at-submit"
+# Minimal answers for calls the SDK makes before CreateTrainingJob (uploads, identity).
+ANSWERS = {
+    "CreateMultipartUpload": {"UploadId": "dry-run"},
+    "UploadPart": {"ETag": '"dry-run"'},
+    "GetCallerIdentity": {
+        "Account": "000000000000",
+        "Arn": "arn:aws:iam::000000000000:user/dry-run",
+        "UserId": "dry-run",
+    },
+}
+
+
+CAPTURED: list[object] = []
+
+
+class Captured(BaseException):
+    """Raised at CreateTrainingJob to stop launch.py there. The SDK's telemetry wrapper may
+    swallow it (a `return` in a `finally`), so what counts is that CAPTURED holds the body."""
+
+
+def _no_network(*_args: object, **_kwargs: object) -> None:
+    raise OSError("dry run: network access is disabled")
+
+
+def _answer(model, params, **_kwargs):  # botocore before-call hook
+    from botocore.awsrequest import AWSResponse
+
+    if model.name == "CreateTrainingJob":
+        body = params.get("body") or b"{}"
+        CAPTURED.append(json.loads(body.decode() if isinstance(body, bytes) else body))
+        raise Captured("CreateTrainingJob")
+    if CAPTURED:  # nothing after CreateTrainingJob may reach AWS either
+        raise Captured(model.name)
+    return AWSResponse(params.get("url", ""), 200, {}, None), dict(ANSWERS.get(model.name, {}))
+
+
+def _install_hooks() -> None:
+    import botocore.session
+
+    original = botocore.session.Session.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.register("before-call", _answer)
+
+    botocore.session.Session.__init__ = init
+    try:
+        import sagemaker
+
+        sagemaker.get_execution_role = lambda *a, **k: ROLE_PLACEHOLDER
+    except ImportError:
+        pass  # launch.py reports the missing SDK itself
+
+
+def main(argv: list[str]) -> int:
+    # As `python launch.py` would: its own folder first, not this one (which has a
+    # sagemaker.py of its own that would shadow the SDK).
+    sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))
+    socket.socket.connect = _no_network  # type: ignore[method-assign]
+    socket.create_connection = _no_network  # type: ignore[assignment]
+    _install_hooks()
+    sys.argv = [argv[0]]
+    # launch.py stops at the call (or, if the SDK swallowed Captured, right after it).
+    with contextlib.suppress(Captured, SystemExit):
+        runpy.run_path(argv[0], run_name="__main__")
+    if CAPTURED:
+        print(MARKER + json.dumps(CAPTURED[0], indent=2), flush=True)
+        return 0
+    print("hyperpod-launcher: error: launch.py ended without CreateTrainingJob", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

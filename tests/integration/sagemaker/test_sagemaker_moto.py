@@ -1,0 +1,237 @@
+"""cluster=sm_jobs end to end: the real SageMaker SDK 2.x against moto on 127.0.0.1.
+
+Each test runs the launcher as a user would and asserts on what AWS received: the recorded
+CreateTrainingJob body, DescribeTrainingJob, and the source archive uploaded to S3.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import run_launcher
+
+LLAMA = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
+BUCKET = "hpl-sm-test"
+ROLE = "arn:aws:iam::123456789012:role/hpl-sagemaker"
+HF = "hf_not_a_real_token_789"
+
+
+def sm(*overrides: str, tmp_path: Path) -> tuple[str, ...]:
+    return (
+        "cluster=sm_jobs",
+        f"base_results_dir={tmp_path}",
+        f"cluster.sm_jobs_config.output_path=s3://{BUCKET}/jobs",
+        f"cluster.sm_jobs_config.role={ROLE}",
+        *overrides,
+    )
+
+
+def the_job_dir(tmp_path: Path) -> Path:
+    (record,) = tmp_path.glob("*/job.json")
+    return record.parent
+
+
+def _archive(moto: Any, job: dict[str, Any]) -> dict[str, bytes]:
+    submit_dir = json.loads(job["HyperParameters"]["sagemaker_submit_directory"])
+    bucket, key = submit_dir.removeprefix("s3://").split("/", 1)
+    body = moto.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def test_llama_recipe_becomes_the_sdk_recipe_training_job(moto: Any, tmp_path: Path) -> None:
+    moto.start_recording()
+    proc = run_launcher(
+        LLAMA,
+        *sm(
+            "instance_type=ml.p5.48xlarge",
+            "recipes.trainer.num_nodes=2",
+            "recipes.model.shard_degree=8",
+            f"git.repo_url_or_path={moto.adapter.path}",
+            f"git.commit={moto.adapter.first}",
+            "+env_vars.MY_SETTING=on",
+            f"cluster.sm_jobs_config.inputs.s3={{train: s3://{BUCKET}/data/train, "
+            f"val: s3://{BUCKET}/data/val}}",
+            "+cluster.sm_jobs_config.additional_estimator_kwargs.max_run=7200",
+            "+cluster.sm_jobs_config.additional_estimator_kwargs.tags=[{Key: team, Value: ml}]",
+            "+cluster.sm_jobs_config.additional_estimator_kwargs.checkpoint_s3_uri="
+            f"s3://{BUCKET}/ckpt",
+            "+cluster.sm_jobs_config.recipe_overrides.trainer.max_steps=7",
+            tmp_path=tmp_path,
+        ),
+        env=moto.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (create,) = moto.calls("CreateTrainingJob")
+    job_dir = the_job_dir(tmp_path)
+    record = json.loads((job_dir / "job.json").read_text())
+    name = create["TrainingJobName"]
+    assert record["job_id"] == name and record["submit"]["status"] == "submitted"
+    assert record["details"]["training_job_arn"].endswith(f":training-job/{name}")
+    assert name.startswith(job_dir.name.replace("_", "-")[:30]) and len(name) <= 63
+    assert f"submitted sm_jobs job {name}" in proc.stdout
+
+    assert create["AlgorithmSpecification"]["TrainingImage"].endswith(
+        ".dkr.ecr.us-west-2.amazonaws.com/smdistributed-modelparallel:2.4.1-gpu-py311-cu121"
+    )
+    assert create["ResourceConfig"]["InstanceType"] == "ml.p5.48xlarge"
+    assert create["ResourceConfig"]["InstanceCount"] == 2
+    assert create["RoleArn"] == ROLE
+    assert create["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/jobs"
+    assert create["StoppingCondition"]["MaxRuntimeInSeconds"] == 7200
+    assert create["CheckpointConfig"]["S3Uri"] == f"s3://{BUCKET}/ckpt"
+    assert {"Key": "team", "Value": "ml"} in create["Tags"]
+    channels = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+        for c in create["InputDataConfig"]
+    }
+    assert channels == {"train": f"s3://{BUCKET}/data/train", "val": f"s3://{BUCKET}/data/val"}
+    hyper = {k: json.loads(v) for k, v in create["HyperParameters"].items()}
+    assert hyper["sagemaker_program"] == "llama_pretrain.py"
+    assert hyper["config-path"] == "."
+    assert hyper["sagemaker_torch_distributed_enabled"] is True
+    assert create["Environment"]["MY_SETTING"] == "on"
+    assert create["Environment"]["NCCL_DEBUG"] == "WARN"
+    assert not any("TOKEN" in key for key in create["Environment"])
+
+    described = moto.client("sagemaker").describe_training_job(TrainingJobName=name)
+    assert described["TrainingJobArn"] == record["details"]["training_job_arn"]
+    assert described["ResourceConfig"]["InstanceCount"] == 2
+
+    files = _archive(moto, create)
+    # The adapter script comes from the launcher's pinned checkout (git.commit), not HEAD.
+    assert files["llama_pretrain.py"] == b"print('llama v1')\n"
+    shipped = yaml.safe_load(files[hyper["config-name"]])
+    written = yaml.safe_load((job_dir / "recipe.yaml").read_text())
+    assert shipped == written
+    assert shipped["trainer"]["num_nodes"] == 2 and shipped["trainer"]["max_steps"] == 7
+    assert shipped["model"]["hf_access_token"] is None
+
+
+def test_secret_reaches_the_job_environment_only_on_opt_in(moto: Any, tmp_path: Path) -> None:
+    moto.start_recording()
+    proc = run_launcher(
+        LLAMA,
+        *sm(
+            "instance_type=p5.48xlarge",
+            "recipes.trainer.num_nodes=1",
+            "recipes.model.shard_degree=4",
+            f"recipes.model.hf_access_token={HF}",
+            "cluster.sm_jobs_config.secrets.environment=true",
+            tmp_path=tmp_path,
+        ),
+        env=moto.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (create,) = moto.calls("CreateTrainingJob")
+    assert create["Environment"]["HF_TOKEN"] == HF
+    # AWS returns it again in DescribeTrainingJob's Environment (README); moto omits the field.
+    assert HF not in proc.stdout + proc.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert HF.encode() not in path.read_bytes(), path
+    for name, data in _archive(moto, create).items():
+        assert HF.encode() not in data, name
+
+
+def test_custom_script_on_gpu_uses_torch_distributed(moto: Any, tmp_path: Path) -> None:
+    moto.start_recording()
+    proc = run_launcher(
+        *sm(
+            "instance_type=ml.g5.12xlarge",
+            "training_cfg.run.ntasks_per_node=null",
+            "training_cfg.script_args=[{--steps: 3}]",
+            tmp_path=tmp_path,
+        ),
+        env=moto.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (create,) = moto.calls("CreateTrainingJob")
+    hyper = {k: json.loads(v) for k, v in create["HyperParameters"].items()}
+    assert hyper["sagemaker_program"] == "allreduce_smoke.py"
+    assert hyper["sagemaker_torch_distributed_enabled"] is True
+    assert hyper["steps"] == "3"
+    assert create["AlgorithmSpecification"]["TrainingImage"].endswith(
+        "/pytorch-training:2.5.1-gpu-py311"
+    )
+    assert create["ResourceConfig"] == {
+        "InstanceType": "ml.g5.12xlarge",
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 30,
+    }
+    assert set(_archive(moto, create)) == {"allreduce_smoke.py"}
+
+
+def test_custom_script_on_cpu_runs_the_per_node_script(moto: Any, tmp_path: Path) -> None:
+    moto.start_recording()
+    proc = run_launcher(
+        *sm(
+            "instance_type=ml.c5.2xlarge",
+            "training_cfg.run.nodes=2",
+            "training_cfg.script_args=[{--steps: 3}]",
+            tmp_path=tmp_path,
+        ),
+        env=moto.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (create,) = moto.calls("CreateTrainingJob")
+    hyper = {k: json.loads(v) for k, v in create["HyperParameters"].items()}
+    assert hyper["sagemaker_program"] == "sm_node.py"
+    assert "sagemaker_torch_distributed_enabled" not in hyper
+    assert create["ResourceConfig"]["InstanceCount"] == 2
+    assert create["AlgorithmSpecification"]["TrainingImage"].endswith(
+        "/pytorch-training:2.5.1-cpu-py311"
+    )
+    files = _archive(moto, create)
+    assert set(files) == {"allreduce_smoke.py", "sm_node.py", "train_script.sh"}
+    script = files["train_script.sh"].decode()
+    assert "cd /opt/ml/code" in script
+    assert "--nproc-per-node=2" in script
+    assert "allreduce_smoke.py --steps 3" in script
+
+
+def test_failed_submit_exits_1_with_the_aws_error_and_keeps_artifacts(
+    moto: Any, tmp_path: Path
+) -> None:
+    proc = run_launcher(
+        *sm(
+            "instance_type=ml.c5.2xlarge",
+            "cluster.sm_jobs_config.output_path=s3://no-such-bucket-hpl/jobs",
+            tmp_path=tmp_path,
+        ),
+        env=moto.env,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: SageMaker submit failed: ")
+    assert "NoSuchBucket" in line
+    job_dir = the_job_dir(tmp_path)
+    assert (job_dir / "launch.py").is_file()
+    record = json.loads((job_dir / "job.json").read_text())
+    assert record["submit"]["status"] == "failed" and "NoSuchBucket" in record["error"]
+
+
+def test_dry_run_prints_the_exact_request_and_sends_nothing(moto: Any, tmp_path: Path) -> None:
+    moto.start_recording()
+    proc = run_launcher(
+        LLAMA,
+        *sm("instance_type=ml.p5.48xlarge", "dry_run=true", tmp_path=tmp_path),
+        env=moto.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert moto.recording() == []  # no AWS call, no upload
+    job_dir = the_job_dir(tmp_path)
+    request = json.loads((job_dir / "create_training_job.json").read_text())
+    assert request["ResourceConfig"]["InstanceCount"] == 16
+    assert request["RoleArn"] == ROLE
+    assert f'"TrainingJobName": "{request["TrainingJobName"]}"' in proc.stdout
+    assert "CreateTrainingJob request:" in proc.stdout
+    record = json.loads((job_dir / "job.json").read_text())
+    assert record["submit"]["status"] == "dry_run"
+    assert "create_training_job.json" in record["artifacts"]

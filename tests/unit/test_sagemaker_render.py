@@ -1,0 +1,265 @@
+"""cluster=sm_jobs rendering: bad input, the estimator-argument table, no SDK at render time.
+
+The submit path (real SDK against moto) is in tests/integration/sagemaker/.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hyperpod_launcher.backends import sagemaker_checks
+from hyperpod_launcher.errors import UserError
+from tests.conftest import REPO, run_launcher
+
+LLAMA = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
+NO_SDK = str(REPO / "tests" / "fixtures" / "no_sagemaker")
+AEK = "cluster.sm_jobs_config.additional_estimator_kwargs"
+SM = (
+    "cluster=sm_jobs",
+    "cluster.sm_jobs_config.output_path=s3://bucket/out",
+    "cluster.sm_jobs_config.region=us-west-2",
+)
+SM_LLAMA = (LLAMA, *SM, "instance_type=ml.p5.48xlarge")
+HF = "hf_not_a_real_token_321"
+
+# The issue's bad inputs (and the SDK missing, below): one line, exit 2, nothing written.
+CASES = {
+    "both inputs": (
+        (
+            *SM_LLAMA,
+            "cluster.sm_jobs_config.inputs.s3={train: s3://b/train}",
+            "cluster.sm_jobs_config.inputs.file_system={id: fs-0123456789abcdef0, type: "
+            "FSxLustre, directory_path: /fsx}",
+        ),
+        ["cluster.sm_jobs_config.inputs", "both s3 and file_system", "not both"],
+    ),
+    "output path not s3": (
+        (*SM_LLAMA, "cluster.sm_jobs_config.output_path=/local/out"),
+        ["cluster.sm_jobs_config.output_path='/local/out'", "s3:// URI"],
+    ),
+    "cpu instance for a recipe": (
+        (*SM, LLAMA, "instance_type=ml.c5.18xlarge", "recipes.trainer.devices=1"),
+        ["instance_type=ml.c5.18xlarge", "recipes need a GPU", "custom scripts only"],
+    ),
+    "non-scalar estimator kwarg": (
+        (*SM_LLAMA, f"+{AEK}.max_run=[1,2]"),
+        [f"{AEK}.max_run=[1, 2]", "the SDK takes a positive integer"],
+    ),
+    "mapping where the SDK takes a scalar": (
+        (*SM_LLAMA, f"+{AEK}.volume_kms_key={{a: 1}}"),
+        [f"{AEK}.volume_kms_key", "a non-empty string"],
+    ),
+    "role not an IAM role ARN": (
+        (*SM_LLAMA, "cluster.sm_jobs_config.role=arn:aws:iam::123456789012:user/bob"),
+        ["cluster.sm_jobs_config.role='arn:aws:iam::123456789012:user/bob'", "IAM role ARN"],
+    ),
+    "output path missing": (
+        (LLAMA, "cluster=sm_jobs", "instance_type=ml.p5.48xlarge"),
+        ["cluster.sm_jobs_config.output_path is not set", "s3://"],
+    ),
+    "unknown sm_jobs_config key": (
+        (*SM_LLAMA, "+cluster.sm_jobs_config.ouput_path=s3://b"),
+        ["unknown key 'cluster.sm_jobs_config.ouput_path'", "did you mean 'output_path'"],
+    ),
+    "unknown estimator kwarg": (
+        (*SM_LLAMA, f"+{AEK}.max_runtime=10"),
+        [f"{AEK}.max_runtime", "not an argument", "did you mean 'max_run'"],
+    ),
+    "launcher-owned estimator kwarg": (
+        (*SM_LLAMA, f"+{AEK}.instance_count=4"),
+        [f"{AEK}.instance_count", "recipes.trainer.num_nodes"],
+    ),
+    "file system without VPC": (
+        (
+            *SM_LLAMA,
+            "cluster.sm_jobs_config.inputs.file_system={id: fs-0123456789abcdef0, type: "
+            "FSxLustre, directory_path: /fsx}",
+        ),
+        ["inputs.file_system", "subnets", "security_group_ids"],
+    ),
+    "secret without a channel": (
+        (*SM_LLAMA, f"recipes.model.hf_access_token={HF}"),
+        ["HF_TOKEN", "secrets.secrets_manager.HF_TOKEN", "secrets.environment=true"],
+    ),
+    "secret in recipe_overrides": (
+        (*SM_LLAMA, f"+cluster.sm_jobs_config.recipe_overrides.model.hf_access_token={HF}"),
+        ["recipe_overrides.model.hf_access_token", "secrets do not go into recipe_overrides"],
+    ),
+    "instance type missing": ((LLAMA, *SM), ["instance_type is not set", "ml.p5.48xlarge"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: str, tmp_path: Path) -> None:
+    overrides, expected = CASES[case]
+    proc = run_launcher(*overrides, f"base_results_dir={tmp_path}")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for fragment in expected:
+        assert fragment in lines[0], lines[0]
+    assert HF not in proc.stdout + proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sdk_missing_is_one_line_naming_the_extra_and_writes_nothing(tmp_path: Path) -> None:
+    proc = run_launcher(*SM_LLAMA, f"base_results_dir={tmp_path}", env={"PYTHONPATH": NO_SDK})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: the SageMaker Python SDK is not installed: "
+        "pip install 'hyperpod-launcher[sagemaker]'"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dry_run_without_the_sdk_renders_and_prints_the_estimator_arguments(
+    tmp_path: Path,
+) -> None:
+    proc = run_launcher(
+        *SM_LLAMA, f"base_results_dir={tmp_path}", "dry_run=true", env={"PYTHONPATH": NO_SDK}
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert '"instance_type": "ml.p5.48xlarge"' in proc.stdout
+    assert '"instance_count": 16' in proc.stdout
+    assert "needs the SDK: pip install 'hyperpod-launcher[sagemaker]'" in proc.stdout
+    (job_dir,) = tmp_path.iterdir()
+    launch = (job_dir / "launch.py").read_text()
+    ast.parse(launch)  # valid Python
+    assert "training_recipe=str(TRAINING_RECIPE)" in launch
+    assert (job_dir / "recipe.yaml").is_file()
+    assert (job_dir / f"{job_dir.name}_submission.sh").is_file()
+
+
+def test_rendering_imports_no_sdk() -> None:
+    code = (
+        "import sys; from hyperpod_launcher.compose import plan; "
+        f"p = plan({list(SM_LLAMA)!r}); "
+        "assert 'launch.py' in p.rendered.files; "
+        "print([m for m in sys.modules if m.split('.')[0] in ('sagemaker', 'boto3', 'botocore')])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def _plan(*overrides: str):
+    from hyperpod_launcher.compose import plan
+
+    return plan(list(overrides))
+
+
+def test_user_values_reach_launch_py_as_literals_not_code() -> None:
+    evil = "a'b\"c); import os; os.system('true') #"
+    plan = _plan(*SM_LLAMA, "+env_vars.MY_VAR=" + repr(evil))  # Hydra's quoting is Python's
+    launch = plan.rendered.files["launch.py"].text
+    tree = ast.parse(launch)
+    env = next(
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "ENVIRONMENT"
+    )
+    assert ast.literal_eval(env)["MY_VAR"] == evil
+
+
+def test_default_cluster_file_never_raises_for_its_inputs() -> None:
+    plan = _plan(*SM_LLAMA)
+    launch = plan.rendered.files["launch.py"].text
+    assert "S3_INPUTS = None" in launch and "FILE_SYSTEM = None" in launch
+
+
+def test_run_name_becomes_a_valid_training_job_name() -> None:
+    plan = _plan(*SM_LLAMA, "recipes.run.name=my_run.v2_" + "x" * 80)
+    (line,) = [
+        ln for ln in plan.rendered.files["launch.py"].text.splitlines() if ln.startswith("JOB_NAME")
+    ]
+    name = ast.literal_eval(line.split("=", 1)[1].strip())
+    assert sagemaker_checks.JOB_NAME.match(name) and len(name) <= 63
+    assert name.startswith("my-run-v2-x") and name.endswith("-test")
+
+
+def test_secret_is_never_written_with_the_environment_opt_in(tmp_path: Path) -> None:
+    plan = _plan(
+        *SM_LLAMA,
+        f"recipes.model.hf_access_token={HF}",
+        "cluster.sm_jobs_config.secrets.environment=true",
+    )
+    for relpath, rendered in plan.rendered.files.items():
+        assert HF not in rendered.text, relpath
+    assert "SECRET_ENV = ['HF_TOKEN']" in plan.rendered.files["launch.py"].text
+    assert "hf_access_token: null" in plan.rendered.files["recipe.yaml"].text
+
+
+def test_cpu_custom_script_reuses_the_per_node_train_script() -> None:
+    plan = _plan(*SM, "instance_type=ml.c5.2xlarge", "training_cfg.run.nodes=3")
+    files = plan.rendered.files
+    (script,) = [p for p in files if p.endswith("/train_script.sh")]
+    assert script.startswith("sm_source/test/")
+    assert "cd /opt/ml/code" in files[script].text
+    assert "'entry_point': 'sm_node.py'" not in files["launch.py"].text
+    assert "ENTRY_POINT = 'sm_node.py'" in files["launch.py"].text
+    assert "DISTRIBUTION = None" in files["launch.py"].text
+
+
+def test_custom_script_on_trainium_needs_an_image() -> None:
+    with pytest.raises(UserError, match="Neuron training image: set container="):
+        _plan(*SM, "instance_type=ml.trn1.32xlarge", "training_cfg.run.ntasks_per_node=null")
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("arn:aws:iam::123456789012:role/service-role/AmazonSageMaker-ExecutionRole-1", True),
+        ("arn:aws-cn:iam::123456789012:role/x", True),
+        ("arn:aws:iam::123456789012:user/x", False),
+        ("arn:aws:iam::12345:role/x", False),
+        ("SageMakerRole", False),
+    ],
+)
+def test_role_arn_rule(value: str, ok: bool) -> None:
+    if ok:
+        assert sagemaker_checks.role_arn(value) == value
+    else:
+        with pytest.raises(UserError):
+            sagemaker_checks.role_arn(value)
+
+
+def test_list_valued_estimator_kwargs_are_accepted() -> None:
+    kwargs = sagemaker_checks.estimator_kwargs(
+        {
+            "subnets": ["subnet-1", "subnet-2"],
+            "security_group_ids": ["sg-1"],
+            "tags": [{"Key": "team", "Value": "ml"}],
+            "max_run": 3600,
+            "keep_alive_period_in_seconds": 600,
+            "use_spot_instances": True,
+            "max_wait": 7200,
+            "max_retry_attempts": None,
+        }
+    )
+    assert kwargs["subnets"] == ["subnet-1", "subnet-2"] and "max_retry_attempts" not in kwargs
+
+
+def test_estimator_table_matches_the_installed_sdk() -> None:
+    if importlib.util.find_spec("sagemaker") is None:
+        pytest.skip("the SageMaker SDK is not installed")
+    from sagemaker.estimator import EstimatorBase, Framework
+    from sagemaker.pytorch import PyTorch
+
+    params: set[str] = set()
+    for cls in (PyTorch, Framework, EstimatorBase):
+        params |= set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+    table = (
+        set(sagemaker_checks.ESTIMATOR_KWARGS)
+        | set(sagemaker_checks.OWNED_KWARGS)
+        | set(sagemaker_checks.OBJECT_KWARGS)
+    )
+    assert set(sagemaker_checks.ESTIMATOR_KWARGS) <= params
+    assert set(sagemaker_checks.OBJECT_KWARGS) <= params
+    assert params - table == set(), "new SDK arguments: add them to the table"
