@@ -15,15 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-RECORD = "job.json"
-ARCHIVE = "launches"
-
-
-def read_record(job_dir: str | Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((Path(job_dir) / RECORD).read_text())
-    except FileNotFoundError:
-        return None
+from hyperpod_launcher.records import ARCHIVE, RECORD, read_record
 
 
 def _atomic_write(path: Path, data: bytes, mode: int) -> None:

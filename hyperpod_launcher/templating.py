@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import shlex
 from functools import cache
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from hyperpod_launcher import resources
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 def shell_quote(value: Any) -> str:
@@ -21,6 +22,8 @@ def shell_join(values: Any) -> str:
 
 @cache
 def environment() -> jinja2.Environment:
+    import jinja2  # on first render only: status and logs commands never pay for it
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(resources.templates_dir())),
         # Compiled templates are cached per user in the temp dir: a render is then ~10x faster.

@@ -9,7 +9,13 @@ import pytest
 from tests.conftest import run_launcher
 
 LLAMA = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
-SLURM_LLAMA = (LLAMA, "cluster=slurm", "instance_type=p5.48xlarge", "dry_run=true")
+SLURM_LLAMA = (
+    LLAMA,
+    "recipes.run.name=llama-8b",
+    "cluster=slurm",
+    "instance_type=p5.48xlarge",
+    "dry_run=true",
+)
 
 CASES = {
     "unknown recipe": (

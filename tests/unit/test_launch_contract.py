@@ -11,6 +11,7 @@ from pathlib import Path
 from tests.conftest import REPO, run_launcher
 
 LLAMA = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
+NAME = "recipes.run.name=llama-8b"
 TOKEN = "ghp_not_a_real_token_123"
 HF = "hf_not_a_real_token_456"
 SDKS = ("boto3", "botocore", "kubernetes", "sagemaker")
@@ -19,6 +20,7 @@ SDKS = ("boto3", "botocore", "kubernetes", "sagemaker")
 def test_dry_run_writes_every_artifact_and_prints_the_sbatch_command(tmp_path: Path) -> None:
     proc = run_launcher(
         LLAMA,
+        NAME,
         "cluster=slurm",
         "instance_type=p5.48xlarge",
         f"base_results_dir={tmp_path}",
@@ -61,6 +63,7 @@ def test_missing_sbatch_is_one_line_and_keeps_artifacts(tmp_path: Path) -> None:
 def test_tokens_never_reach_files_output_or_argv_logs(tmp_path: Path) -> None:
     proc = run_launcher(
         LLAMA,
+        NAME,
         "cluster=slurm",
         "instance_type=p5.48xlarge",
         f"base_results_dir={tmp_path}",
@@ -102,6 +105,7 @@ def test_code_is_cloned_once_with_the_token_kept_out_of_git_config(tmp_path: Pat
     fake_sbatch.chmod(0o755)
     proc = run_launcher(
         LLAMA,
+        NAME,
         "cluster=slurm",
         "instance_type=p5.48xlarge",
         f"base_results_dir={tmp_path / 'r'}",
@@ -129,6 +133,7 @@ def test_rendering_imports_no_cloud_sdk(tmp_path: Path) -> None:
             "importtime",
             str(REPO / "main.py"),
             LLAMA,
+            NAME,
             "cluster=slurm",
             "instance_type=p5.48xlarge",
             f"base_results_dir={tmp_path}",
@@ -149,7 +154,7 @@ def test_rendering_imports_no_cloud_sdk(tmp_path: Path) -> None:
 def test_planning_in_process_loads_no_cloud_sdk() -> None:
     code = (
         "import sys; from hyperpod_launcher.compose import plan; "
-        f"plan([{LLAMA!r}, 'cluster=slurm', 'instance_type=p5.48xlarge']); "
+        f"plan([{LLAMA!r}, {NAME!r}, 'cluster=slurm', 'instance_type=p5.48xlarge']); "
         f"print([m for m in sys.modules if m.split('.')[0] in {SDKS!r}])"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

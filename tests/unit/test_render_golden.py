@@ -21,6 +21,7 @@ LLAMA = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
 CASES: dict[str, tuple[str, ...]] = {
     "slurm_llama8b_pyxis": (
         LLAMA,
+        "recipes.run.name=llama-8b",
         "cluster=slurm",
         "instance_type=ml.p5.48xlarge",
         "base_results_dir=/fsx/results",
