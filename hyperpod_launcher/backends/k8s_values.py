@@ -513,6 +513,17 @@ def exp_dir_notice(spec: JobSpec, mounts: list[str]) -> str | None:
     )
 
 
+def job_files(spec: JobSpec) -> dict[str, str]:
+    """The recipe and the files the job reads beside it (no shared filesystem: they ride in
+    a ConfigMap and are mounted into the pods' job folder)."""
+    files: dict[str, str] = {}
+    if spec.recipe_file and spec.recipe_yaml is not None:
+        files[spec.recipe_file] = spec.recipe_yaml
+    for name, text in getattr(spec, "config_files", ()):
+        files[name] = text
+    return files
+
+
 @dataclasses.dataclass(frozen=True)
 class ChartValues:
     name: str
@@ -576,11 +587,7 @@ def build(spec: JobSpec) -> ChartValues:
         "volumes": volumes,
         "claims": claims,
         "scripts": scripts,
-        "recipe": (
-            {"file": spec.recipe_file, "text": spec.recipe_yaml}
-            if spec.recipe_file and spec.recipe_yaml is not None
-            else None
-        ),
+        "jobFiles": job_files(spec),
     }
     notices = [n for n in (name_notice,) if n]
     mounted = [v["mountPath"] for v in (*volumes, *claims)]

@@ -46,7 +46,9 @@ def values_validator() -> jsonschema.Draft7Validator:
 
 @pytest.mark.parametrize("recipe", CATALOG)
 def test_catalog_recipe_renders_a_valid_chart(recipe: str, tmp_path: Path) -> None:
-    base = (f"recipes={recipe}", f"instance_type={instance_for(recipe)}")
+    base: tuple[str, ...] = (f"recipes={recipe}", f"instance_type={instance_for(recipe)}")
+    if recipe.startswith("fine-tuning/"):  # what the launch scripts pass (HF_MODEL_NAME_OR_PATH)
+        base += ("++recipes.model.hf_model_name_or_path=/fsx/models/base",)
     try:
         the_plan = plan((*base, "cluster=k8s", "container=example.com/train:1",
                          f"base_results_dir={tmp_path}"))  # fmt: skip
@@ -59,6 +61,9 @@ def test_catalog_recipe_renders_a_valid_chart(recipe: str, tmp_path: Path) -> No
     values = yaml.safe_load(the_plan.files["k8s_template/values.yaml"][0])
     values_validator().validate(values)
     assert values["nodes"] == the_plan.spec.nodes
+    spec = the_plan.spec
+    beside = dict(getattr(spec, "config_files", ()))  # e.g. DeepSpeed's ds_config.json
+    assert values["jobFiles"] == {spec.recipe_file: spec.recipe_yaml, **beside}
     if recipe not in SAMPLED:
         return
     helm = require_tool("helm")

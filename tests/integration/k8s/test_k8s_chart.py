@@ -330,7 +330,13 @@ def test_scripts_configmap_holds_the_shared_train_script(chart: dict[str, Any]) 
     if spec.mode == "recipe":
         assert f"--config-path=/hpl/job --config-name={spec.recipe_file}" in data["train_script.sh"]
         (recipe,) = [o for o in chart["objects"] if o["metadata"]["name"] == f"{name}-recipe"]
-        assert recipe["data"] == {spec.recipe_file: spec.recipe_yaml}
+        assert recipe["data"] == {
+            spec.recipe_file: spec.recipe_yaml,
+            **dict(getattr(spec, "config_files", ())),
+        }
+        for pod in pods(chart).values():
+            mounts = [m for m in container(pod)["volumeMounts"] if m["name"] == "hpl-recipe"]
+            assert {m["mountPath"] for m in mounts} == {f"/hpl/job/{f}" for f in recipe["data"]}
     if chart["case"] == "custom_cpu_single_pod":
         shipped = Path(spec.entry.script).read_text()
         assert data["allreduce_smoke.py"] == shipped

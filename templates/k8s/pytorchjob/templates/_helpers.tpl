@@ -158,10 +158,10 @@ template:
             mountPath: {{ $v.paths.scripts | toJson }}
           - name: hpl-job
             mountPath: {{ $v.paths.job | toJson }}
-          {{- with $v.recipe }}
+          {{- range $file, $_ := $v.jobFiles }}
           - name: hpl-recipe
-            mountPath: {{ printf "%s/%s" $v.paths.job .file | toJson }}
-            subPath: {{ .file | toJson }}
+            mountPath: {{ printf "%s/%s" $v.paths.job $file | toJson }}
+            subPath: {{ $file | toJson }}
             readOnly: true
           {{- end }}
           {{- if $v.code.repo }}
@@ -187,7 +187,7 @@ template:
           defaultMode: 493  # 0755: the scripts are executable
       - name: hpl-job
         emptyDir: {}
-      {{- if $v.recipe }}
+      {{- if $v.jobFiles }}
       - name: hpl-recipe
         configMap:
           name: {{ printf "%s-recipe" $v.job.name | toJson }}
