@@ -7,7 +7,12 @@ from pathlib import Path
 
 import k8s_standins
 import pytest
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
 
+from hyperpod_launcher.app import one_line
+from hyperpod_launcher.compose import plan
+from hyperpod_launcher.errors import UserError
 from tests.conftest import run_launcher
 
 LLAMA = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
@@ -97,7 +102,21 @@ CASES: dict[str, tuple[tuple[str, ...], list[str]]] = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+# The list runs as real launches (exit code, one line, nothing written); the others
+# are checked in-process, where the same UserError is raised before anything is written.
+LAUNCHED = {
+    "invalid namespace",
+    "unknown pullPolicy",
+    "unknown restartPolicy",
+    "unknown cleanPodPolicy",
+    "PVC without claimName",
+    "volume without hostPath",
+    "label_selector values not a list",
+    "label value over 63 characters",
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAUNCHED))
 def test_bad_k8s_input_is_one_line_exit_2_nothing_written(case: str, tmp_path: Path) -> None:
     overrides, expected = CASES[case]
     helm = k8s_standins.fake_helm(tmp_path)
@@ -111,3 +130,14 @@ def test_bad_k8s_input_is_one_line_exit_2_nothing_written(case: str, tmp_path: P
         assert fragment in lines[0]
     assert not results.exists()
     assert helm.calls() == []
+
+
+@pytest.mark.parametrize("case", sorted(set(CASES) - LAUNCHED))
+def test_bad_k8s_input_is_refused_before_rendering(case: str, tmp_path: Path) -> None:
+    overrides, expected = CASES[case]
+    with pytest.raises((UserError, HydraException, OmegaConfBaseException)) as err:
+        plan((LLAMA, *BASE, *overrides, f"base_results_dir={tmp_path}"))
+    message = str(err.value) if isinstance(err.value, UserError) else one_line(err.value, [])
+    assert "\n" not in message
+    for fragment in expected:
+        assert fragment in message or fragment.removeprefix("error: ") in message
