@@ -29,6 +29,7 @@ from hyperpod_launcher.job import RECIPE_SECRETS, SECRET_ENV, Entry, JobSpec, Se
 
 KEY = checks.KEY
 LAUNCH_PY = "launch.py"
+SECRETS_WRAPPER = "hpl_secrets.py"
 RECIPE_YAML = "recipe.yaml"
 SOURCE_ROOT = "sm_source"
 CONTAINER_CODE = "/opt/ml/code"  # where SageMaker unpacks the source folder
@@ -161,6 +162,7 @@ def _tensorboard(cfg: Mapping[str, Any]) -> dict[str, str] | None:
 
 
 def _secret_channels(spec: JobSpec, secrets_cfg: Mapping[str, Any]) -> tuple[list[str], dict]:
+    """(names copied into the job Environment at submit, {name: Secrets Manager reference})."""
     refs = checks.secrets_manager(secrets_cfg.get("secrets_manager") or {})
     in_env = bool(secrets_cfg.get("environment"))
     uncovered = [name for name in spec.secret_env if name not in refs]
@@ -170,11 +172,6 @@ def _secret_channels(spec: JobSpec, secrets_cfg: Mapping[str, Any]) -> tuple[lis
             f"channel you choose: set {KEY}.secrets.secrets_manager.{uncovered[0]}=<secret ARN> "
             f"(read by the job at start) or {KEY}.secrets.environment=true (the value is then "
             "visible in DescribeTrainingJob)"
-        )
-    if refs:
-        raise UserError(
-            f"{KEY}.secrets.secrets_manager is not supported yet; use "
-            f"{KEY}.secrets.environment=true"
         )
     return (uncovered if in_env else []), refs
 
@@ -234,7 +231,7 @@ def plan(spec: JobSpec) -> Plan:
     role = checks.role_arn(opts.get("role"))
     region = checks.region(opts.get("region"))
     tensorboard = _tensorboard(opts.get("tensorboard_config") or {})
-    secret_env, _refs = _secret_channels(spec, opts.get("secrets") or {})
+    secret_env, secret_refs = _secret_channels(spec, opts.get("secrets") or {})
     overrides = _recipe_overrides(opts.get("recipe_overrides") or {})
 
     suffix = f"-{spec.launch_id}"
@@ -336,7 +333,16 @@ def plan(spec: JobSpec) -> Plan:
             }
 
     environment = dict(spec.env)
+    if secret_refs:  # the job's entry point becomes the wrapper that reads them at start
+        files[f"{source_dir}/{SECRETS_WRAPPER}"] = RenderedFile(
+            templating.render("sagemaker/hpl_secrets.py.j2", version=__version__)
+        )
+        environment["HPL_SECRETS_MANAGER"] = json.dumps(secret_refs, sort_keys=True)
+        if mode != "sdk_recipe":  # there launch.py swaps the SDK's chosen script
+            environment["HPL_ENTRY_POINT"] = literals["entry_point"]
+            literals["entry_point"] = SECRETS_WRAPPER
     literals |= {
+        "secrets_wrapper": bool(secret_refs),
         "job_name": job_name,
         "launch_id": spec.launch_id,
         "region": region,
@@ -487,7 +493,7 @@ class SageMakerBackend:
         if proc.returncode != 0 or marker < 0:
             errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
             ours = [ln for ln in errors if ln.startswith(ERROR_PREFIX)]
-            message = (ours or errors or ["(no output)"])[-1].removeprefix(ERROR_PREFIX)
+            message = (ours[:1] or errors[-1:] or ["(no output)"])[0].removeprefix(ERROR_PREFIX)
             raise BackendError(f"dry run: launch.py failed before CreateTrainingJob: {message}")
         request = proc.stdout[marker + len(PREVIEW_MARKER) :].strip()
         say("CreateTrainingJob request: " + request)

@@ -45,7 +45,16 @@ CASES = {
         ["cluster.sm_jobs_config.output_path='/local/out'", "s3:// URI"],
     ),
     "cpu instance for a recipe": (
-        (*SM, LLAMA, "instance_type=ml.c5.18xlarge", "recipes.trainer.devices=1"),
+        (
+            *SM,
+            LLAMA,
+            "instance_type=ml.c5.18xlarge",
+            "recipes.trainer.devices=1",
+            "recipes.trainer.num_nodes=1",
+            "recipes.model.tensor_model_parallel_degree=1",
+            "recipes.model.shard_degree=1",
+            "recipes.model.fp8=false",
+        ),
         ["instance_type=ml.c5.18xlarge", "recipes need a GPU", "custom scripts only"],
     ),
     "non-scalar estimator kwarg": (

@@ -30,9 +30,11 @@ REGION = "us-west-2"
 BUCKET = "hpl-sm-test"
 ROLE_ARN = "arn:aws:iam::123456789012:role/hpl-sagemaker"
 # Where the SDK clones the adapter from, and where the launcher's config points by default.
+# (The fixture repository stands in for the Neuron library too: Trainium recipes clone it.)
 ADAPTER_URLS = (
     "https://github.com/aws/sagemaker-training-adapter-for-nemo.git",
     "https://github.com/aws/sagemaker-hyperpod-training-adapter-for-nemo.git",
+    "https://github.com/aws-neuron/neuronx-distributed-training.git",
 )
 FAMILIES = {
     "llama": "llama_pretrain.py",
@@ -77,6 +79,7 @@ def _adapter(root: Path) -> Adapter:
     for family, script in FAMILIES.items():
         (root / "examples" / family).mkdir(parents=True)
         (root / "examples" / family / script).write_text(f"print('{family} v1')\n")
+    (root / "examples" / "training_orchestrator.py").write_text("print('neuron')\n")
     _git("add", ".", cwd=root)
     _git("commit", "-qm", "v1", cwd=root)
     first = _git("rev-parse", "HEAD", cwd=root)
@@ -192,7 +195,7 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
             "SAGEMAKER_USER_CONFIG_OVERRIDE": str(sdk_config),
             "NO_PROXY": "127.0.0.1,localhost",
             "GIT_CONFIG_COUNT": str(len(ADAPTER_URLS)),
-            **{f"GIT_CONFIG_KEY_{i}": f"url.{adapter.path}.insteadOf" for i in range(2)},
+            **{f"GIT_CONFIG_KEY_{i}": f"url.{adapter.path}.insteadOf" for i in range(3)},
             **{f"GIT_CONFIG_VALUE_{i}": url for i, url in enumerate(ADAPTER_URLS)},
         }
         stand_in = Moto(endpoint, env, adapter, server.pid)

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.conftest import run_launcher
@@ -235,3 +239,129 @@ def test_dry_run_prints_the_exact_request_and_sends_nothing(moto: Any, tmp_path:
     record = json.loads((job_dir / "job.json").read_text())
     assert record["submit"]["status"] == "dry_run"
     assert "create_training_job.json" in record["artifacts"]
+
+
+def test_secrets_manager_reference_reaches_the_job_and_the_value_does_not(
+    moto: Any, tmp_path: Path
+) -> None:
+    arn = moto.client("secretsmanager").create_secret(Name="hpl-hf-token", SecretString=HF)["ARN"]
+    moto.start_recording()
+    proc = run_launcher(
+        LLAMA,
+        *sm(
+            "instance_type=ml.p5.48xlarge",
+            "recipes.trainer.num_nodes=1",
+            "recipes.model.shard_degree=4",
+            f"recipes.model.hf_access_token={HF}",
+            f"+cluster.sm_jobs_config.secrets.secrets_manager.HF_TOKEN={arn}",
+            tmp_path=tmp_path,
+        ),
+        env=moto.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (create,) = moto.calls("CreateTrainingJob")
+    assert HF not in json.dumps(create)
+    environment = create["Environment"]
+    assert json.loads(environment["HPL_SECRETS_MANAGER"]) == {"HF_TOKEN": arn}
+    assert environment["HPL_ENTRY_POINT"] == "llama_pretrain.py"
+    assert environment["HPL_SECRETS_REGION"] == "us-west-2"
+    assert json.loads(create["HyperParameters"]["sagemaker_program"]) == "hpl_secrets.py"
+
+    # Start the shipped wrapper as the job would, with a probe in place of the adapter script.
+    code = tmp_path / "opt-ml-code"
+    for name, data in _archive(moto, create).items():
+        assert HF.encode() not in data, name
+        (code / name).parent.mkdir(parents=True, exist_ok=True)
+        (code / name).write_bytes(data)
+    (code / "probe.py").write_text(
+        "import os, sys, json\n"
+        f"print(json.dumps([os.environ.get('HF_TOKEN') == {HF!r}, sys.argv[1:]]))\n"
+    )
+    job_env = {**environment, "HPL_ENTRY_POINT": "probe.py"}
+    ran = subprocess.run(
+        [sys.executable, "hpl_secrets.py", "--config-path", "."],
+        cwd=code,
+        env={**os.environ, **moto.env, **job_env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == [True, ["--config-path", "."]]
+
+
+def test_recipe_the_sdk_cannot_run_uses_the_adapter_script_as_entry_point(
+    moto: Any, tmp_path: Path
+) -> None:
+    moto.start_recording()
+    proc = run_launcher(
+        LLAMA,
+        *sm(
+            "instance_type=ml.p5.48xlarge",
+            "recipes.trainer.num_nodes=1",
+            "recipes.model.shard_degree=4",
+            "recipes.model.model_type=falcon",
+            f"git.repo_url_or_path={moto.adapter.path}",
+            "git.entry_script=examples/custom_model/custom_pretrain.py",
+            tmp_path=tmp_path,
+        ),
+        env=moto.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (create,) = moto.calls("CreateTrainingJob")
+    hyper = {k: json.loads(v) for k, v in create["HyperParameters"].items()}
+    assert hyper["sagemaker_program"] == "examples/custom_model/custom_pretrain.py"
+    assert hyper["config-path"] == "/opt/ml/code" and hyper["config-name"] == "recipe.yaml"
+    assert hyper["sagemaker_torch_distributed_enabled"] is True
+    assert hyper["mp_parameters"] == {"placement_strategy": "cluster"}
+    assert (
+        "/smdistributed-modelparallel:2.4.1-gpu-py311-cu121"
+        in (create["AlgorithmSpecification"]["TrainingImage"])
+    )
+    files = _archive(moto, create)
+    assert "examples/custom_model/custom_pretrain.py" in files
+    assert yaml.safe_load(files["recipe.yaml"])["model"]["model_type"] == "falcon"
+    assert not any(name.startswith(".git/") for name in files)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "program", "image"),
+    [
+        (
+            ("recipes.model.model_type=mistral",),
+            "mistral_pretrain.py",
+            "smdistributed-modelparallel",
+        ),
+        (
+            ("recipes.model.model_type=mixtral",),
+            "mixtral_pretrain.py",
+            "smdistributed-modelparallel",
+        ),
+        (
+            (
+                "instance_type=ml.trn1.32xlarge",
+                "recipes.run.model_type=neuron-hf",
+                "recipes.trainer.devices=32",
+                "recipes.trainer.num_nodes=1",
+                "recipes.model.fp8=false",
+                "+recipes.data.global_batch_size=32",
+                "+recipes.data.micro_batch_size=1",
+            ),
+            "training_orchestrator.py",
+            "/pytorch-training-neuronx:",
+        ),
+    ],
+    ids=["mistral", "mixtral", "trainium"],
+)
+def test_dry_run_picks_the_sdk_recipe_script(
+    moto: Any, tmp_path: Path, overrides: tuple[str, ...], program: str, image: str
+) -> None:
+    proc = run_launcher(
+        LLAMA,
+        *sm("instance_type=ml.p5.48xlarge", "dry_run=true", *overrides, tmp_path=tmp_path),
+        env=moto.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    request = json.loads((the_job_dir(tmp_path) / "create_training_job.json").read_text())
+    assert json.loads(request["HyperParameters"]["sagemaker_program"]) == program
+    assert image in request["AlgorithmSpecification"]["TrainingImage"]
