@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -413,3 +414,22 @@ def test_chart_in_the_repo_is_what_the_launcher_copies() -> None:
     on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     assert set(chart_files()) == on_disk
     assert os.access(root / "files" / "entrypoint.sh", os.R_OK)
+
+
+def test_render_is_pure_deterministic_and_imports_no_kubernetes_client(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from hyperpod_launcher.compose import plan\n"
+        f"args = ({', '.join(repr(a) for a in CASES['llama_p5_every_option'])}, "
+        f"'base_results_dir={tmp_path}')\n"
+        "a = plan(args, launch_id='x').files\n"
+        "b = plan(args, launch_id='x').files\n"
+        "assert a == b\n"
+        "loaded = [m for m in ('kubernetes', 'boto3', 'sagemaker') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert list(tmp_path.iterdir()) == []  # render writes nothing
