@@ -43,6 +43,9 @@ class FakeHelm:
             "HPL_FAKE_HELM_EXIT": str(exit_code),
             "HPL_FAKE_HELM_STDOUT": stdout,
             "HPL_FAKE_HELM_STDERR": stderr,
+            # The stand-ins listen on loopback: never send that through a proxy.
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
         }
 
     def calls(self) -> list[dict[str, Any]]:

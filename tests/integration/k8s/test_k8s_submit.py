@@ -8,6 +8,7 @@ real cluster when KUBECONFIG is set.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shlex
@@ -19,7 +20,7 @@ import k8s_standins
 import pytest
 import yaml
 
-from tests.conftest import require_tool, run_launcher
+from tests.conftest import require, require_tool, run_launcher
 
 IMAGE = "container=public.ecr.aws/docker/library/python:3.11-slim"
 HF_TOKEN = "hf_SubmitTestNotReal0123456789"
@@ -42,6 +43,7 @@ def helm(tmp_path: Path) -> k8s_standins.FakeHelm:
 
 @pytest.fixture
 def api(tmp_path: Path):
+    require(importlib.util.find_spec("kubernetes") is not None, "the kubernetes Python client")
     with k8s_standins.api_server() as server:
         config = k8s_standins.kubeconfig(
             tmp_path / "kubeconfig",
