@@ -234,6 +234,10 @@ def plan(spec: JobSpec) -> Plan:
     secret_env, secret_refs = _secret_channels(spec, opts.get("secrets") or {})
     overrides = _recipe_overrides(opts.get("recipe_overrides") or {})
 
+    # The top-level `wait` (when set) wins over the cluster file's.
+    top_wait = getattr(spec, "wait", None)
+    wait = bool(opts.get("wait")) if top_wait is None else bool(top_wait)
+
     suffix = f"-{spec.launch_id}"
     base_job_name = checks.job_base_name(spec.name, len(suffix))
     job_name = checks.job_name(base_job_name + suffix, "recipes.run.name")
@@ -276,6 +280,9 @@ def plan(spec: JobSpec) -> Plan:
                     "the training adapter's code; set git.repo_url_or_path and git.entry_script"
                 )
             ship += [[checkout, "."], [RECIPE_YAML, RECIPE_YAML]]
+            # Files the recipe reads next to itself (e.g. ds_config.json) travel with it.
+            for name, text in getattr(spec, "config_files", ()):
+                files[f"{source_dir}/{name}"] = RenderedFile(text)
             literals |= {
                 "entry_point": spec.entry.script,
                 "hyperparameters": {"config-path": CONTAINER_CODE, "config-name": RECIPE_YAML},
@@ -355,7 +362,7 @@ def plan(spec: JobSpec) -> Plan:
         "tensorboard": tensorboard,
         "s3_inputs": s3_inputs,
         "file_system": file_system,
-        "wait": bool(opts.get("wait")),
+        "wait": wait,
     }
     summary = f"sm_jobs job {job_name}: {spec.nodes} x {instance_type} ({mode.replace('_', ' ')})"
     return Plan(
@@ -376,7 +383,7 @@ def plan(spec: JobSpec) -> Plan:
         },
         files=files,
         secret_env=secret_env,
-        wait=bool(opts.get("wait")),
+        wait=wait,
         summary=summary,
     )
 
@@ -442,13 +449,17 @@ class SageMakerBackend:
                 line = secrets.mask(raw.decode(errors="replace"))
                 log.write(line)
                 log.flush()
-                if line.startswith(RESULT_PREFIX):
-                    result = json.loads(line[len(RESULT_PREFIX) :])
-                elif line.startswith(ERROR_PREFIX):
-                    error = line[len(ERROR_PREFIX) :].strip()
-                else:
-                    sys.stdout.write(line)
-                    sys.stdout.flush()
+                # The SDK's progress dots may precede our lines on the same line.
+                if RESULT_PREFIX in line:
+                    line, _, payload = line.partition(RESULT_PREFIX)
+                    result = json.loads(payload)
+                    line += "\n" if line else ""
+                elif ERROR_PREFIX in line and error is None:
+                    line, _, message = line.partition(ERROR_PREFIX)
+                    error = message.strip()
+                    line += "\n" if line else ""
+                sys.stdout.write(line)
+                sys.stdout.flush()
         returncode = proc.wait()
         if returncode != 0 or result is None:
             message = error or f"launch.py exited with status {returncode}"

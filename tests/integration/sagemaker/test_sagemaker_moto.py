@@ -365,3 +365,16 @@ def test_dry_run_picks_the_sdk_recipe_script(
     request = json.loads((the_job_dir(tmp_path) / "create_training_job.json").read_text())
     assert json.loads(request["HyperParameters"]["sagemaker_program"]) == program
     assert image in request["AlgorithmSpecification"]["TrainingImage"]
+
+
+def test_wait_true_blocks_until_the_job_ends_and_records_its_status(
+    moto: Any, tmp_path: Path
+) -> None:
+    proc = run_launcher(
+        *sm("instance_type=ml.c5.2xlarge", "cluster.sm_jobs_config.wait=true", tmp_path=tmp_path),
+        env=moto.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = json.loads((the_job_dir(tmp_path) / "job.json").read_text())
+    assert record["details"]["training_job_status"] == "Completed"  # moto finishes at once
+    assert record["submit"]["status"] == "succeeded"
