@@ -6,6 +6,7 @@ Backends read only the JobSpec (never the raw Hydra config). Secret values are k
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import re
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hyperpod_launcher import instances
+from hyperpod_launcher import ds_config, instances, recipe_checks
 from hyperpod_launcher.config import schema
 from hyperpod_launcher.config.validate import check_section
 from hyperpod_launcher.errors import UserError, did_you_mean
@@ -116,6 +117,9 @@ class JobSpec:
     opts: Mapping[str, Any]  # the validated cluster section (backend options)
     overrides: tuple[str, ...]
     dry_run: bool
+    # Files the job reads next to its recipe, e.g. DeepSpeed's ds_config.json: ((name, text),).
+    # Written into the job folder; backends without a shared filesystem ship them with the recipe.
+    config_files: tuple[tuple[str, str], ...] = ()
 
     @property
     def world_size(self) -> int:
@@ -366,9 +370,13 @@ def build(
 
     instance_type = cfg.get("instance_type")
     instance = instances.lookup(instance_type)
+    if custom is None:  # a Trainium recipe on a GPU instance, fp8 off p5, ...
+        recipe_checks.check_instance(recipe, instance, force_fp8=bool(cfg.get("force_fp8")))
     procs = _procs_per_node(
         explicit_procs, procs_key, instance, instance_type, exact=custom is None
     )
+    if custom is None:  # parallel math, batch sizes, sequence length, fine-tuning, data
+        recipe_checks.check(recipe, nodes=nodes, devices=procs)
     accelerator = instance.accelerator if instance else "cpu"
 
     mounts = [
@@ -385,6 +393,7 @@ def build(
 
     recipe_file = recipe_yaml = exp_dir = None
     neuron_compile = False
+    config_files: tuple[tuple[str, str], ...] = ()
     if custom is not None:
         script = custom.get("entry_script")
         module = git.get("entry_module")
@@ -399,14 +408,16 @@ def build(
             None if module else script, module, _script_args(custom.get("script_args", []))
         )
     else:
-        recipe = dict(recipe)
+        recipe = copy.deepcopy(recipe)  # secrets are replaced below; the caller's dict stays
         secret_env.update(_strip_recipe_secrets(recipe))
         recipe_file = f"{name}_hydra.yaml"
         recipe_yaml = _dump_yaml(recipe)
         exp_dir = _get(recipe, "exp_manager.exp_dir")
         neuron_compile = bool(_get(recipe, "run.compile", 0))
+        config_files = ds_config.files(recipe, nodes * procs)
         module = git.get("entry_module")
-        script = git.get("entry_script")
+        # git.entry_script/entry_module win; then the script the recipe names (run.entry_script)
+        script = git.get("entry_script") or (None if module else _get(recipe, "run.entry_script"))
         if not module and not script:
             family = _recipe_family(recipe_choice, _get(recipe, "model.model_type"))
             if family is None:
@@ -455,6 +466,7 @@ def build(
         opts=opts,
         overrides=tuple(secrets.mask(o) for o in overrides),
         dry_run=bool(cfg.get("dry_run")),
+        config_files=config_files,
     )
     return spec, secrets
 

@@ -38,6 +38,8 @@ class Plan:
         files = {path: (f.text, f.mode) for path, f in self.rendered.files.items()}
         if self.spec.recipe_file and self.spec.recipe_yaml is not None:
             files[self.spec.recipe_file] = (self.spec.recipe_yaml, 0o644)
+        for name, text in self.spec.config_files:
+            files[name] = (text, 0o644)
         return files
 
     @property

@@ -1,0 +1,314 @@
+"""Launch-time checks of a composed recipe: one line per problem, before anything is written.
+
+Each recipe belongs to a stack, named by `run.model_type`, and each stack has its own rules:
+- adapter (`hf`, the HyperPod training adapter, SMP v2 + FSDP): world = nodes x devices;
+  world % (tensor x expert x shard) == 0 (hybrid sharding replicates over the rest);
+  context parallel divides shard; tensor/expert parallel > 1 need use_smp_model.
+- neuron (`neuron-hf`, NxD Training on Trainium) and nemo (Megatron): world % (tensor x
+  pipeline [x context]) == 0 and global batch % (micro batch x data parallel) == 0.
+- deepspeed: train batch = micro batch x gradient accumulation x data parallel (ds_config).
+All stacks: sequence length <= max position embeddings; PEFT only with do_finetune; fine-tuning
+needs a model to start from; dataset_type known; data paths absolute or s3:// URIs.
+Rules that need the hardware (Trainium vs GPU, fp8 on the p5 family only) run when
+`instance_type` is given; a recipe's `run.instance_type` only says what it was sized for.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hyperpod_launcher import ds_config
+from hyperpod_launcher.errors import UserError
+from hyperpod_launcher.instances import InstanceType
+
+STACKS = {"hf": "adapter", "neuron-hf": "neuron", "nemo": "nemo", "deepspeed": "deepspeed"}
+PEFT_TYPES = ("lora", "qlora_4bit")
+DATASET_TYPES = {"adapter": ("hf", "synthetic"), "deepspeed": ("hf",)}
+URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?$")
+FORCE_FP8 = "force_fp8"
+OFFLOAD = {"optimizer": "optimizer state", "param": "parameters"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a recipe spreads over the world: its parallel degrees, derived data parallelism."""
+
+    stack: str
+    world: int
+    degrees: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        text = " ".join(f"{k}{v}" for k, v in self.degrees.items())
+        return ", ".join([text, *self.notes]) if text else ", ".join(self.notes)
+
+
+def _get(data: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
+
+
+def _degree(recipe: Mapping[str, Any], key: str, default: int = 1) -> int:
+    value = _get(recipe, key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise UserError(f"recipes.{key}={_fmt(value)}: must be a positive integer")
+    return value
+
+
+def stack_of(recipe: Mapping[str, Any]) -> str:
+    model_type = _get(recipe, "run.model_type")
+    if model_type in STACKS:
+        return STACKS[model_type]
+    if ds_config.is_deepspeed(recipe):
+        return "deepspeed"
+    if isinstance(recipe.get("distributed_strategy"), Mapping):
+        return "neuron"
+    return "adapter"
+
+
+def accelerator_of(recipe: Mapping[str, Any]) -> str:
+    return "neuron" if stack_of(recipe) == "neuron" else "gpu"
+
+
+def _world_text(nodes: int, devices: int, stack: str) -> str:
+    unit = "NeuronCores" if stack == "neuron" else "devices"
+    return f"the world size {nodes * devices} ({nodes} nodes x {devices} {unit})"
+
+
+def _check_instance(recipe: Mapping[str, Any], instance: InstanceType, force_fp8: bool) -> None:
+    stack = stack_of(recipe)
+    model_type = _get(recipe, "run.model_type", "hf")
+    if stack == "neuron" and instance.accelerator != "neuron":
+        raise UserError(
+            f"instance_type={instance.name}: this is a Trainium recipe (run.model_type="
+            f"{model_type}) and needs a Trainium instance such as trn1.32xlarge"
+        )
+    if stack != "neuron" and instance.accelerator == "neuron":
+        raise UserError(
+            f"instance_type={instance.name}: this is a GPU recipe (run.model_type={model_type}) "
+            "and cannot run on Trainium; use a GPU instance such as p5.48xlarge"
+        )
+    fp8 = stack == "adapter" and _get(recipe, "model.fp8") is True
+    if fp8 and not force_fp8 and not instance.fp8_adapter:
+        raise UserError(
+            f"recipes.model.fp8=true: the training adapter supports fp8 on the p5 family only, "
+            f"not on instance_type={instance.name}; set recipes.model.fp8=false "
+            f"(or {FORCE_FP8}=true to try it anyway)"
+        )
+
+
+def _adapter_layout(recipe: Mapping[str, Any], nodes: int, devices: int) -> Layout:
+    world = nodes * devices
+    tp = _degree(recipe, "model.tensor_model_parallel_degree")
+    ep = _degree(recipe, "model.expert_model_parallel_degree")
+    cp = _degree(recipe, "model.context_parallel_degree")
+    shard = _degree(recipe, "model.shard_degree")
+    if world % (tp * ep * shard):
+        raise UserError(
+            f"recipes.model.shard_degree={shard}: tensor_model_parallel_degree {tp} x "
+            f"expert_model_parallel_degree {ep} x shard_degree {shard} = {tp * ep * shard} must "
+            f"divide {_world_text(nodes, devices, 'adapter')}"
+        )
+    if shard % cp:
+        raise UserError(
+            f"recipes.model.context_parallel_degree={cp}: must divide shard_degree {shard}"
+        )
+    if not _get(recipe, "use_smp_model", True):
+        for key, value in (("tensor", tp), ("expert", ep)):
+            if value > 1:
+                raise UserError(
+                    f"recipes.model.{key}_model_parallel_degree={value}: needs "
+                    "recipes.use_smp_model=true (plain FSDP has no tensor or expert parallelism)"
+                )
+    replicas = world // (tp * ep * shard)
+    notes = [f"{replicas} replicas"] if replicas > 1 else []
+    if _get(recipe, "model.fp8") is True:
+        notes.append("fp8")
+    degrees = {"TP": tp, "shard": shard, "CP": cp, "EP": ep}
+    return Layout("adapter", world, degrees, tuple(notes))
+
+
+def _product_text(degrees: Mapping[str, int]) -> str:
+    return " x ".join(f"{k}{v}" for k, v in degrees.items())
+
+
+def _megatron_layout(
+    recipe: Mapping[str, Any], nodes: int, devices: int, stack: str, keys: dict[str, str]
+) -> Layout:
+    """World % (TP x PP [x CP]) and global batch % (micro batch x data parallel)."""
+    world = nodes * devices
+    degrees = {name: _degree(recipe, key) for name, key in keys.items() if name != "batch"}
+    product = 1
+    for value in degrees.values():
+        product *= value
+    if world % product:
+        name = "PP" if degrees.get("PP", 1) > 1 else "TP"
+        raise UserError(
+            f"recipes.{keys[name]}={degrees[name]}: {_product_text(degrees)} = {product} must "
+            f"divide "
+            f"{_world_text(nodes, devices, stack)}"
+        )
+    dp = world // product
+    micro_key, global_key = keys["batch"].split(",")
+    micro = _degree(recipe, micro_key)
+    total = _degree(recipe, global_key)
+    if total % (micro * dp):
+        raise UserError(
+            f"recipes.{global_key}={total}: must be a multiple of micro batch {micro} x data "
+            f"parallel {dp} = {micro * dp} (data parallel = world {world} / "
+            f"{_product_text(degrees)})"
+        )
+    notes = [f"global batch {total} = micro {micro} x DP {dp} x {total // (micro * dp)} steps"]
+    if _get(recipe, "distributed_strategy.zero1"):
+        notes.insert(0, "ZeRO-1")
+    return Layout(stack, world, {**degrees, "DP": dp}, tuple(notes))
+
+
+NEURON_KEYS = {
+    "TP": "distributed_strategy.tensor_model_parallel_size",
+    "PP": "distributed_strategy.pipeline_model_parallel_size",
+    "batch": "data.micro_batch_size,data.global_batch_size",
+}
+NEMO_KEYS = {
+    "TP": "model.tensor_model_parallel_size",
+    "PP": "model.pipeline_model_parallel_size",
+    "CP": "model.context_parallel_size",
+    "batch": "model.micro_batch_size,model.global_batch_size",
+}
+# (sequence length key, max position embeddings key) per stack
+SEQUENCE_KEYS = {
+    "adapter": ("model.max_context_width", "model.max_position_embeddings"),
+    "deepspeed": ("model.max_context_width", "model.max_position_embeddings"),
+    "neuron": ("model.encoder_seq_length", "model.max_position_embeddings"),
+    "nemo": ("model.encoder_seq_length", "model.max_position_embeddings"),
+}
+# keys holding data locations per stack
+DATA_KEYS = {
+    "adapter": ("model.data.train_dir", "model.data.val_dir"),
+    "deepspeed": ("model.data.train_dir", "model.data.val_dir"),
+    "neuron": ("data.train_dir", "data.val_dir", "model.model_config"),
+    "nemo": ("model.data.data_prefix",),
+}
+
+
+def _check_sequence(recipe: Mapping[str, Any], stack: str) -> None:
+    seq_key, max_key = SEQUENCE_KEYS[stack]
+    seq, limit = _get(recipe, seq_key), _get(recipe, max_key)
+    if seq is None:
+        return
+    seq = _degree(recipe, seq_key)
+    if limit is not None and seq > _degree(recipe, max_key):
+        raise UserError(
+            f"recipes.{seq_key}={seq}: the sequence length must not exceed "
+            f"{max_key.rsplit('.', 1)[-1]} {limit}"
+        )
+
+
+def _check_finetuning(recipe: Mapping[str, Any], stack: str) -> None:
+    if stack not in ("adapter", "deepspeed"):
+        return
+    peft = _get(recipe, "model.peft.peft_type")
+    if peft is not None and peft not in PEFT_TYPES:
+        raise UserError(
+            f"recipes.model.peft.peft_type={peft}: must be one of {', '.join(PEFT_TYPES)} or null"
+        )
+    finetune = _get(recipe, "model.do_finetune", False)
+    if peft is not None and not finetune:
+        raise UserError(
+            f"recipes.model.peft.peft_type={peft}: PEFT adapts pretrained weights, so it needs "
+            "recipes.model.do_finetune=true"
+        )
+    model = _get(recipe, "model.hf_model_name_or_path")
+    if finetune and (model is None or not str(model).strip()):
+        raise UserError(
+            f"recipes.model.hf_model_name_or_path={_fmt(model)}: fine-tuning starts from "
+            "pretrained weights; name a Hugging Face model id or a path "
+            "(HF_MODEL_NAME_OR_PATH in the launch scripts)"
+        )
+
+
+def _path_problem(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string"
+    if any(c.isspace() for c in value):
+        return "must not contain whitespace"
+    if value.startswith("s3://"):
+        return None if URI.match(value) else "is not a valid s3://bucket/prefix URI"
+    if "://" in value:
+        return "only s3:// URIs are supported"
+    if not value.startswith("/"):
+        return "must be an absolute path or an s3:// URI (jobs do not run in this directory)"
+    return None
+
+
+def _check_data(recipe: Mapping[str, Any], stack: str) -> None:
+    allowed = DATASET_TYPES.get(stack)
+    dataset_type = _get(recipe, "model.data.dataset_type")
+    if allowed and dataset_type is not None and dataset_type not in allowed:
+        raise UserError(
+            f"recipes.model.data.dataset_type={_fmt(dataset_type)}: must be one of "
+            f"{', '.join(allowed)}"
+        )
+    for key in DATA_KEYS.get(stack, ()):
+        value = _get(recipe, key)
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if item is None or (stack == "nemo" and isinstance(item, (int, float))):
+                continue  # unset, or a Megatron blend weight
+            problem = _path_problem(item)
+            if problem:
+                raise UserError(f"recipes.{key}={_fmt(value)}: {problem}")
+
+
+def layout(recipe: Mapping[str, Any], nodes: int, devices: int) -> Layout:
+    """The recipe's parallel layout on nodes x devices; raises UserError if it does not fit."""
+    stack = stack_of(recipe)
+    if stack == "adapter":
+        return _adapter_layout(recipe, nodes, devices)
+    if stack == "neuron":
+        return _megatron_layout(recipe, nodes, devices, stack, NEURON_KEYS)
+    if stack == "nemo":
+        return _megatron_layout(recipe, nodes, devices, stack, NEMO_KEYS)
+    world = nodes * devices
+    ds_config.check(recipe, world)
+    micro, accum, total = ds_config.batch(recipe, world)
+    section = recipe.get("deepspeed") or {}
+    offload = [w for k, w in OFFLOAD.items() if section.get(f"offload_{k}")]
+    notes = [f"ZeRO-{section.get('zero_stage')}"]
+    if offload:
+        notes.append("CPU offload of " + " and ".join(offload))
+    notes.append(f"global batch {total} = micro {micro} x accumulation {accum} x DP {world}")
+    return Layout(stack, world, {"DP": world}, tuple(notes))
+
+
+def check_instance(
+    recipe: Mapping[str, Any], instance: InstanceType | None, force_fp8: bool = False
+) -> None:
+    """The rules that need the hardware; nothing to check without an instance type."""
+    if instance is not None:
+        _check_instance(recipe, instance, force_fp8)
+
+
+def check(recipe: Mapping[str, Any], *, nodes: int, devices: int) -> Layout:
+    """Check a resolved recipe on nodes x devices (processes per node); return its layout."""
+    stack = stack_of(recipe)
+    result = layout(recipe, nodes, devices)
+    _check_sequence(recipe, stack)
+    _check_finetuning(recipe, stack)
+    _check_data(recipe, stack)
+    return result
