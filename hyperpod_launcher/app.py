@@ -20,7 +20,7 @@ from hyperpod_launcher.errors import LauncherError, UserError, did_you_mean
 
 resolvers.register()
 
-CLI_COMMANDS: tuple[str, ...] = ()
+CLI_COMMANDS: tuple[str, ...] = ("recipes",)  # non-launch commands: hyperpod_launcher.cli
 
 
 def _group_options(group: str) -> list[str]:
@@ -111,6 +111,8 @@ def _fail(message: str, code: int) -> None:
 
 def run(hydra_main: Callable[[], Any]) -> None:
     """Run a @hydra.main function with one-line errors and launcher exit codes."""
+    # `--wait` is the launcher's flag, not Hydra's: pass it on as the `wait` config key.
+    sys.argv = [("wait=true" if a == "--wait" else a) for a in sys.argv]
     argv = sys.argv[1:]
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:

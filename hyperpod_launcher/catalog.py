@@ -51,7 +51,7 @@ def is_global(name: str) -> bool:
 
 def check_name(name: str) -> str:
     """The recipe name without `.yaml`; a UserError naming the nearest recipes otherwise."""
-    name = name.removesuffix(".yaml").strip("/")
+    name = name.removeprefix("recipes=").removesuffix(".yaml").strip("/")
     names = recipe_names()
     if name in names:
         return name
@@ -65,11 +65,11 @@ def summary_line(name: str) -> str:
     lines = []
     with open(path, encoding="utf-8") as handle:
         for line in handle:
-            if not line.startswith("#") or line.startswith("# @package"):
+            if not line.startswith("#"):
                 break
-            lines.append(line[1:].strip())
-    text = " ".join(lines)
-    return text.split(": ")[0].split(". ")[0].rstrip(".") if text else ""
+            if not line.startswith("# @package"):
+                lines.append(line[1:].strip())
+    return " ".join(lines).split(". ")[0].rstrip(".")
 
 
 @dataclass(frozen=True)

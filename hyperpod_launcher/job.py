@@ -120,6 +120,9 @@ class JobSpec:
     # Files the job reads next to its recipe, e.g. DeepSpeed's ds_config.json: ((name, text),).
     # Written into the job folder; backends without a shared filesystem ship them with the recipe.
     config_files: tuple[tuple[str, str], ...] = ()
+    wait: bool | None = None  # None: the backend's default
+    max_restarts: int = 0
+    resume_dir: str | None = None  # where a restarted recipe job looks for its latest checkpoint
 
     @property
     def world_size(self) -> int:
@@ -240,6 +243,12 @@ def _default_env(accelerator: str, instance: InstanceType | None, nodes: int) ->
 def _positive_int(value: Any, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise UserError(f"{key}: must be a positive integer, got {value!r}")
+    return value
+
+
+def _non_negative_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"{key}: must be 0 or a positive integer, got {value!r}")
     return value
 
 
@@ -391,7 +400,7 @@ def build(
         cfg.get("env_vars") or {}, _default_env(accelerator, instance, nodes)
     )
 
-    recipe_file = recipe_yaml = exp_dir = None
+    recipe_file = recipe_yaml = exp_dir = resume_dir = None
     neuron_compile = False
     config_files: tuple[tuple[str, str], ...] = ()
     if custom is not None:
@@ -413,6 +422,9 @@ def build(
         recipe_file = f"{name}_hydra.yaml"
         recipe_yaml = _dump_yaml(recipe)
         exp_dir = _get(recipe, "exp_manager.exp_dir")
+        resume_dir = _get(recipe, "exp_manager.checkpoint_dir") or (
+            os.path.join(str(exp_dir), "checkpoints") if exp_dir else None
+        )
         neuron_compile = bool(_get(recipe, "run.compile", 0))
         config_files = ds_config.files(recipe, nodes * procs)
         module = git.get("entry_module")
@@ -466,6 +478,9 @@ def build(
         opts=opts,
         overrides=tuple(secrets.mask(o) for o in overrides),
         dry_run=bool(cfg.get("dry_run")),
+        wait=cfg.get("wait"),
+        max_restarts=_non_negative_int(cfg.get("max_restarts", 0), "max_restarts"),
+        resume_dir=str(resume_dir) if resume_dir else None,
         config_files=config_files,
     )
     return spec, secrets

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hyperpod_launcher import __version__, backends, job
+from hyperpod_launcher import __version__, backends, job, records
 from hyperpod_launcher.backends.base import Backend, Rendered, Submitted
 from hyperpod_launcher.errors import LauncherError
 from hyperpod_launcher.jobdir import RECORD, JobDir
@@ -135,22 +135,22 @@ def execute(plan: Plan, argv: list[str], say: Callable[[str], None] = print) -> 
         resolved_commit = code.checkout(spec.code, plan.secrets)
         submitted: Submitted = plan.backend.submit(spec, plan.rendered, plan.secrets)
     except LauncherError as err:
-        jobdir.write_record(
-            _record(plan, artifacts, "failed", error=str(err), resolved_commit=resolved_commit)
-        )
+        record = _record(plan, artifacts, "failed", error=str(err), resolved_commit=resolved_commit)
+        jobdir.write_record(record)
+        records.append_to_index(record)
         raise
     finished = "exit_code" in submitted.details
     status = ("succeeded" if submitted.returncode == 0 else "failed") if finished else "submitted"
-    jobdir.write_record(
-        _record(
-            plan,
-            artifacts,
-            status,
-            job_id=submitted.job_id,
-            resolved_commit=resolved_commit,
-            details=submitted.details,
-        )
+    record = _record(
+        plan,
+        artifacts,
+        status,
+        job_id=submitted.job_id,
+        resolved_commit=resolved_commit,
+        details=submitted.details,
     )
+    jobdir.write_record(record)
+    records.append_to_index(record)
     if finished:
         outcome = (
             "succeeded"
@@ -158,6 +158,12 @@ def execute(plan: Plan, argv: list[str], say: Callable[[str], None] = print) -> 
             else (f"failed with exit status {submitted.returncode}")
         )
         say(f"job {spec.name} {outcome}; log: {submitted.details.get('log')}")
-    else:
-        say(f"submitted {spec.backend} job {submitted.job_id} ({spec.name})")
-    return submitted.returncode
+        return submitted.returncode
+    say(f"submitted {spec.backend} job {submitted.job_id} ({spec.name})")
+    if spec.wait:
+        from hyperpod_launcher.commands import follow
+
+        final = follow(record)
+        say(f"job {spec.name} ({spec.backend} job {submitted.job_id}): {final.describe()}")
+        return 0 if final.state == "succeeded" else 1
+    return 0

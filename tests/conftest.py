@@ -52,3 +52,15 @@ def shellcheck(*paths: str | Path) -> None:
         [tool, "--severity=style", *map(str, paths)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `hyperpod-launch <args>` (job commands) as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "hyperpod_launcher", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=REPO,
+        check=False,
+    )

@@ -6,8 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
 from hyperpod_launcher import __version__, templating
+from hyperpod_launcher import status as st
 from hyperpod_launcher.backends.base import (
     TRAIN_SCRIPT,
     Rendered,
@@ -23,6 +27,35 @@ RUN_SCRIPT = "local_run.sh"
 
 def log_name(spec: JobSpec) -> str:
     return f"log-{spec.name}_{spec.launch_id}.out"
+
+
+def exit_file(job_dir: str, launch_id: str) -> Path:
+    return Path(job_dir) / f"local-{launch_id}.exit"
+
+
+def _alive(pid: int, job_dir: str) -> bool:
+    """The launch's process is still running (and the pid was not reused by another)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return job_dir.encode() in cmdline and stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def local_status(record: dict[str, Any]) -> st.JobStatus:
+    try:
+        word = exit_file(record["job_dir"], record["launch_id"]).read_text().strip()
+    except FileNotFoundError:
+        word = ""
+    if word == "cancelled":
+        return st.JobStatus(st.CANCELLED, "cancelled")
+    if word.lstrip("-").isdigit():
+        code = int(word)
+        return st.JobStatus(st.SUCCEEDED if code == 0 else st.FAILED, "exited", code)
+    if record.get("job_id") and _alive(int(record["job_id"]), record["job_dir"]):
+        return st.JobStatus(st.RUNNING, "running")
+    return st.JobStatus(st.FAILED, "gone", detail="the process ended without an exit status")
 
 
 class LocalBackend:
@@ -42,6 +75,7 @@ class LocalBackend:
             spec=spec,
             version=__version__,
             train_script=os.path.join(spec.job_dir, TRAIN_SCRIPT),
+            exit_file=str(exit_file(spec.job_dir, spec.launch_id)),
         )
         files = {RUN_SCRIPT: RenderedFile(text, 0o755), TRAIN_SCRIPT: train_script(spec)}
         argv = ("bash", os.path.join(spec.job_dir, RUN_SCRIPT))
@@ -51,7 +85,7 @@ class LocalBackend:
     def submit(self, spec: JobSpec, rendered: Rendered, secrets: Secrets) -> Submitted:
         log_path = os.path.join(spec.job_dir, log_name(spec))
         env = {**os.environ, **secrets.env}
-        if spec.opts.get("detach"):
+        if spec.opts.get("detach") or spec.wait is False:
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(
                     rendered.submit_argv,
@@ -95,3 +129,28 @@ def _run_foreground(
     if returncode != 0:
         return Submitted(job_id=str(proc.pid), returncode=returncode, details=details)
     return Submitted(job_id=str(proc.pid), details=details)
+
+    def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[st.JobStatus]:
+        return [local_status(r) for r in records]
+
+    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> None:
+        from hyperpod_launcher import logfiles
+
+        log = Path(record.get("details", {}).get("log") or "")
+        logfiles.stream(
+            lambda: [log], lambda: local_status(record).finished, follow=follow, rank=rank
+        )
+
+    def cancel(self, record: dict[str, Any]) -> str:
+        current = local_status(record)
+        if current.finished:
+            return f"local job {record['job_id']} already finished: {current.describe()}"
+        pid = int(record["job_id"])
+        os.killpg(pid, signal.SIGTERM)  # the job runs in its own session: pgid == pid
+        deadline = time.monotonic() + 10
+        while _alive(pid, record["job_dir"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid, record["job_dir"]):
+            os.killpg(pid, signal.SIGKILL)
+        exit_file(record["job_dir"], record["launch_id"]).write_text("cancelled\n")
+        return f"cancelled local job {pid}"

@@ -6,9 +6,11 @@ import os
 import re
 import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from hyperpod_launcher import __version__, templating
+from hyperpod_launcher import status as st
 from hyperpod_launcher.backends.base import (
     TRAIN_SCRIPT,
     Rendered,
@@ -19,6 +21,23 @@ from hyperpod_launcher.backends.base import (
 from hyperpod_launcher.errors import BackendError, UserError
 from hyperpod_launcher.job import JobSpec, Mount, Secrets
 
+# Slurm's job states in the launcher's vocabulary.
+SLURM_STATES = {
+    **dict.fromkeys(
+        ("PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"),
+        st.PENDING,
+    ),
+    **dict.fromkeys(
+        ("RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESIZING"),
+        st.RUNNING,
+    ),
+    "COMPLETED": st.SUCCEEDED,
+    "CANCELLED": st.CANCELLED,
+    **dict.fromkeys(
+        ("FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"),
+        st.FAILED,
+    ),
+}
 SBATCH_OPTION = re.compile(r"^[a-z][a-z0-9-]*$")
 # Options the launcher sets itself; additional_parameters may not fight over them.
 OWNED_OPTIONS = {"job-name", "nodes", "ntasks-per-node", "output", "error", "open-mode"}
@@ -35,7 +54,7 @@ SIMPLE_OPTIONS = (
     "cpus-per-task",
 )
 # Environment each node's container needs from the batch script (names only, never values).
-JOB_ENV = ("HPL_NNODES", "HPL_RDZV_HOST", "HPL_RDZV_PORT", "HPL_RDZV_ID")
+JOB_ENV = ("HPL_NNODES", "HPL_RDZV_HOST", "HPL_RDZV_PORT", "HPL_RDZV_ID", "HPL_RESTART_COUNT")
 
 
 def _sbatch_value(key: str, value: Any) -> str:
@@ -95,6 +114,8 @@ def sbatch_flags(spec: JobSpec, job_name: str) -> list[str]:
     lines = [f"--{k}" if v is None else f"--{k}={v}" for k, v in flags.items()]
     if opts.get("exclusive", True):
         lines.append("--exclusive")
+    if spec.max_restarts:
+        lines.append("--requeue")
     return lines
 
 
@@ -203,3 +224,96 @@ class SlurmBackend:
             raise BackendError(f"sbatch failed (exit {proc.returncode}): {message}")
         job_id = proc.stdout.strip().split(";")[0]
         return Submitted(job_id=job_id, details={"sbatch_stdout": proc.stdout.strip()})
+
+    def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[st.JobStatus]:
+        states = query([str(r["job_id"]) for r in records], exit_codes=detailed)
+        return [states[str(r["job_id"])] for r in records]
+
+    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> None:
+        from hyperpod_launcher import logfiles
+
+        job_dir, job_id = Path(record["job_dir"]), str(record["job_id"])
+        logfiles.stream(
+            lambda: job_dir.glob(f"log-*_{job_id}.*"),
+            lambda: query([job_id])[job_id].finished,
+            follow=follow,
+            rank=rank,
+        )
+
+    def cancel(self, record: dict[str, Any]) -> str:
+        job_id = str(record["job_id"])
+        current = query([job_id])[job_id]
+        if current.finished:
+            return f"job {job_id} already finished: {current.describe()}"
+        proc = _slurm(["scancel", job_id])
+        if proc.returncode != 0:
+            raise BackendError(f"scancel {job_id} failed: {proc.stderr.strip()}")
+        return f"cancelled slurm job {job_id}"
+
+
+def _slurm(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise BackendError(
+            f"{argv[0]} not found on PATH: run this on a Slurm login node (where the job was "
+            "submitted from)"
+        ) from None
+
+
+def _job_fields(job_id: str) -> dict[str, str]:
+    """`scontrol show job -o` as a dict (values with spaces are rare and not needed here)."""
+    proc = _slurm(["scontrol", "show", "job", "-o", job_id])
+    if proc.returncode != 0:
+        return {}
+    return dict(part.split("=", 1) for part in proc.stdout.split() if "=" in part)
+
+
+def _status_of(backend_state: str, exit_field: str | None = None, detail: str = "") -> st.JobStatus:
+    word = backend_state.split()[0].rstrip("+") if backend_state else "UNKNOWN"
+    code = int(exit_field.split(":")[0]) if exit_field and exit_field[0].isdigit() else None
+    return st.JobStatus(SLURM_STATES.get(word, st.UNKNOWN), word, code, detail)
+
+
+def query(job_ids: list[str], exit_codes: bool = False) -> dict[str, st.JobStatus]:
+    """States of many jobs in one squeue call; sacct for jobs slurmctld has forgotten, or
+    scontrol when accounting is off. `exit_codes` asks scontrol for finished jobs' codes."""
+    found: dict[str, st.JobStatus] = {}
+    if not job_ids:
+        return found
+    proc = _slurm(
+        ["squeue", "--noheader", "--states=all", f"--jobs={','.join(job_ids)}", "--format=%i|%T|%r"]
+    )
+    for line in proc.stdout.splitlines():
+        job_id, state, reason = ([*line.split("|"), "", ""])[:3]
+        detail = "" if reason in ("None", "") else reason
+        found[job_id.strip()] = _status_of(state, detail=detail)
+    missing = [j for j in job_ids if j not in found]
+    if missing:
+        proc = _slurm(
+            [
+                "sacct",
+                "--noheader",
+                "--parsable2",
+                "--allocations",
+                f"--jobs={','.join(missing)}",
+                "--format=JobIDRaw,State,ExitCode",
+            ]
+        )
+        for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+            job_id, state, exit_field = ([*line.split("|"), "", ""])[:3]
+            found[job_id] = _status_of(state, exit_field)
+    for job_id in job_ids:
+        if job_id not in found:
+            found[job_id] = st.JobStatus(
+                st.UNKNOWN,
+                "UNKNOWN",
+                detail="not known to slurmctld any more and accounting (sacct) has no record of it",
+            )
+        elif exit_codes and found[job_id].finished and found[job_id].exit_code is None:
+            fields = _job_fields(job_id)
+            if fields:
+                found[job_id] = _status_of(
+                    fields.get("JobState", ""), fields.get("ExitCode"), found[job_id].detail
+                )
+    return found

@@ -53,6 +53,8 @@ class LauncherConfig:
     env_vars: dict[str, str | int | float | bool] = field(default_factory=dict)
     dry_run: bool = False
     force_fp8: bool = False  # launch fp8 recipes off the p5 family anyway
+    wait: bool | None = None
+    max_restarts: int = 0
     training_cfg: TrainingCfg | None = None
     cluster: Any = None
     recipes: Any = None

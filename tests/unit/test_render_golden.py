@@ -34,6 +34,7 @@ CASES: dict[str, tuple[str, ...]] = {
         "cluster.comment='llama 8b # first run'",
         "recipes.exp_manager.exp_dir=/fsx/exp/llama-8b",
         "container_mounts=[/fsx/data:/data:ro]",
+        "max_restarts=2",
     ),
     "slurm_trainium_custom_docker": (
         "cluster=slurm",

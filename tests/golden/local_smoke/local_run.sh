@@ -1,11 +1,16 @@
 #!/bin/bash
 # Runs job allreduce-smoke (launch golden) on this machine,
 # written by hyperpod-launcher 0.1.0. One node; torchrun picks a free port.
-set -euo pipefail
+set -uo pipefail
 
 export HPL_NNODES=1
 export HPL_RDZV_HOST=127.0.0.1
 export HPL_RDZV_PORT=0
 export HPL_RDZV_ID=hpl-golden
+export HPL_RESTART_COUNT=0
 
-exec bash /results/allreduce-smoke/train_script.sh
+bash /results/allreduce-smoke/train_script.sh
+status=$?
+# `hyperpod-launch status` reads the exit status from here (a detached job has no parent).
+echo "$status" > /results/allreduce-smoke/local-golden.exit
+exit "$status"

@@ -12,6 +12,7 @@
 #SBATCH --dependency=afterok:1234
 #SBATCH --comment="llama 8b # first run"
 #SBATCH --exclusive
+#SBATCH --requeue
 # Batch script for job llama-8b (launch golden),
 # written by hyperpod-launcher 0.1.0.
 set -euo pipefail
@@ -22,6 +23,7 @@ export HPL_RDZV_HOST
 export HPL_RDZV_PORT="$((20000 + SLURM_JOB_ID % 10000))"
 export HPL_RDZV_ID="hpl-${SLURM_JOB_ID}"
 export HPL_NNODES="$SLURM_JOB_NUM_NODES"
+export HPL_RESTART_COUNT="${SLURM_RESTART_COUNT:-0}"
 
 # Every node must see the job folder: it holds the scripts, the recipe and the code.
 if ! srun --ntasks-per-node=1 test -r /fsx/results/llama-8b/train_script.sh; then
@@ -29,4 +31,10 @@ if ! srun --ntasks-per-node=1 test -r /fsx/results/llama-8b/train_script.sh; the
   exit 1
 fi
 
-srun --kill-on-bad-exit=1 '--container-image=nvcr.io#nvidia/pytorch:24.01-py3' --container-mounts=/fsx/results/llama-8b:/fsx/results/llama-8b,/fsx/exp/llama-8b:/fsx/exp/llama-8b,/fsx/data:/data:ro --no-container-mount-home bash /fsx/results/llama-8b/train_script.sh
+status=0
+srun --kill-on-bad-exit=1 '--container-image=nvcr.io#nvidia/pytorch:24.01-py3' --container-mounts=/fsx/results/llama-8b:/fsx/results/llama-8b,/fsx/exp/llama-8b:/fsx/exp/llama-8b,/fsx/data:/data:ro --no-container-mount-home bash /fsx/results/llama-8b/train_script.sh || status=$?
+if [ "$status" -ne 0 ] && [ "$HPL_RESTART_COUNT" -lt 2 ]; then
+  echo "hyperpod-launcher: attempt $((HPL_RESTART_COUNT + 1)) failed with exit status $status; requeueing (restart $((HPL_RESTART_COUNT + 1)) of 2)" >&2
+  scontrol requeue "$SLURM_JOB_ID"
+fi
+exit "$status"

@@ -2,7 +2,8 @@
 # Per-node training script for job llama-8b (launch golden),
 # written by hyperpod-launcher 0.1.0. Every node runs it once; torchrun then starts
 # 8 process(es) here and joins the c10d rendezvous.
-# The backend provides HPL_NNODES, HPL_RDZV_HOST, HPL_RDZV_PORT and HPL_RDZV_ID.
+# The backend provides HPL_NNODES, HPL_RDZV_HOST, HPL_RDZV_PORT, HPL_RDZV_ID and
+# HPL_RESTART_COUNT (0 on the first attempt).
 set -euo pipefail
 
 : "${HPL_NNODES:?set by the launcher}" "${HPL_RDZV_HOST:?set by the launcher}"
@@ -19,11 +20,24 @@ unset SLURM_NTASKS SLURM_NTASKS_PER_NODE SLURM_NPROCS
 cd /fsx/results/llama-8b/code/golden
 mkdir -p /fsx/exp/llama-8b
 
+# Every output line starts with its global rank: `hyperpod-launch logs --rank N` picks them.
+# shellcheck disable=SC2016  # torchrun fills in ${rank}, not the shell
+export TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE='[rank${rank}]:'
 torchrun_args=(
+  --tee=3
   --nnodes="$HPL_NNODES"
   --nproc-per-node=8
   --rdzv-backend=c10d
   --rdzv-endpoint="${HPL_RDZV_HOST}:${HPL_RDZV_PORT}"
   --rdzv-id="$HPL_RDZV_ID"
 )
-torchrun "${torchrun_args[@]}" examples/llama/llama_pretrain.py --config-path=/fsx/results/llama-8b --config-name=llama-8b_hydra.yaml
+# A restarted job (max_restarts) resumes from the newest checkpoint.
+resume_args=()
+if [ "${HPL_RESTART_COUNT:-0}" -gt 0 ]; then
+  latest="$(find /fsx/exp/llama-8b/checkpoints/ -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p\n' 2>/dev/null | sort -n | tail -n 1 | cut -d' ' -f2-)" || latest=""
+  if [ -n "$latest" ]; then
+    echo "restart ${HPL_RESTART_COUNT}: resuming from ${latest}"
+    resume_args=("exp_manager.resume_from_checkpoint=${latest}")
+  fi
+fi
+torchrun "${torchrun_args[@]}" examples/llama/llama_pretrain.py --config-path=/fsx/results/llama-8b --config-name=llama-8b_hydra.yaml "${resume_args[@]}"

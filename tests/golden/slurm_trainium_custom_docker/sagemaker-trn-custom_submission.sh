@@ -21,6 +21,7 @@ export HPL_RDZV_HOST
 export HPL_RDZV_PORT="$((20000 + SLURM_JOB_ID % 10000))"
 export HPL_RDZV_ID="hpl-${SLURM_JOB_ID}"
 export HPL_NNODES="$SLURM_JOB_NUM_NODES"
+export HPL_RESTART_COUNT="${SLURM_RESTART_COUNT:-0}"
 
 # Every node must see the job folder: it holds the scripts, the recipe and the code.
 if ! srun --ntasks-per-node=1 test -r /shared/results/trn-custom/train_script.sh; then
@@ -28,6 +29,8 @@ if ! srun --ntasks-per-node=1 test -r /shared/results/trn-custom/train_script.sh
   exit 1
 fi
 
+status=0
 srun --kill-on-bad-exit=1 --cpus-per-task=8 --mpi=pmi2 \
-  docker run --rm --name "hpl-${SLURM_JOB_ID}" --network=host --ipc=host --privileged --volume=/shared/results/trn-custom:/shared/results/trn-custom --env=HPL_NNODES --env=HPL_RDZV_HOST --env=HPL_RDZV_PORT --env=HPL_RDZV_ID --env=WANDB_API_KEY --ulimit=memlock=-1 \
-  public.ecr.aws/neuron/pytorch-training-neuronx:2.1.2 bash -c 'pip install -e . && exec bash /shared/results/trn-custom/train_script.sh'
+  docker run --rm --name "hpl-${SLURM_JOB_ID}" --network=host --ipc=host --privileged --volume=/shared/results/trn-custom:/shared/results/trn-custom --env=HPL_NNODES --env=HPL_RDZV_HOST --env=HPL_RDZV_PORT --env=HPL_RDZV_ID --env=HPL_RESTART_COUNT --env=WANDB_API_KEY --ulimit=memlock=-1 \
+  public.ecr.aws/neuron/pytorch-training-neuronx:2.1.2 bash -c 'pip install -e . && exec bash /shared/results/trn-custom/train_script.sh' || status=$?
+exit "$status"

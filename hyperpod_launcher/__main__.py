@@ -1,0 +1,5 @@
+"""`python -m hyperpod_launcher ...` is the `hyperpod-launch` command."""
+
+from hyperpod_launcher.entry import main
+
+main()
