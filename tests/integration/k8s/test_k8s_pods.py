@@ -13,6 +13,7 @@ import importlib.util
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import k8s_schemas
@@ -27,6 +28,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, master: subprocess.Popen[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if master.poll() is not None:
+            raise AssertionError(f"the master pod exited early:\n{master.communicate()[0]}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    master.kill()
+    raise AssertionError(f"the master pod's rendezvous store never listened on {port}")
 
 
 def test_master_and_worker_pods_rendezvous_and_all_reduce(
@@ -75,10 +89,16 @@ def test_master_and_worker_pods_rendezvous_and_all_reduce(
     Path(paths["job"]).mkdir()
 
     port = free_port()
-    procs = {}
+    procs: dict[str, subprocess.Popen[str]] = {}
     replicas = job["spec"]["pytorchReplicaSpecs"]
     assert set(replicas) == {"Master", "Worker"}
-    for kind, replica in replicas.items():
+    for kind in ("Master", "Worker"):
+        replica = replicas[kind]
+        if kind == "Worker":
+            # On one machine 127.0.0.1 is also the worker's own address, so a worker that came
+            # first would host a store of its own; in a cluster the Service name is the
+            # master's. Start it once the master's store listens, as the operator's DNS would.
+            wait_for_port(port, procs["Master"])
         (container,) = replica["template"]["spec"]["containers"]
         pod_env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
         operator_env = {  # what training-operator v1 sets in every pod of a job with a Master
@@ -100,7 +120,7 @@ def test_master_and_worker_pods_rendezvous_and_all_reduce(
     outputs = {}
     for kind, proc in procs.items():
         try:
-            outputs[kind], _ = proc.communicate(timeout=240)
+            outputs[kind], _ = proc.communicate(timeout=180)
         except subprocess.TimeoutExpired:
             for other in procs.values():
                 other.kill()
