@@ -274,34 +274,35 @@ def plan(spec: JobSpec) -> Plan:
             }
         else:
             mode = "plain_recipe"
-            if spec.entry.module or not spec.entry.script or not checkout:
+            if spec.entry.module or not spec.entry.script:
                 raise UserError(
-                    f"recipes.model.model_type={model_type!r}: SageMaker runs this recipe from "
-                    "the training adapter's code; set git.repo_url_or_path and git.entry_script"
+                    f"git.entry_module={spec.entry.module}: SageMaker runs a script; set "
+                    "git.entry_script (this recipe's model type is not one the SDK runs itself)"
                 )
-            ship += [[checkout, "."], [RECIPE_YAML, RECIPE_YAML]]
+            entry, shipped = _entry_source(spec.entry.script, checkout)
+            ship += [*shipped, [RECIPE_YAML, RECIPE_YAML]]
             # Files the recipe reads next to itself (e.g. ds_config.json) travel with it.
             for name, text in getattr(spec, "config_files", ()):
                 files[f"{source_dir}/{name}"] = RenderedFile(text)
+            smp = kind == "gpu" and bool(recipe.get("use_smp_model"))
+            if not spec.image and not smp and kind == "gpu":
+                for name, value in DEFAULT_FRAMEWORK.items():
+                    estimator.setdefault(name, value)
             literals |= {
-                "entry_point": spec.entry.script,
+                "entry_point": entry,
                 "hyperparameters": {"config-path": CONTAINER_CODE, "config-name": RECIPE_YAML},
-                "distribution": SMP_DISTRIBUTION if kind == "gpu" else _torch_distributed(),
+                # Adapter (SMP) recipes get what the SDK gives its own GPU recipes.
+                "distribution": SMP_DISTRIBUTION if smp else _torch_distributed(),
+                "image_from": SMP_IMAGE if smp and not spec.image else None,
             }
-            literals["image_from"] = SMP_IMAGE if not spec.image and kind == "gpu" else None
     else:
         if spec.entry.module:
             raise UserError(
                 f"git.entry_module={spec.entry.module}: SageMaker runs a script; "
                 "set training_cfg.entry_script"
             )
-        script = spec.entry.script or ""
-        if checkout:
-            ship.append([checkout, "."])
-            entry = script
-        else:
-            entry = os.path.basename(script)
-            ship.append([script, entry])
+        entry, shipped = _entry_source(spec.entry.script or "", checkout)
+        ship += shipped
         if kind == "trainium" and not spec.image and "framework_version" not in kwargs:
             raise UserError(
                 f"instance_type={instance_type}: custom scripts on Trainium need a Neuron "
@@ -386,6 +387,19 @@ def plan(spec: JobSpec) -> Plan:
         wait=wait,
         summary=summary,
     )
+
+
+def _entry_source(script: str, checkout: str | None) -> tuple[str, list[list[str]]]:
+    """The entry point (relative to the source folder) and what to copy there for it."""
+    if checkout:  # the launcher's checkout of git.repo_url_or_path, copied whole (not .git)
+        return script, [[checkout, "."]]
+    if not os.path.isabs(script):
+        raise UserError(
+            f"entry script {script!r}: SageMaker needs the code here to upload it; set "
+            "git.repo_url_or_path, or give an absolute path to a script on this machine"
+        )
+    # A script on this machine is uploaded alone (launch.py says if it does not exist).
+    return os.path.basename(script), [[script, os.path.basename(script)]]
 
 
 def _torch_distributed() -> dict[str, Any]:
@@ -486,7 +500,8 @@ class SageMakerBackend:
         if not sdk_installed():
             say(f"dry run: the exact CreateTrainingJob request needs the SDK: {SDK_EXTRA}")
             return []
-        if job.mode == "plain_recipe" or (job.mode.startswith("custom") and spec.code.location):
+        if job.mode != "sdk_recipe" and spec.code.location:
+            # The source folder is filled from the launcher's checkout, made at submit.
             say("dry run: the exact CreateTrainingJob request needs the code checkout (at submit)")
             return []
         runner = os.path.join(os.path.dirname(__file__), "sagemaker_preview.py")

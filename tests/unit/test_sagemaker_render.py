@@ -272,3 +272,28 @@ def test_estimator_table_matches_the_installed_sdk() -> None:
     assert set(sagemaker_checks.ESTIMATOR_KWARGS) <= params
     assert set(sagemaker_checks.OBJECT_KWARGS) <= params
     assert params - table == set(), "new SDK arguments: add them to the table"
+
+
+def test_recipe_without_smp_ships_a_local_entry_script_with_torch_distributed() -> None:
+    script = str(REPO / "hyperpod_launcher" / "examples" / "allreduce_smoke.py")
+    plan = _plan(
+        *SM_LLAMA,
+        "recipes.model.model_type=hf",
+        "recipes.use_smp_model=false",
+        "recipes.model.tensor_model_parallel_degree=1",
+        "recipes.model.fp8=false",
+        "git.repo_url_or_path=null",
+        f"git.entry_script={script}",
+    )
+    launch = plan.rendered.files["launch.py"].text
+    assert "ENTRY_POINT = 'allreduce_smoke.py'" in launch
+    ship = next(
+        ast.literal_eval(node.value)
+        for node in ast.parse(launch).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "SHIP"
+    )
+    assert ship == [[script, "allreduce_smoke.py"], ["recipe.yaml", "recipe.yaml"]]
+    assert "DISTRIBUTION = {'torch_distributed': {'enabled': True}}" in launch
+    assert "IMAGE_FROM = None" in launch
+    assert "'framework_version': '2.5.1'" in launch
+    assert "'config-path': '/opt/ml/code'" in launch
