@@ -1,0 +1,221 @@
+"""Write launcher_scripts/<family>/run_<recipe>.sh for every recipe (the one generator).
+
+    python -m hyperpod_launcher.gen_launch_scripts          # (re)write the scripts
+    python -m hyperpod_launcher.gen_launch_scripts --check  # exit 1 if any script is stale
+
+Each script selects the cluster explicitly (CLUSTER, default slurm) and the instance type the
+recipe is sized for (INSTANCE_TYPE), takes the placeholders users know from HyperPod launch
+scripts (TRAIN_DIR, VAL_DIR, EXP_DIR, HF_MODEL_NAME_OR_PATH, HF_ACCESS_TOKEN) where the recipe
+has the key, and passes extra arguments ("$@") on as overrides. The Hugging Face token is
+exported as HF_TOKEN and only referenced on the command line (`${oc.env:HF_TOKEN}`), so it never
+shows in argv; the launcher then moves it to the backend's secret channel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hyperpod_launcher import catalog, resources, templating
+
+TEMPLATE = "launch_scripts/run_recipe.sh.j2"
+SCRIPTS_DIR = "launcher_scripts"
+LAUNCHER_DIR = "HYPERPOD_LAUNCHER_DIR"
+TOKEN_REFERENCE = "${oc.env:HF_TOKEN}"
+
+
+def _get(data: Any, dotted: str, default: Any = KeyError) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, Mapping) or part not in data:
+            return default
+        data = data[part]
+    return data
+
+
+def _names_a_model(recipe: Mapping[str, Any]) -> bool:
+    model = _get(recipe, "model.hf_model_name_or_path", None)
+    return bool(_get(recipe, "model.do_finetune", False)) or model is not None
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    env: str
+    comment: str
+    keys: tuple[tuple[str, str], ...]  # (recipe key, value format); the first key present wins
+    secret: bool = False
+    applies: Callable[[Mapping[str, Any]], bool] | None = None
+
+    def key_for(self, recipe: Mapping[str, Any]) -> tuple[str, str] | None:
+        if self.applies is not None and not self.applies(recipe):
+            return None
+        return next(((k, f) for k, f in self.keys if _get(recipe, k) is not KeyError), None)
+
+
+PLACEHOLDERS = (
+    Placeholder(
+        "TRAIN_DIR",
+        "location of the training data (absolute path or s3:// URI)",
+        (
+            ("model.data.train_dir", "{}"),
+            ("data.train_dir", "{}"),
+            ("model.data.data_prefix", "[{}]"),
+        ),
+    ),
+    Placeholder(
+        "VAL_DIR",
+        "location of the validation data",
+        (("model.data.val_dir", "{}"), ("data.val_dir", "{}")),
+    ),
+    Placeholder(
+        "EXP_DIR",
+        "where logs and checkpoints go",
+        (("exp_manager.exp_dir", "{}"),),
+    ),
+    Placeholder(
+        "HF_MODEL_NAME_OR_PATH",
+        "Hugging Face model id or local path to start from",
+        (("model.hf_model_name_or_path", "{}"),),
+        applies=_names_a_model,
+    ),
+    Placeholder(
+        "HF_ACCESS_TOKEN",
+        "Hugging Face token for gated models; reaches the job only through the environment",
+        (("model.hf_access_token", TOKEN_REFERENCE),),
+        secret=True,
+    ),
+)
+
+
+def placeholder_overrides(recipe: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
+    """The overrides a recipe's script adds for the (non-empty) placeholder values in `env`."""
+    plain, secret = [], []
+    for p in PLACEHOLDERS:
+        found = p.key_for(recipe)
+        if found is None or not env.get(p.env):
+            continue
+        key, fmt = found
+        value = fmt if p.secret else fmt.format(env[p.env])
+        (secret if p.secret else plain).append(f"recipes.{key}={value}")
+    return [*plain, *secret]
+
+
+def script_path(name: str) -> str:
+    family = catalog.family_of(name)
+    return f"{SCRIPTS_DIR}/{family}/run_{Path(name).name}.sh"
+
+
+def _dq(text: str) -> str:
+    """A double-quoted bash word (the text holds only $VAR references that should expand)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`") + '"'
+
+
+def render(name: str, cfg: Mapping[str, Any]) -> str:
+    info = catalog.describe(name, cfg)
+    recipe = cfg.get("recipes")
+    results = "${BASE_RESULTS_DIR:-${" + LAUNCHER_DIR + "}/results}"
+    fixed = [shlex.quote(f"recipes={name}"), _dq("cluster=${CLUSTER:-slurm}")]
+    if info.instance_type:
+        fixed.append(_dq("instance_type=${INSTANCE_TYPE:-" + info.instance_type + "}"))
+    fixed.append(_dq(f"base_results_dir={results}"))
+    placeholders = []
+    if isinstance(recipe, Mapping):
+        fixed.append(shlex.quote(f"recipes.run.name={info.run_name}"))
+        scale = f"{info.nodes} x {info.instance_type or 'node'}, {info.devices} processes each"
+        for p in PLACEHOLDERS:
+            found = p.key_for(recipe)
+            if found is None:
+                continue
+            key, fmt = found
+            arg = (
+                shlex.quote(f"recipes.{key}={fmt}")
+                if p.secret
+                else _dq(f"recipes.{key}=" + fmt.format("$" + p.env))
+            )
+            default = "${" + p.env + ":-}"
+            placeholders.append({**vars(p), "arg": arg, "default": default})
+    else:
+        fixed.append(shlex.quote(f"training_cfg.run.name={info.run_name}"))
+        scale = f"{info.nodes} node x {info.devices} processes"
+    return templating.render(
+        TEMPLATE,
+        summary=info.summary,
+        name=name,
+        scale=scale,
+        path=script_path(name),
+        fixed=fixed,
+        placeholders=placeholders,
+    )
+
+
+def generate(names: Sequence[str] | None = None) -> dict[str, str]:
+    """{relative path: script text} for every recipe."""
+    names = list(names or catalog.recipe_names())
+    scripts: dict[str, str] = {}
+    with catalog.Composer() as composer:
+        for name, cfg in composer.many(names):
+            path = script_path(name)
+            if path in scripts:
+                raise RuntimeError(f"two recipes map to {path}; rename one of them")
+            scripts[path] = render(name, cfg)
+    return dict(sorted(scripts.items()))
+
+
+def stale(root: Path, scripts: Mapping[str, str]) -> list[str]:
+    """Scripts that differ from what the generator writes, are missing, or are left over."""
+    found = {p.relative_to(root).as_posix() for p in (root / SCRIPTS_DIR).glob("*/run_*.sh")}
+    problems = [p for p, text in scripts.items() if not (root / p).is_file()]
+    problems += [
+        p for p, text in scripts.items() if (root / p).is_file() and (root / p).read_text() != text
+    ]
+    problems += sorted(found - set(scripts))
+    return sorted(problems)
+
+
+def write(root: Path, scripts: Mapping[str, str]) -> list[str]:
+    changed = stale(root, scripts)
+    for rel in changed:
+        path = root / rel
+        if rel not in scripts:
+            path.unlink()
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(scripts[rel])
+        path.chmod(0o755)
+    return changed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m hyperpod_launcher.gen_launch_scripts", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--check", action="store_true", help="exit 1 if any script is stale")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=resources.config_dir().parent,
+        help="repository root holding launcher_scripts/ (default: this checkout)",
+    )
+    args = parser.parse_args(argv)
+    scripts = generate()
+    if args.check:
+        problems = stale(args.root, scripts)
+        for rel in problems:
+            print(f"stale: {rel}", file=sys.stderr)
+        if problems:
+            print(
+                "run `python -m hyperpod_launcher.gen_launch_scripts` and commit the result",
+                file=sys.stderr,
+            )
+        return 1 if problems else 0
+    changed = write(args.root, scripts)
+    print(f"{len(scripts)} launch scripts, {len(changed)} written or removed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
