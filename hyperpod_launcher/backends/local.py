@@ -98,6 +98,31 @@ class LocalBackend:
             return Submitted(job_id=str(proc.pid), details={"log": log_path, "detached": True})
         return _run_foreground(rendered.submit_argv, env, log_path, secrets)
 
+    def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[st.JobStatus]:
+        return [local_status(r) for r in records]
+
+    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> None:
+        from hyperpod_launcher import logfiles
+
+        log = Path(record.get("details", {}).get("log") or "")
+        logfiles.stream(
+            lambda: [log], lambda: local_status(record).finished, follow=follow, rank=rank
+        )
+
+    def cancel(self, record: dict[str, Any]) -> str:
+        current = local_status(record)
+        if current.finished:
+            return f"local job {record['job_id']} already finished: {current.describe()}"
+        pid = int(record["job_id"])
+        os.killpg(pid, signal.SIGTERM)  # the job runs in its own session: pgid == pid
+        deadline = time.monotonic() + 10
+        while _alive(pid, record["job_dir"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid, record["job_dir"]):
+            os.killpg(pid, signal.SIGKILL)
+        exit_file(record["job_dir"], record["launch_id"]).write_text("cancelled\n")
+        return f"cancelled local job {pid}"
+
 
 def _run_foreground(
     argv: tuple[str, ...], env: dict[str, str], log_path: str, secrets: Secrets
@@ -129,28 +154,3 @@ def _run_foreground(
     if returncode != 0:
         return Submitted(job_id=str(proc.pid), returncode=returncode, details=details)
     return Submitted(job_id=str(proc.pid), details=details)
-
-    def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[st.JobStatus]:
-        return [local_status(r) for r in records]
-
-    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> None:
-        from hyperpod_launcher import logfiles
-
-        log = Path(record.get("details", {}).get("log") or "")
-        logfiles.stream(
-            lambda: [log], lambda: local_status(record).finished, follow=follow, rank=rank
-        )
-
-    def cancel(self, record: dict[str, Any]) -> str:
-        current = local_status(record)
-        if current.finished:
-            return f"local job {record['job_id']} already finished: {current.describe()}"
-        pid = int(record["job_id"])
-        os.killpg(pid, signal.SIGTERM)  # the job runs in its own session: pgid == pid
-        deadline = time.monotonic() + 10
-        while _alive(pid, record["job_dir"]) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid, record["job_dir"]):
-            os.killpg(pid, signal.SIGKILL)
-        exit_file(record["job_dir"], record["launch_id"]).write_text("cancelled\n")
-        return f"cancelled local job {pid}"
