@@ -6,7 +6,6 @@ waits for its own job and checks what the job itself wrote.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import testbed
 
-from tests.conftest import REPO, require, run_launcher
+from tests.conftest import REPO, run_launcher
 
 pytestmark = pytest.mark.slurm
 
@@ -63,13 +62,9 @@ def submit(results: Path, *overrides: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, Path]]:
-    require(shutil.which("sbatch") is not None, "Slurm (sbatch)")
-    require(importlib.util.find_spec("torch") is not None, "torch (torchrun)")
-    try:
-        testbed.ensure_up()
-    except RuntimeError as err:
-        require(False, f"the Slurm testbed ({err})")
+def jobs(
+    tmp_path_factory: pytest.TempPathFactory, slurm_cluster: None
+) -> dict[str, tuple[str, Path]]:
     root = tmp_path_factory.mktemp("slurm")
     repo, pinned = adapter_repo(root)
     results = root / "results"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -15,20 +13,14 @@ from pathlib import Path
 import pytest
 import testbed
 
-from tests.conftest import REPO, require, run_cli, run_launcher
+from tests.conftest import REPO, run_cli, run_launcher
 
 pytestmark = pytest.mark.slurm
 SCRIPTS = REPO / "tests" / "fixtures" / "scripts"
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    require(shutil.which("sbatch") is not None, "Slurm (sbatch)")
-    require(importlib.util.find_spec("torch") is not None, "torch (torchrun)")
-    try:
-        testbed.ensure_up()
-    except RuntimeError as err:
-        require(False, f"the Slurm testbed ({err})")
+def env(tmp_path_factory: pytest.TempPathFactory, slurm_cluster: None) -> dict[str, str]:
     return {"HPL_STATE_DIR": str(tmp_path_factory.mktemp("state"))}
 
 
