@@ -96,11 +96,15 @@ def helm() -> str:
     return require_tool("helm")
 
 
-@pytest.fixture(scope="module", params=sorted(CASES))
-def chart(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, helm: str):
-    """Render a case into a job folder and run `helm template` on it once."""
-    base = tmp_path_factory.mktemp(request.param)
-    the_plan = plan((*CASES[request.param], f"base_results_dir={base}"), launch_id="launch-1")
+_RENDERED: dict[str, dict[str, Any]] = {}
+
+
+def render_case(case: str, tmp_path_factory: pytest.TempPathFactory, helm: str) -> dict[str, Any]:
+    """Render a case into a job folder and run `helm template` on it (once per case)."""
+    if case in _RENDERED:
+        return _RENDERED[case]
+    base = tmp_path_factory.mktemp(case)
+    the_plan = plan((*CASES[case], f"base_results_dir={base}"), launch_id="launch-1")
     for relpath, (text, mode) in the_plan.files.items():
         path = Path(the_plan.spec.job_dir) / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,14 +115,32 @@ def chart(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         helm, "template", argv[2], argv[3], *argv[4:6], "--api-versions", "kubeflow.org/v1"
     )
     objects, errors = k8s_schemas.manifest_errors(template.stdout)
-    return {
-        "case": request.param,
+    _RENDERED[case] = {
+        "case": case,
         "plan": the_plan,
         "chart_dir": Path(argv[3]),
         "objects": objects,
         "errors": errors,
         "text": template.stdout,
     }
+    return _RENDERED[case]
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def chart(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, helm: str):
+    return render_case(request.param, tmp_path_factory, helm)
+
+
+@pytest.fixture(scope="module")
+def options_chart(tmp_path_factory: pytest.TempPathFactory, helm: str) -> dict[str, Any]:
+    """The case that sets every cluster option."""
+    return render_case("llama_p5_every_option", tmp_path_factory, helm)
+
+
+@pytest.fixture(scope="module")
+def custom_chart(tmp_path_factory: pytest.TempPathFactory, helm: str) -> dict[str, Any]:
+    """The custom-script case, whose run name is not a Kubernetes name."""
+    return render_case("custom_cpu_single_pod", tmp_path_factory, helm)
 
 
 def run(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -235,9 +257,8 @@ def test_resources_come_from_the_instance_table(chart: dict[str, Any]) -> None:
         } in term["matchExpressions"]
 
 
-def test_every_option_lands_where_kubernetes_reads_it(chart: dict[str, Any]) -> None:
-    if chart["case"] != "llama_p5_every_option":
-        pytest.skip("options case only")
+def test_every_option_lands_where_kubernetes_reads_it(options_chart: dict[str, Any]) -> None:
+    chart = options_chart
     job = job_of(chart)
     assert job["metadata"]["namespace"] == "team-a"
     labels = job["metadata"]["labels"]
@@ -347,9 +368,8 @@ def test_scripts_configmap_holds_the_shared_train_script(chart: dict[str, Any]) 
         assert data["post_script.sh"].endswith("echo post\n")
 
 
-def test_chart_scripts_pass_shellcheck(chart: dict[str, Any], tmp_path: Path) -> None:
-    if chart["case"] != "llama_p5_every_option":
-        pytest.skip("one case is enough")
+def test_chart_scripts_pass_shellcheck(options_chart: dict[str, Any], tmp_path: Path) -> None:
+    chart = options_chart
     name = job_of(chart)["metadata"]["name"]
     (scripts,) = [o for o in chart["objects"] if o["metadata"]["name"] == f"{name}-scripts"]
     paths = []
@@ -361,9 +381,10 @@ def test_chart_scripts_pass_shellcheck(chart: dict[str, Any], tmp_path: Path) ->
     shellcheck(*paths)
 
 
-def test_run_name_is_converted_to_a_dns_1035_name_with_a_notice(chart: dict[str, Any]) -> None:
-    if chart["case"] != "custom_cpu_single_pod":
-        pytest.skip("the case with an upper-case run name")
+def test_run_name_is_converted_to_a_dns_1035_name_with_a_notice(
+    custom_chart: dict[str, Any],
+) -> None:
+    chart = custom_chart
     name = job_of(chart)["metadata"]["name"]
     assert name.startswith("allreduce-smoke-") and len(name) == len("allreduce-smoke-") + 6
     assert "run.name 'AllReduce_Smoke' is not a Kubernetes object name" in (
