@@ -134,6 +134,22 @@ def run(hydra_main: Callable[[], Any]) -> None:
         _fail(one_line(err, argv), 2)
 
 
+def sweep_point(cfg: Any, num: int) -> None:
+    """Give a sweep point its own run name (`<run.name>-<num>`, so its own job folder) and its
+    own experiment folder (`<exp_dir>/<that name>`): points must not resume each other."""
+    from omegaconf import OmegaConf
+
+    for run_key in ("recipes.run", "training_cfg.run"):
+        run = OmegaConf.select(cfg, run_key, throw_on_missing=False)
+        name = OmegaConf.select(cfg, f"{run_key}.name", throw_on_missing=False)
+        if run is None or name is None:
+            continue
+        run.name = f"{name}-{num}"
+        exp_dir = OmegaConf.select(cfg, "recipes.exp_manager.exp_dir", throw_on_missing=False)
+        if run_key == "recipes.run" and exp_dir:
+            cfg.recipes.exp_manager.exp_dir = f"{str(exp_dir).rstrip('/')}/{run.name}"
+
+
 def hydra_task(cfg: Any) -> None:
     """The task function: resolve the composed config, plan, write and submit."""
     from hydra.core.hydra_config import HydraConfig
@@ -147,6 +163,8 @@ def hydra_task(cfg: Any) -> None:
     choices = hydra_cfg.runtime.choices
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
+        if multirun:  # before resolving, so results_dir, checkpoint_dir... follow the name
+            sweep_point(cfg, hydra_cfg.job.num)
         resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         plan = make_plan(
             resolved,  # type: ignore[arg-type]
@@ -154,8 +172,6 @@ def hydra_task(cfg: Any) -> None:
             recipe_choice=choices.get("recipes"),
             launch_id=new_launch_id(),
             overrides=tuple(hydra_cfg.overrides.task),
-            # Sweep points must not share a job folder, or they would resume each other.
-            name_suffix=f"-{hydra_cfg.job.num}" if multirun else "",
         )
         returncode = execute(plan, sys.argv[1:])
     except LauncherError as err:

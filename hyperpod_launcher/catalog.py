@@ -13,7 +13,8 @@ therefore use relative interpolations (`${..trainer.max_steps}`) for their own k
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -163,6 +164,23 @@ def _retarget(override: str, prefix: str) -> str:
     return f"{sign}{prefix}.{body[len('recipes.') :]}"
 
 
+def _apply_keyed(cfg: Any, overrides: Sequence[str]) -> None:
+    """Set existing keys of a composed recipe from `recipes.<key>=<value>` overrides, values
+    parsed as Hydra parses them."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    if not overrides:
+        return
+    absent = object()
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group.removeprefix("recipes.")
+        exists = OmegaConf.select(cfg, key, default=absent, throw_on_resolution_failure=False)
+        if override.is_add() or override.is_delete() or exists is absent:
+            raise ValueError(f"keyed override must set an existing key: {override.input_line}")
+        OmegaConf.update(cfg, key, override.value(), merge=False)
+
+
 class Composer:
     """Hydra's compose API over the shipped recipes_collection (use as a context manager)."""
 
@@ -199,18 +217,21 @@ class Composer:
         names: Sequence[str],
         overrides: Sequence[str] = (),
         per_recipe: Mapping[str, Sequence[str]] | None = None,
+        keyed: Callable[[str, Mapping[str, Any]], Sequence[str]] | None = None,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """(name, resolved config) for each recipe, as `one` would give, composed in batches.
 
         `overrides` apply to every config (not recipes.*); `per_recipe[name]` are recipes.*
-        overrides for one recipe. Custom-script examples are composed one by one.
+        overrides for one recipe. `keyed(name, recipe)` returns `recipes.<key>=<value>`
+        overrides of keys the composed recipe has (e.g. the launch scripts' placeholders),
+        applied before resolving. Custom-script examples are composed one by one.
         """
         from omegaconf import OmegaConf
 
         per_recipe = per_recipe or {}
-        base = self.raw(["~recipes", *overrides])
-        top = OmegaConf.to_container(base, resolve=False)
+        top = OmegaConf.to_container(self.raw(["~recipes", *overrides]), resolve=False)
         assert isinstance(top, dict)
+        refs = _recipe_refs(top)
         batched = [n for n in names if not is_global(n)]
         for name in names:
             if is_global(name):
@@ -223,10 +244,46 @@ class Composer:
                 args += [_retarget(o, f"{SLOT}.r{i}") for o in per_recipe.get(name, ())]
             composed = self.raw(args)
             for i, name in enumerate(batch):
-                recipe = OmegaConf.to_container(composed[SLOT][f"r{i}"], resolve=False)
-                full = OmegaConf.create({**top, "recipes": recipe})
-                resolved = OmegaConf.to_container(full, resolve=True, throw_on_missing=True)
-                yield name, resolved  # type: ignore[misc]
+                node = composed[SLOT][f"r{i}"]
+                if keyed is not None:
+                    _apply_keyed(node, keyed(name, node))
+                # Resolved in place: the batch's top-level keys are the launch's top-level keys.
+                recipe = OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+                yield name, _with_top(top, refs, recipe)  # type: ignore[arg-type]
+
+
+def _recipe_refs(top: Mapping[str, Any]) -> set[str] | None:
+    """Recipe sections that top-level interpolations read (`${oc.select:recipes.run.x,...}`);
+    None when some reference names no section (then the whole recipe is needed)."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> bool:
+        if isinstance(value, Mapping):
+            return all(walk(v) for v in value.values())
+        if isinstance(value, list):
+            return all(walk(v) for v in value)
+        if isinstance(value, str) and "recipes" in value:
+            sections = re.findall(r"\brecipes\.(\w+)", value)
+            found.update(sections)
+            return len(sections) == value.count("recipes")
+        return True
+
+    return found if walk(top) else None
+
+
+def _with_top(
+    top: Mapping[str, Any], refs: set[str] | None, recipe: dict[str, Any]
+) -> dict[str, Any]:
+    """The resolved top-level config of a launch of `recipe` (whose values are resolved)."""
+    from omegaconf import OmegaConf
+
+    seen = recipe if refs is None else {k: recipe[k] for k in refs if k in recipe}
+    resolved = OmegaConf.to_container(
+        OmegaConf.create({**top, "recipes": seen}), resolve=True, throw_on_missing=True
+    )
+    assert isinstance(resolved, dict)
+    resolved["recipes"] = recipe
+    return resolved
 
 
 def _cache_file(names: Sequence[str]) -> Path | None:

@@ -21,3 +21,8 @@ def get(name: str) -> Backend:
         raise NotImplementedError(f"the {name!r} backend is not available yet") from None
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)()
+
+
+def names() -> tuple[str, ...]:
+    """The registered backends (what `cluster=` can select and catalog-wide checks cover)."""
+    return tuple(_REGISTRY)

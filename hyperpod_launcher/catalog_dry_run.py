@@ -1,0 +1,137 @@
+"""Render every recipe on every registered backend in one process (the catalog-wide dry run).
+
+Each recipe is composed once (catalog.Composer.many, with the launch scripts' placeholder values),
+then built and rendered per backend from that one composition, with the backend's own cluster
+file. Nothing is written: the result holds each backend's Rendered files, or the one-line
+refusal when a backend cannot run a recipe (e.g. cluster=local and a multi-node recipe).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from hyperpod_launcher import backends, catalog, gen_launch_scripts, job
+from hyperpod_launcher.backends.base import Rendered
+from hyperpod_launcher.errors import UserError
+
+# What a catalog-wide render needs per backend beyond the cluster file's defaults.
+BACKEND_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "k8s": ("container=public.ecr.aws/hyperpod-launcher/train:catalog",),
+    "sm_jobs": (
+        "cluster.sm_jobs_config.output_path=s3://hyperpod-launcher-catalog/output",
+        "+cluster.sm_jobs_config.secrets.secrets_manager.HF_TOKEN=catalog/hf-token",
+        "instance_type=ml.c5.2xlarge",  # custom-script examples; recipes bring their own
+    ),
+}
+# The launch scripts' placeholders, with values, so every recipe is complete.
+PLACEHOLDERS = {
+    "TRAIN_DIR": "/fsx/data/train",
+    "VAL_DIR": "/fsx/data/val",
+    "EXP_DIR": "/fsx/exp",
+    "HF_MODEL_NAME_OR_PATH": "/fsx/models/base",
+    "HF_ACCESS_TOKEN": "hf_catalog_dry_run_token",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    recipe: str
+    backend: str
+    spec: job.JobSpec | None
+    rendered: Rendered | None
+    refused: str | None = None  # the UserError a launch would print
+
+
+def backend_names() -> tuple[str, ...]:
+    return backends.names()
+
+
+def _cluster_sections(composer: catalog.Composer, names: Iterable[str]) -> dict[str, dict]:
+    """name -> (resolved top-level config without recipes) for each backend's cluster file."""
+    from omegaconf import OmegaConf
+
+    sections = {}
+    for name in names:
+        cfg = composer.raw(["~recipes", f"cluster={name}", *BACKEND_OVERRIDES.get(name, ())])
+        sections[name] = OmegaConf.to_container(cfg, resolve=True)
+    return sections
+
+
+@contextmanager
+def _token_env(token: str | None) -> Iterator[None]:
+    """HF_TOKEN as a launch script exports it, while the recipes resolve."""
+    saved = os.environ.get("HF_TOKEN")
+    if token:
+        os.environ["HF_TOKEN"] = token
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("HF_TOKEN", None)
+        else:
+            os.environ["HF_TOKEN"] = saved
+
+
+def run(
+    names: Sequence[str] | None = None,
+    backend_list: Sequence[str] | None = None,
+    placeholders: Mapping[str, str] = PLACEHOLDERS,
+    timings: dict[str, float] | None = None,
+) -> list[Outcome]:
+    """Every recipe on every backend; `timings` (if given) gets the compose/render seconds."""
+    start = time.perf_counter()
+    names = list(names or catalog.recipe_names())
+    backend_list = list(backend_list or backend_names())
+    outcomes: list[Outcome] = []
+    with catalog.Composer() as composer, _token_env(placeholders.get("HF_ACCESS_TOKEN")):
+        sections = _cluster_sections(composer, backend_list)
+        composed = dict(
+            composer.many(
+                names,
+                keyed=lambda _, recipe: gen_launch_scripts.placeholder_overrides(
+                    recipe, placeholders
+                ),
+            )
+        )
+        # Custom-script examples set top-level keys: compose each once, then lay the keys it
+        # sets over each backend's top level.
+        custom = [n for n in names if not isinstance(composed[n].get("recipes"), Mapping)]
+        if custom:
+            from omegaconf import OmegaConf
+
+            default = OmegaConf.to_container(composer.raw(["~recipes"]), resolve=True)
+            assert isinstance(default, dict)
+            for name in custom:
+                composed[name] = {
+                    k: v
+                    for k, v in composed[name].items()
+                    if k != "cluster" and default.get(k) != v
+                }
+    composed_at = time.perf_counter()
+    renderers = {name: backends.get(name) for name in backend_list}
+    for name in names:
+        for backend in backend_list:
+            if name in custom:
+                full = {**sections[backend], **composed[name]}
+            else:
+                recipe = composed[name]["recipes"]
+                hint = (recipe.get("run") or {}).get("instance_type")  # what it is sized for
+                full = {**sections[backend], "instance_type": hint}
+                full["recipes"] = recipe  # job.build copies what it changes
+            try:
+                spec, _ = job.build(
+                    full, cluster_choice=backend, recipe_choice=name, launch_id="catalog"
+                )
+                rendered = renderers[backend].render(spec)
+            except UserError as err:
+                outcomes.append(Outcome(name, backend, None, None, str(err)))
+                continue
+            outcomes.append(Outcome(name, backend, spec, rendered))
+    if timings is not None:
+        timings["compose"] = composed_at - start
+        timings["build_render"] = time.perf_counter() - composed_at
+    return outcomes
