@@ -51,13 +51,32 @@ def backend_names() -> tuple[str, ...]:
 
 
 def _cluster_sections(composer: catalog.Composer, names: Iterable[str]) -> dict[str, dict]:
-    """name -> (resolved top-level config without recipes) for each backend's cluster file."""
+    """name -> resolved top-level config (without recipes) for each backend, from one compose
+    that adds every cluster file under its own package (Hydra's fixed cost is paid once)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
+    names = list(names)
+    args, top_level = ["~recipes"], {}
+    for name in names:
+        args.append(f"+cluster@{catalog.SLOT}.{name}={name}")
+        top_level[name] = []
+        for override in BACKEND_OVERRIDES.get(name, ()):
+            sign = override[: len(override) - len(override.lstrip("+~"))]
+            body = override[len(sign) :]
+            if body.startswith("cluster."):
+                args.append(f"{sign}{catalog.SLOT}.{name}.{body[len('cluster.') :]}")
+            else:
+                top_level[name].append(override)
+    resolved = OmegaConf.to_container(composer.raw(args), resolve=True)
+    assert isinstance(resolved, dict)
+    clusters = resolved.pop(catalog.SLOT)
     sections = {}
     for name in names:
-        cfg = composer.raw(["~recipes", f"cluster={name}", *BACKEND_OVERRIDES.get(name, ())])
-        sections[name] = OmegaConf.to_container(cfg, resolve=True)
+        section = {**resolved, "cluster": clusters[name]}
+        for override in OverridesParser.create().parse_overrides(top_level[name]):
+            section[override.key_or_group] = override.value()
+        sections[name] = section
     return sections
 
 

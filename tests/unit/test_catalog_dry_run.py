@@ -145,3 +145,14 @@ def test_placeholders_applied_after_composition_equal_overrides() -> None:
             for n, cfg in keyed.items()
         }
         assert dict(composer.many(names, (), per_recipe)) == keyed
+
+
+def test_backend_sections_equal_composing_each_cluster() -> None:
+    from omegaconf import OmegaConf
+
+    with catalog.Composer() as composer:
+        sections = catalog_dry_run._cluster_sections(composer, backends.names())
+        for name in backends.names():
+            extra = catalog_dry_run.BACKEND_OVERRIDES.get(name, ())
+            cfg = composer.raw(["~recipes", f"cluster={name}", *extra])
+            assert sections[name] == OmegaConf.to_container(cfg, resolve=True), name
