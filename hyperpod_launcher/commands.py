@@ -16,7 +16,10 @@ COMMANDS = ("jobs", "status", "logs", "cancel")
 
 
 # Backends whose job commands live apart from their renderer (they need an SDK, not Jinja).
-FOLLOWERS = {"sm_jobs": "hyperpod_launcher.backends.sagemaker_jobs:SageMakerJobs"}
+FOLLOWERS = {
+    "sm_jobs": "hyperpod_launcher.backends.sagemaker_jobs:SageMakerJobs",
+    "k8s": "hyperpod_launcher.backends.k8s_jobs:K8sJobs",
+}
 
 
 def _lifecycle(backend: str, verb: str) -> Any:
