@@ -333,7 +333,7 @@ def build(
     check_section({k: v for k, v in cfg.items() if k != "hydra"}, schema.LauncherConfig, "")
     backend = backend_of(cluster_choice, cfg.get("cluster_type"))
     opts = cfg.get("cluster") or {}
-    check_section(opts, schema.CLUSTER_SCHEMAS[backend], "cluster", schema.MOVED_KEYS)
+    check_section(opts, schema.cluster_schema(backend), "cluster", schema.MOVED_KEYS)
 
     base = cfg.get("base_results_dir")
     if not base:

@@ -16,7 +16,7 @@ from typing import Any
 
 from hyperpod_launcher import job
 from hyperpod_launcher.backends.base import train_script
-from hyperpod_launcher.config import schema
+from hyperpod_launcher.config import schema_k8s
 from hyperpod_launcher.config.validate import check_section
 from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.job import JobSpec
@@ -202,7 +202,7 @@ def _volumes(opts: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[s
         mounts.add(path)
         return path
 
-    for _, where, item in _items(opts, "volumes", schema.K8sVolume, ("volumeName", "hostPath")):
+    for _, where, item in _items(opts, "volumes", schema_k8s.K8sVolume, ("volumeName", "hostPath")):
         name = item["volumeName"]
         _check_name(name, f"{where}.volumeName", DNS1123_LABEL, "volume name", 63)
         if name in names:
@@ -218,7 +218,7 @@ def _volumes(opts: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[s
             }
         )
     claim_items = _items(
-        opts, "persistent_volume_claims", schema.K8sClaim, ("claimName", "mountPath")
+        opts, "persistent_volume_claims", schema_k8s.K8sClaim, ("claimName", "mountPath")
     )
     for index, where, item in claim_items:
         _check_name(item["claimName"], f"{where}.claimName", DNS1123_SUBDOMAIN, "claim name", 253)
@@ -238,7 +238,7 @@ def _tolerations(spec: JobSpec) -> list[dict[str, Any]]:
     taint = ACCELERATOR_TAINT.get(spec.accelerator)
     if taint:  # accelerator nodes are commonly tainted for their device
         result.append({"key": taint, "operator": "Exists", "effect": "NoSchedule"})
-    for _, where, item in _items(spec.opts, "tolerations", schema.K8sToleration, ()):
+    for _, where, item in _items(spec.opts, "tolerations", schema_k8s.K8sToleration, ()):
         toleration = {k: v for k, v in item.items() if v is not None}
         if toleration.get("operator") == "Exists" and "value" in toleration:
             raise UserError(f"{where}: operator Exists takes no value")

@@ -99,145 +99,25 @@ class LocalOptions:
     detach: bool = False
 
 
-@dataclass
-class K8sLabelSelector:
-    """Node affinity: label key -> allowed values; `weights` pair with `preferred` in order."""
-
-    required: dict[str, Any] = field(default_factory=dict)
-    preferred: dict[str, Any] = field(default_factory=dict)
-    weights: list[int] = field(default_factory=list)
-
-
-@dataclass
-class K8sVolume:
-    volumeName: str | None = None
-    hostPath: str | None = None
-    mountPath: str | None = None
-    readOnly: bool = False
-
-
-@dataclass
-class K8sClaim:
-    claimName: str | None = None
-    mountPath: str | None = None
-    readOnly: bool = False
-
-
-@dataclass
-class K8sToleration:
-    key: str | None = None
-    operator: Literal["Exists", "Equal"] = "Equal"
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    tolerationSeconds: int | None = None
-
-
-@dataclass
-class K8sOptions:
-    """cluster/k8s.yaml: a Kubeflow PyTorchJob in a Helm chart. Nodes come from
-    trainer.num_nodes; run.time_limit becomes the job's activeDeadlineSeconds.
-    List items (volumes, claims, tolerations) are checked by the k8s backend."""
-
-    namespace: str = "default"
-    kube_context: str | None = None
-    pullPolicy: Literal["Always", "IfNotPresent", "Never"] = "Always"
-    restartPolicy: Literal["Never", "OnFailure", "Always", "ExitCode"] = "Never"
-    cleanPodPolicy: Literal["All", "Running", "None"] = "Running"
-    backoffLimit: int | None = None
-    ttlSecondsAfterFinished: int | None = None
-    custom_labels: dict[str, str | int | float | bool] = field(default_factory=dict)
-    annotations: dict[str, str | int | float | bool] = field(default_factory=dict)
-    service_account_name: str | None = None
-    priority_class_name: str | None = None
-    queue_name: str | None = None
-    image_pull_secrets: list[str] = field(default_factory=list)
-    scheduler_name: str | None = None
-    host_network: bool = False
-    tolerations: list[Any] = field(default_factory=list)
-    volumes: list[Any] = field(default_factory=list)
-    persistent_volume_claims: list[Any] = field(default_factory=list)
-    label_selector: K8sLabelSelector | None = field(default_factory=K8sLabelSelector)
-    cpu_request: str | int | float | None = None
-    memory_request: str | None = None
-    shm_size: str | None = None
-    rdzv_port: int = 23456
-    code_checkout_image: str | None = None
-    secret_name: str | None = None
-    create_secret: bool = True
-    pre_script: list[str] = field(default_factory=list)
-    post_script: list[str] = field(default_factory=list)
-    helm_args: list[str] = field(default_factory=list)
-    use_hyperpod_pytorch_job: bool = False
-
-
-CLUSTER_SCHEMAS: dict[str, type] = {
-    "slurm": SlurmOptions,
-    "local": LocalOptions,
-    "k8s": K8sOptions,
+# Each backend's options dataclass, imported on first use (a render loads only its own).
+_CLUSTER_SCHEMAS = {
+    "slurm": "hyperpod_launcher.config.schema:SlurmOptions",
+    "local": "hyperpod_launcher.config.schema:LocalOptions",
+    "k8s": "hyperpod_launcher.config.schema_k8s:K8sOptions",
+    "sm_jobs": "hyperpod_launcher.config.schema_sm_jobs:SmJobsOptions",
 }
 
-# Keys users reach for in a cluster file that live elsewhere in this launcher.
+
+def cluster_schema(backend: str) -> type:
+    import importlib
+
+    module, name = _CLUSTER_SCHEMAS[backend].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 MOVED_KEYS = {
     "nodes": "recipes.trainer.num_nodes (or training_cfg.run.nodes)",
     "time": "recipes.run.time_limit (or training_cfg.run.time_limit)",
     "cluster_type": "cluster=<name> (it selects the backend)",
     "instance_type": "the top-level instance_type",
 }
-
-
-@dataclass
-class SmTensorboardConfig:
-    output_path: str | None = None  # s3:// URI for TensorBoard data
-    container_logs_path: str | None = None  # where the job writes it (absolute path)
-
-
-@dataclass
-class SmS3Inputs:
-    train: str | None = None
-    val: str | None = None
-
-
-@dataclass
-class SmFileSystemInput:
-    id: str | None = None
-    type: Literal["FSxLustre", "EFS"] | None = None
-    directory_path: str | None = None
-
-
-@dataclass
-class SmInputs:
-    """Data channels for fit(): S3 prefixes or one file system, never both."""
-
-    s3: SmS3Inputs | None = None
-    file_system: SmFileSystemInput | None = None
-
-
-@dataclass
-class SmSecrets:
-    """How secret env vars (HF_TOKEN, ...) reach a SageMaker job (values are never written)."""
-
-    secrets_manager: dict[str, str] = field(default_factory=dict)  # NAME -> secret ARN or name
-    environment: bool = False  # opt-in: values go into the job Environment (DescribeTrainingJob)
-
-
-@dataclass
-class SmJobsConfig:
-    output_path: str | None = None
-    tensorboard_config: SmTensorboardConfig = field(default_factory=SmTensorboardConfig)
-    wait: bool = False
-    inputs: SmInputs = field(default_factory=SmInputs)
-    additional_estimator_kwargs: dict[str, Any] = field(default_factory=dict)
-    recipe_overrides: dict[str, Any] = field(default_factory=dict)
-    role: str | None = None
-    region: str | None = None
-    secrets: SmSecrets = field(default_factory=SmSecrets)
-
-
-@dataclass
-class SmJobsOptions:
-    """cluster/sm_jobs.yaml: a SageMaker training job. Nodes come from trainer.num_nodes."""
-
-    sm_jobs_config: SmJobsConfig = field(default_factory=SmJobsConfig)
-
-
-CLUSTER_SCHEMAS["sm_jobs"] = SmJobsOptions

@@ -1,0 +1,77 @@
+"""cluster/k8s.yaml: the Kubernetes backend's options (see config/schema.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass
+class K8sLabelSelector:
+    """Node affinity: label key -> allowed values; `weights` pair with `preferred` in order."""
+
+    required: dict[str, Any] = field(default_factory=dict)
+    preferred: dict[str, Any] = field(default_factory=dict)
+    weights: list[int] = field(default_factory=list)
+
+
+@dataclass
+class K8sVolume:
+    volumeName: str | None = None
+    hostPath: str | None = None
+    mountPath: str | None = None
+    readOnly: bool = False
+
+
+@dataclass
+class K8sClaim:
+    claimName: str | None = None
+    mountPath: str | None = None
+    readOnly: bool = False
+
+
+@dataclass
+class K8sToleration:
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    tolerationSeconds: int | None = None
+
+
+@dataclass
+class K8sOptions:
+    """cluster/k8s.yaml: a Kubeflow PyTorchJob in a Helm chart. Nodes come from
+    trainer.num_nodes; run.time_limit becomes the job's activeDeadlineSeconds.
+    List items (volumes, claims, tolerations) are checked by the k8s backend."""
+
+    namespace: str = "default"
+    kube_context: str | None = None
+    pullPolicy: Literal["Always", "IfNotPresent", "Never"] = "Always"
+    restartPolicy: Literal["Never", "OnFailure", "Always", "ExitCode"] = "Never"
+    cleanPodPolicy: Literal["All", "Running", "None"] = "Running"
+    backoffLimit: int | None = None
+    ttlSecondsAfterFinished: int | None = None
+    custom_labels: dict[str, str | int | float | bool] = field(default_factory=dict)
+    annotations: dict[str, str | int | float | bool] = field(default_factory=dict)
+    service_account_name: str | None = None
+    priority_class_name: str | None = None
+    queue_name: str | None = None
+    image_pull_secrets: list[str] = field(default_factory=list)
+    scheduler_name: str | None = None
+    host_network: bool = False
+    tolerations: list[Any] = field(default_factory=list)
+    volumes: list[Any] = field(default_factory=list)
+    persistent_volume_claims: list[Any] = field(default_factory=list)
+    label_selector: K8sLabelSelector | None = field(default_factory=K8sLabelSelector)
+    cpu_request: str | int | float | None = None
+    memory_request: str | None = None
+    shm_size: str | None = None
+    rdzv_port: int = 23456
+    code_checkout_image: str | None = None
+    secret_name: str | None = None
+    create_secret: bool = True
+    pre_script: list[str] = field(default_factory=list)
+    post_script: list[str] = field(default_factory=list)
+    helm_args: list[str] = field(default_factory=list)
+    use_hyperpod_pytorch_job: bool = False
