@@ -254,6 +254,8 @@ def plan(spec: JobSpec) -> Plan:
     }
     if spec.image:
         estimator["image_uri"] = spec.image
+    if spec.max_restarts:
+        estimator["max_retry_attempts"] = checks.retry_attempts(spec.max_restarts)
     estimator.update(kwargs)
     literals: dict[str, Any] = {}
 

@@ -83,7 +83,6 @@ ESTIMATOR_KWARGS: dict[str, str] = {
     "enable_sagemaker_metrics": "bool",
     "enable_network_isolation": "bool",
     "disable_profiler": "bool",
-    "max_retry_attempts": "pos_int",
     "container_log_level": "int",
     "code_location": "s3",
     "dependencies": "str_list",
@@ -119,6 +118,7 @@ OWNED_KWARGS: dict[str, str] = {
     "recipe_overrides": f"{KEY}.recipe_overrides",
     "tensorboard_output_config": f"{KEY}.tensorboard_config",
     "sagemaker_session": f"{KEY}.region",
+    "max_retry_attempts": "the top-level max_restarts",
 }
 
 # SDK arguments that take Python objects, which a YAML value cannot express.
@@ -185,6 +185,20 @@ def s3_uri(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value.startswith("s3://") or len(value) <= 5:
         raise UserError(f"{key}={value!r}: expected an s3:// URI, e.g. s3://my-bucket/path")
     return value
+
+
+# RetryStrategy.MaximumRetryAttempts of CreateTrainingJob.
+MAX_RETRY_ATTEMPTS = 30
+
+
+def retry_attempts(max_restarts: int) -> int:
+    """max_restarts as SageMaker's retry count (it retries internal and capacity errors only)."""
+    if max_restarts > MAX_RETRY_ATTEMPTS:
+        raise UserError(
+            f"max_restarts={max_restarts}: SageMaker retries a training job at most "
+            f"{MAX_RETRY_ATTEMPTS} times (RetryStrategy.MaximumRetryAttempts 1-30)"
+        )
+    return max_restarts
 
 
 def role_arn(value: Any) -> str | None:

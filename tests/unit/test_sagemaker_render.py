@@ -249,10 +249,10 @@ def test_list_valued_estimator_kwargs_are_accepted() -> None:
             "keep_alive_period_in_seconds": 600,
             "use_spot_instances": True,
             "max_wait": 7200,
-            "max_retry_attempts": None,
+            "volume_kms_key": None,
         }
     )
-    assert kwargs["subnets"] == ["subnet-1", "subnet-2"] and "max_retry_attempts" not in kwargs
+    assert kwargs["subnets"] == ["subnet-1", "subnet-2"] and "volume_kms_key" not in kwargs
 
 
 def test_estimator_table_matches_the_installed_sdk() -> None:
