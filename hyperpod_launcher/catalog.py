@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hyperpod_launcher import recipe_checks, resources
+from hyperpod_launcher.dotted import get as _get
 from hyperpod_launcher.errors import UserError, did_you_mean
 
 PARTS = "_base"
@@ -91,15 +92,6 @@ class RecipeInfo:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _get(data: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return default
-        node = node[part]
-    return node
 
 
 def family_of(name: str) -> str:

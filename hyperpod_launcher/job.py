@@ -18,6 +18,7 @@ from typing import Any, Literal
 from hyperpod_launcher import ds_config, instances, recipe_checks
 from hyperpod_launcher.config import schema
 from hyperpod_launcher.config.validate import check_section
+from hyperpod_launcher.dotted import get as _get
 from hyperpod_launcher.errors import UserError, did_you_mean
 from hyperpod_launcher.instances import InstanceType
 
@@ -133,15 +134,6 @@ class JobSpec:
         if self.recipe_yaml is None:
             return None
         return hashlib.sha256(self.recipe_yaml.encode()).hexdigest()
-
-
-def _get(data: Mapping[str, Any] | None, dotted: str, default: Any = None) -> Any:
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return default
-        node = node[part]
-    return node
 
 
 def backend_of(cluster_choice: str | None, cluster_type: str | None) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hyperpod_launcher import ds_config
+from hyperpod_launcher.dotted import get as _get
 from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.instances import InstanceType
 
@@ -44,15 +45,6 @@ class Layout:
     def __str__(self) -> str:
         text = " ".join(f"{k}{v}" for k, v in self.degrees.items())
         return ", ".join([text, *self.notes]) if text else ", ".join(self.notes)
-
-
-def _get(data: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return default
-        node = node[part]
-    return node
 
 
 def _fmt(value: Any) -> str:
