@@ -358,19 +358,41 @@ def time_limit_seconds(text: str | None, key: str) -> int | None:
     return total or None
 
 
-def _run_policy(spec: JobSpec) -> dict[str, Any]:
+def restarts(spec: JobSpec) -> tuple[str, int | None]:
+    """The replicas' restartPolicy and runPolicy.backoffLimit. The top-level max_restarts
+    (one knob on every backend) sets both where the cluster file leaves them null:
+    OnFailure, and a backoffLimit of max_restarts (which the operator counts in pod
+    restarts: the sum of every running pod's container restarts)."""
+    opts = spec.opts
+    restart, backoff = opts.get("restartPolicy"), opts.get("backoffLimit")
+    wanted = spec.max_restarts
+    if backoff is not None and backoff < 0:
+        raise UserError(f"cluster.backoffLimit={backoff}: must be 0 or more")
+    if wanted:
+        if restart == "Never":
+            raise UserError(
+                f"max_restarts={wanted} contradicts cluster.restartPolicy=Never (failed pods "
+                "are never restarted); set cluster.restartPolicy=OnFailure or ExitCode, or null"
+            )
+        if backoff == 0:
+            raise UserError(
+                f"max_restarts={wanted} contradicts cluster.backoffLimit=0 (the job fails at "
+                f"its first pod restart); set backoffLimit to null (it becomes {wanted}) or more"
+            )
+        return restart or "OnFailure", wanted if backoff is None else backoff
+    restart = restart or "Never"
+    if restart == "Never" and backoff:
+        raise UserError(
+            f"cluster.backoffLimit={backoff} has no effect with cluster.restartPolicy=Never "
+            "(failed pods are not restarted); set restartPolicy=OnFailure or ExitCode"
+        )
+    return restart, backoff
+
+
+def _run_policy(spec: JobSpec, backoff: int | None) -> dict[str, Any]:
     opts = spec.opts
     policy: dict[str, Any] = {"cleanPodPolicy": opts.get("cleanPodPolicy", "Running")}
-    backoff = opts.get("backoffLimit")
     if backoff is not None:
-        if backoff < 0:
-            raise UserError(f"cluster.backoffLimit={backoff}: must be 0 or more")
-        restart = opts.get("restartPolicy", "Never")
-        if restart == "Never" and backoff > 0:
-            raise UserError(
-                f"cluster.backoffLimit={backoff} has no effect with cluster.restartPolicy=Never "
-                "(failed pods are not restarted); set restartPolicy=OnFailure or ExitCode"
-            )
         policy["backoffLimit"] = backoff
     ttl = opts.get("ttlSecondsAfterFinished")
     if ttl is not None:
@@ -552,6 +574,7 @@ def build(spec: JobSpec) -> ChartValues:
     if shipped is not None:
         scripts[shipped[0]] = shipped[1]
     plain_env, secret_env = _env(spec)
+    restart, backoff = restarts(spec)
     uses_secret = bool(secret_env) or code["repo"] is not None
     queue = opts.get("queue_name")
     values: dict[str, Any] = {
@@ -565,8 +588,8 @@ def build(spec: JobSpec) -> ChartValues:
         "image": spec.image,
         "imagePullPolicy": opts.get("pullPolicy", "Always"),
         "imagePullSecrets": list(opts.get("image_pull_secrets") or []),
-        "restartPolicy": opts.get("restartPolicy", "Never"),
-        "runPolicy": _run_policy(spec),
+        "restartPolicy": restart,
+        "runPolicy": _run_policy(spec, backoff),
         "labels": _labels(opts),
         "annotations": _annotations(opts),
         "queueName": _label_text(queue) if queue is not None else None,

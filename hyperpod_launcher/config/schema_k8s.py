@@ -48,7 +48,8 @@ class K8sOptions:
     namespace: str = "default"
     kube_context: str | None = None
     pullPolicy: Literal["Always", "IfNotPresent", "Never"] = "Always"
-    restartPolicy: Literal["Never", "OnFailure", "Always", "ExitCode"] = "Never"
+    # None: Never, or OnFailure when the top-level max_restarts > 0
+    restartPolicy: Literal["Never", "OnFailure", "Always", "ExitCode"] | None = None
     cleanPodPolicy: Literal["All", "Running", "None"] = "Running"
     backoffLimit: int | None = None
     ttlSecondsAfterFinished: int | None = None

@@ -207,7 +207,7 @@ def test_names_replicas_and_rendezvous(chart: dict[str, Any]) -> None:
         assert "Worker" not in replicas
     else:
         assert replicas["Worker"]["replicas"] == spec.nodes - 1
-    restart = spec.opts["restartPolicy"]
+    restart = k8s_values.restarts(spec)[0]  # the cluster file's, or from max_restarts
     for kind, replica in replicas.items():
         assert replica["restartPolicy"] == restart
         pod = replica["template"]["spec"]

@@ -135,6 +135,8 @@ template:
             value: {{ $v.job.name | toJson }}
           - name: HPL_SCRIPTS_DIR
             value: {{ $v.paths.scripts | toJson }}
+          - name: HPL_POD_JOB_DIR
+            value: {{ $v.paths.job | toJson }}
           {{- range $v.env }}
           - name: {{ .name | toJson }}
             value: {{ .value | toJson }}
