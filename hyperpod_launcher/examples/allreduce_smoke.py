@@ -14,6 +14,24 @@ import torch
 import torch.distributed as dist
 
 
+def train_ddp(device: torch.device | str, use_cuda: bool, steps: int, seed: int) -> float:
+    """A few DDP steps on a tiny model. The model lives only in here: DDP holds the process
+    group, and a group still referenced at interpreter exit can abort gloo's threads."""
+    model = torch.nn.parallel.DistributedDataParallel(
+        torch.nn.Linear(8, 1).to(device), device_ids=[device.index] if use_cuda else None
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    generator = torch.Generator().manual_seed(seed)
+    loss = torch.zeros(())
+    for _ in range(steps):
+        batch = torch.randn(16, 8, generator=generator).to(device)
+        loss = model(batch).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return float(loss.item())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=3, help="DDP training steps")
@@ -33,21 +51,11 @@ def main() -> None:
     if value.item() != expected:
         raise SystemExit(f"rank {rank}: all_reduce gave {value.item()}, expected {expected}")
 
-    model = torch.nn.parallel.DistributedDataParallel(
-        torch.nn.Linear(8, 1).to(device), device_ids=[device.index] if use_cuda else None
-    )
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    generator = torch.Generator().manual_seed(rank)
-    for _ in range(args.steps):
-        batch = torch.randn(16, 8, generator=generator).to(device)
-        loss = model(batch).pow(2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    loss = train_ddp(device, use_cuda, args.steps, seed=rank)
 
     print(f"rank {rank}/{world} on {socket.gethostname()}: all_reduce sum {value.item():g} ok")
     if rank == 0:
-        print(f"all_reduce OK: world size {world}, sum {value.item():g}, loss {loss.item():.4f}")
+        print(f"all_reduce OK: world size {world}, sum {value.item():g}, loss {loss:.4f}")
         if args.result_file:
             with open(args.result_file, "w") as handle:
                 handle.write(f"{world} {value.item():g}\n")
