@@ -173,7 +173,7 @@ def hydra_task(cfg: Any) -> None:
             launch_id=new_launch_id(),
             overrides=tuple(hydra_cfg.overrides.task),
         )
-        returncode = execute(plan, sys.argv[1:])
+        returncode = execute(plan, sys.argv)
     except LauncherError as err:
         _fail(str(err), err.exit_code)
     except OmegaConfBaseException as err:

@@ -72,7 +72,7 @@ def _launcher_cmd_log(plan: Plan, argv: list[str]) -> str:
     lines = [
         f"# hyperpod-launcher {__version__}, launch {plan.spec.launch_id}",
         f"cd {shlex.quote(os.getcwd())}",
-        shlex.join([sys.executable, *argv]),
+        shlex.join([sys.executable, *argv]),  # argv[0] is the script (main.py)
         f"# submit: {plan.rendered.submit_command}",
     ]
     return plan.secrets.mask("\n".join(lines) + "\n")
@@ -109,7 +109,8 @@ def _record(plan: Plan, artifacts: list[str], status: str, **extra: Any) -> dict
 
 
 def execute(plan: Plan, argv: list[str], say: Callable[[str], None] = print) -> int:
-    """Write the job folder, then (unless a dry run) check out the code and submit."""
+    """Write the job folder, then (unless a dry run) check out the code and submit.
+    `argv` is the launcher's whole command line (for launcher_cmd.log)."""
     from hyperpod_launcher import code
 
     spec = plan.spec
