@@ -27,8 +27,10 @@ def test_a_sweep_is_one_dry_run_job_per_point(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    folders = sorted(p.name for p in results.iterdir())
+    folders = sorted(p.name for p in results.iterdir() if p.name != ".sweeps")
     assert folders == [f"{NAME}-0", f"{NAME}-1", f"{NAME}-2"]
+    assert len(list(results.glob(".sweeps/*/multirun.yaml"))) == 1  # kept out of the cwd
+    assert not (tmp_path / "multirun.yaml").exists()
     seen = {}
     for num, folder in enumerate(folders):
         job_dir = results / folder
@@ -62,4 +64,5 @@ def test_a_sweep_point_that_fails_a_check_stops_with_one_line(tmp_path: Path) ->
         "expert_model_parallel_degree 1 x shard_degree 48 = 96 must divide the world size 128 "
         "(16 nodes x 8 devices)"
     ]
-    assert sorted(p.name for p in results.iterdir()) == [f"{NAME}-0"]  # the valid point only
+    jobs = sorted(p.name for p in results.iterdir() if p.name != ".sweeps")
+    assert jobs == [f"{NAME}-0"]  # the valid point only
