@@ -44,6 +44,9 @@ class FakeCluster:
     logs: dict[str, str] = field(default_factory=dict)  # pod name -> its container's log
     secrets: set[str] = field(default_factory=set)
     crd_installed: bool = True
+    # For a job launched with --wait, whose name is known only once it is asked for: a
+    # function of the name that fills jobs/pods/logs on the first request.
+    on_first_sight: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def calls(self, *methods: str) -> list[tuple[str, str, dict[str, list[str]]]]:
@@ -119,6 +122,9 @@ def _handler(state: FakeCluster) -> type[BaseHTTPRequestHandler]:
             if match := jobs_path.match(path):
                 if not state.crd_installed:
                     return self._json(404, NO_RESOURCE)
+                with state.lock:
+                    if match.group(2) not in state.jobs and state.on_first_sight:
+                        state.on_first_sight(state, match.group(2))
                 answers = state.jobs.get(match.group(2))
                 if not answers:
                     return self._json(404, _not_found(match.group(2), "pytorchjobs"))
@@ -241,6 +247,7 @@ def env(tmp_path: Path, cluster: FakeCluster) -> Env:
     cluster.pods.clear()
     cluster.logs.clear()
     cluster.crd_installed = True
+    cluster.on_first_sight = None
     # The current context is another (unreachable) cluster: commands must use the recorded one.
     config = k8s_standins.kubeconfig(
         tmp_path / "kubeconfig",
@@ -521,6 +528,34 @@ def test_logs_follow_streams_every_pod_until_the_job_ends(env: Env, cluster: Fak
     # Each container instance is streamed once, though the job was polled until it ended.
     job_path = f"/apis/kubeflow.org/v1/namespaces/{NAMESPACE}/pytorchjobs/{name}"
     assert [p for _, p, _ in cluster.calls()].count(job_path) >= 2
+
+
+@pytest.mark.parametrize("outcome", ["Succeeded", "Failed"])
+def test_wait_follows_the_job_and_exits_with_its_outcome(
+    outcome: str, env: Env, cluster: FakeCluster
+) -> None:
+    def the_job(state: FakeCluster, name: str) -> None:
+        running = pytorchjob(name, ("Created", ""), ("Running", ""))
+        state.jobs[name] = [running, pytorchjob(name, ("Created", ""), (outcome, ""))]
+        code = 0 if outcome == "Succeeded" else 3
+        state.pods.append(pod(name, "master", 0, outcome, terminated(code)))
+        state.logs[f"{name}-master-0"] = "[rank0]:training\n[rank1]:training\n"
+
+    cluster.on_first_sight = the_job
+    proc = run_launcher(
+        "cluster=k8s",
+        "container=public.ecr.aws/docker/library/python:3.11-slim",
+        f"base_results_dir={env.tmp / 'results'}",
+        f"cluster.namespace={NAMESPACE}",
+        "cluster.kube_context=test-ctx",
+        "--wait",
+        env=env.vars,
+    )
+    assert proc.returncode == (0 if outcome == "Succeeded" else 1), proc.stdout + proc.stderr
+    assert "[rank0]:training\n[rank1]:training\n" in proc.stdout
+    state = "succeeded" if outcome == "Succeeded" else "failed"
+    exit_code = 0 if outcome == "Succeeded" else 3
+    assert f": {state} ({outcome}), exit code {exit_code}" in proc.stdout
 
 
 # --- cancel ---------------------------------------------------------------------------------
