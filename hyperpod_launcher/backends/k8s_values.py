@@ -482,20 +482,24 @@ def _code(spec: JobSpec) -> dict[str, Any]:
 
 
 def _shipped_entry(spec: JobSpec) -> tuple[str, str] | None:
-    """Custom-script mode without a code repository: the local script rides in the scripts
-    ConfigMap, as (file name, text). Reading it is the one file read of this render."""
+    """An entry script on this host and no code repository (a custom script, or a recipe
+    whose entry script ships with the launcher, e.g. DeepSpeed's): the script rides in the
+    scripts ConfigMap, as (file name, text). Reading it is the one file read of this render."""
     script = spec.entry.script
-    if spec.mode != "custom" or not script or spec.code.location or not os.path.isabs(script):
+    if not script or spec.code.location or not os.path.isabs(script):
         return None
+    key = "training_cfg.entry_script" if spec.mode == "custom" else "git.entry_script"
+    if spec.mode != "custom" and not os.path.isfile(script):
+        return None  # a path inside the container image (e.g. NeMo's), not one on this host
     name = os.path.basename(script)
     if name in (*CHART_SCRIPTS, *LAUNCHER_SCRIPTS) or not re.match(r"^[-._a-zA-Z0-9]+$", name):
         raise UserError(
-            f"training_cfg.entry_script={script!r}: rename the script; {name!r} cannot be "
+            f"{key}={script!r}: rename the script; {name!r} cannot be "
             "shipped in the scripts ConfigMap (reserved or unusual name)"
         )
     if os.path.getsize(script) > MAX_SHIPPED_SCRIPT:
         raise UserError(
-            f"training_cfg.entry_script={script!r}: larger than {MAX_SHIPPED_SCRIPT // 1024} KiB; "
+            f"{key}={script!r}: larger than {MAX_SHIPPED_SCRIPT // 1024} KiB; "
             "put the code in git (git.repo_url_or_path) or in the image"
         )
     with open(script, encoding="utf-8") as handle:
