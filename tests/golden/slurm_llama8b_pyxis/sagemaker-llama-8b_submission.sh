@@ -31,10 +31,17 @@ if ! srun --ntasks-per-node=1 test -r /fsx/results/llama-8b/train_script.sh; the
   exit 1
 fi
 
-status=0
-srun --kill-on-bad-exit=1 '--container-image=nvcr.io#nvidia/pytorch:24.01-py3' --container-mounts=/fsx/results/llama-8b:/fsx/results/llama-8b,/fsx/exp/llama-8b:/fsx/exp/llama-8b,/fsx/data:/data:ro --no-container-mount-home bash /fsx/results/llama-8b/train_script.sh || status=$?
-if [ "$status" -ne 0 ] && [ "$HPL_RESTART_COUNT" -lt 2 ]; then
-  echo "hyperpod-launcher: attempt $((HPL_RESTART_COUNT + 1)) failed with exit status $status; requeueing (restart $((HPL_RESTART_COUNT + 1)) of 2)" >&2
-  scontrol requeue "$SLURM_JOB_ID"
-fi
+# A failed attempt restarts in this allocation (max_restarts=2); every
+# attempt resumes from the newest checkpoint. Node failures are Slurm's to requeue (--requeue).
+attempt=0
+while true; do
+  export HPL_RESTART_COUNT="$(( ${SLURM_RESTART_COUNT:-0} + attempt ))"
+  status=0
+  srun --kill-on-bad-exit=1 '--container-image=nvcr.io#nvidia/pytorch:24.01-py3' --container-mounts=/fsx/results/llama-8b:/fsx/results/llama-8b,/fsx/exp/llama-8b:/fsx/exp/llama-8b,/fsx/data:/data:ro --no-container-mount-home bash /fsx/results/llama-8b/train_script.sh || status=$?
+  if [ "$status" -eq 0 ] || [ "$attempt" -ge 2 ]; then
+    break
+  fi
+  attempt=$((attempt + 1))
+  echo "hyperpod-launcher: attempt ${attempt} failed with exit status ${status}; restarting (${attempt} of 2)" >&2
+done
 exit "$status"
