@@ -27,7 +27,7 @@ def main() -> None:
                 "instance_type=p5.48xlarge",
                 "base_results_dir=/fsx/r",
                 f"recipes.trainer.num_nodes={nodes}",
-                f"recipes.model.shard_degree={min(nodes * 8, 64)}",
+                f"recipes.model.shard_degree={min(nodes * 4, 64)}",
             ],
             launch_id="bench",
         ).files
