@@ -96,3 +96,24 @@ def manifest_errors(text: str) -> tuple[list[dict[str, Any]], list[str]]:
         else:
             errors += core_errors(obj)
     return objects, errors
+
+
+def write_and_template(the_plan: Any, helm: str) -> tuple[list[dict[str, Any]], list[str], str]:
+    """Write a launch plan's files into its job folder, run `helm template` on the chart with
+    the launcher's own release/chart/namespace arguments, and check what it renders:
+    (objects, schema errors, manifests text)."""
+    import subprocess
+
+    for relpath, (text, mode) in the_plan.files.items():
+        path = Path(the_plan.spec.job_dir) / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(mode)
+    argv = the_plan.rendered.submit_argv
+    proc = subprocess.run(
+        [helm, "template", *argv[2:], "--api-versions", "kubeflow.org/v1"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"helm template failed:\n{proc.stderr}"
+    objects, errors = manifest_errors(proc.stdout)
+    return objects, errors, proc.stdout

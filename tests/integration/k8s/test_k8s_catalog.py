@@ -4,7 +4,6 @@ per catalog folder also goes through `helm template` and the strict API/CRD sche
 from __future__ import annotations
 
 import json
-import subprocess
 from functools import cache
 from pathlib import Path
 
@@ -67,16 +66,6 @@ def test_catalog_recipe_renders_a_valid_chart(recipe: str, tmp_path: Path) -> No
     if recipe not in SAMPLED:
         return
     helm = require_tool("helm")
-    for relpath, (text, _) in the_plan.files.items():
-        path = Path(the_plan.spec.job_dir) / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    argv = the_plan.rendered.submit_argv
-    proc = subprocess.run(
-        [helm, "template", *argv[2:], "--api-versions", "kubeflow.org/v1"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    objects, errors = k8s_schemas.manifest_errors(proc.stdout)
+    objects, errors, _ = k8s_schemas.write_and_template(the_plan, helm)
     assert errors == []
     assert any(o["kind"] == "PyTorchJob" for o in objects)

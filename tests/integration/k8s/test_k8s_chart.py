@@ -105,23 +105,14 @@ def render_case(case: str, tmp_path_factory: pytest.TempPathFactory, helm: str) 
         return _RENDERED[case]
     base = tmp_path_factory.mktemp(case)
     the_plan = plan((*CASES[case], f"base_results_dir={base}"), launch_id="launch-1")
-    for relpath, (text, mode) in the_plan.files.items():
-        path = Path(the_plan.spec.job_dir) / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        path.chmod(mode)
-    argv = the_plan.rendered.submit_argv
-    template = run(
-        helm, "template", argv[2], argv[3], *argv[4:6], "--api-versions", "kubeflow.org/v1"
-    )
-    objects, errors = k8s_schemas.manifest_errors(template.stdout)
+    objects, errors, text = k8s_schemas.write_and_template(the_plan, helm)
     _RENDERED[case] = {
         "case": case,
         "plan": the_plan,
-        "chart_dir": Path(argv[3]),
+        "chart_dir": Path(the_plan.rendered.submit_argv[3]),
         "objects": objects,
         "errors": errors,
-        "text": template.stdout,
+        "text": text,
     }
     return _RENDERED[case]
 

@@ -66,16 +66,7 @@ def test_master_and_worker_pods_rendezvous_and_all_reduce(
         ),
         launch_id="pods",
     )
-    for relpath, (text, _) in the_plan.files.items():
-        path = Path(the_plan.spec.job_dir) / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    argv = the_plan.rendered.submit_argv
-    template = subprocess.run(
-        [helm, "template", *argv[2:], "--api-versions", "kubeflow.org/v1"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    objects, errors = k8s_schemas.manifest_errors(template)
+    objects, errors, _ = k8s_schemas.write_and_template(the_plan, helm)
     assert errors == []
     (job,) = [o for o in objects if o["kind"] == "PyTorchJob"]
     (scripts,) = [o for o in objects if o["metadata"]["name"].endswith("-scripts")]

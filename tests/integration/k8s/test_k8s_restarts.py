@@ -58,16 +58,7 @@ def test_the_rendered_job_restarts_on_failure_up_to_max_restarts(tmp_path: Path)
     the_plan = plan(
         [*BASE, "max_restarts=2", "training_cfg.run.nodes=3", f"base_results_dir={tmp_path}"]
     )
-    for relpath, (text, _) in the_plan.files.items():
-        path = Path(the_plan.spec.job_dir) / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    argv = the_plan.rendered.submit_argv
-    manifests = subprocess.run(
-        [helm, "template", *argv[2:], "--api-versions", "kubeflow.org/v1"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    objects, errors = k8s_schemas.manifest_errors(manifests)
+    objects, errors, _ = k8s_schemas.write_and_template(the_plan, helm)
     assert errors == []
     (job,) = [o for o in objects if o["kind"] == "PyTorchJob"]
     assert job["spec"]["runPolicy"]["backoffLimit"] == 2
@@ -133,16 +124,7 @@ def test_a_restarted_container_counts_its_attempts_and_resumes(
             f"training_cfg.entry_script={FLAKY}",
         ]
     )
-    for relpath, (text, _) in the_plan.files.items():
-        path = Path(the_plan.spec.job_dir) / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    argv = the_plan.rendered.submit_argv
-    manifests = subprocess.run(
-        [helm, "template", *argv[2:], "--api-versions", "kubeflow.org/v1"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    objects, _ = k8s_schemas.manifest_errors(manifests)
+    objects, _, _ = k8s_schemas.write_and_template(the_plan, helm)
     (job,) = [o for o in objects if o["kind"] == "PyTorchJob"]
     (scripts,) = [o for o in objects if o["metadata"]["name"].endswith("-scripts")]
     scripts_dir = Path(paths["scripts"])
