@@ -23,15 +23,9 @@ FOLLOWERS = {
 
 
 def _lifecycle(backend: str, verb: str) -> Any:
-    import importlib
+    from hyperpod_launcher import backends, lazy
 
-    from hyperpod_launcher import backends
-
-    if backend in FOLLOWERS:
-        module, cls = FOLLOWERS[backend].split(":")
-        impl = getattr(importlib.import_module(module), cls)()
-    else:
-        impl = backends.get(backend)
+    impl = lazy.load(FOLLOWERS[backend])() if backend in FOLLOWERS else backends.get(backend)
     if not hasattr(impl, verb):
         raise UserError(f"`{verb}` is not supported for {backend} jobs yet")
     return impl

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-
+from hyperpod_launcher import lazy
 from hyperpod_launcher.backends.base import Backend
 
 _REGISTRY = {
@@ -19,8 +18,7 @@ def get(name: str) -> Backend:
         target = _REGISTRY[name]
     except KeyError:
         raise NotImplementedError(f"the {name!r} backend is not available yet") from None
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)()
+    return lazy.load(target)()
 
 
 def names() -> tuple[str, ...]:

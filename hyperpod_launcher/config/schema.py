@@ -109,10 +109,9 @@ _CLUSTER_SCHEMAS = {
 
 
 def cluster_schema(backend: str) -> type:
-    import importlib
+    from hyperpod_launcher import lazy
 
-    module, name = _CLUSTER_SCHEMAS[backend].split(":")
-    return getattr(importlib.import_module(module), name)
+    return lazy.load(_CLUSTER_SCHEMAS[backend])
 
 
 MOVED_KEYS = {
