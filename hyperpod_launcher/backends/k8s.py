@@ -167,6 +167,9 @@ class K8sBackend:
         name = release_of(rendered)
         namespace = spec.opts["namespace"]
         context = spec.opts.get("kube_context") or None
+        # helm and the Secret use the kubeconfig's current context when none is set; record
+        # it, so status/logs/cancel still ask this cluster after the user switches context.
+        recorded_context = context or current_kube_context()
         pinned = _pin_commit(spec)
         secret = _apply_secret(spec, name, secrets)
         proc = subprocess.run(
@@ -187,7 +190,7 @@ class K8sBackend:
         details: dict[str, object] = {
             "namespace": namespace,
             "release": name,
-            "kube_context": context,
+            "kube_context": recorded_context,
             "helm_stdout": secrets.mask(proc.stdout.strip()),
         }
         if pinned:
@@ -195,6 +198,22 @@ class K8sBackend:
         if secret:
             details["secret"] = {"name": secret[0], "action": secret[1]}
         return Submitted(job_id=f"{namespace}/{name}", details=details)
+
+
+def current_kube_context() -> str | None:
+    """The current-context of the kubeconfig (the first file of KUBECONFIG that names one)."""
+    import yaml
+
+    paths = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    for path in paths.split(os.pathsep):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                config = yaml.safe_load(handle)
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(config, dict) and config.get("current-context"):
+            return str(config["current-context"])
+    return None
 
 
 def _pin_commit(spec: JobSpec) -> str | None:

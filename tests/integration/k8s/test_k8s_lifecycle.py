@@ -336,6 +336,24 @@ def test_status_asks_for_the_job_and_its_pods_in_the_recorded_namespace_and_cont
     )
 
 
+def test_the_context_current_at_submit_is_recorded_and_used_later(
+    env: Env, cluster: FakeCluster
+) -> None:
+    config = Path(env.vars["KUBECONFIG"])
+    k8s_standins.kubeconfig(
+        config, {"elsewhere": "http://127.0.0.1:9", "test-ctx": cluster.url}, current="test-ctx"
+    )
+    record = launch(env, cluster, "cluster.kube_context=null")
+    assert record["details"]["kube_context"] == "test-ctx"
+    name = release(record)
+    cluster.jobs[name] = [pytorchjob(name, ("Created", ""), ("Running", "running"))]
+    k8s_standins.kubeconfig(  # the user switches to another cluster afterwards
+        config, {"elsewhere": "http://127.0.0.1:9", "test-ctx": cluster.url}, current="elsewhere"
+    )
+    assert status(env, record["name"])["state"] == "running"
+    assert {r["authorization"] for r in cluster.requests} == {"Bearer token-for-test-ctx"}
+
+
 @pytest.mark.parametrize(
     "case",
     [
