@@ -150,6 +150,8 @@ def srun_flags(spec: JobSpec, runtime: str | None) -> list[str]:
     # Slurm 22.05's srun does not inherit --cpus-per-task from sbatch.
     if spec.opts.get("cpus_per_task"):
         flags.append(f"--cpus-per-task={spec.opts['cpus_per_task']}")
+    if spec.opts.get("auto_resume"):
+        flags.append("--auto-resume=1")  # HyperPod's Slurm plugin: replace the node, rerun
     flags += [str(a) for a in spec.opts.get("srun_args") or []]
     if runtime == "pyxis":
         flags += [

@@ -85,6 +85,7 @@ class SlurmOptions:
     job_name_prefix: str = "sagemaker-"
     stderr_to_stdout: bool = True
     srun_args: list[str] = field(default_factory=list)
+    auto_resume: bool = False  # SageMaker HyperPod's `srun --auto-resume=1`
     container_runtime: Literal["auto", "pyxis", "docker"] = "auto"
     container_mounts: list[str] = field(default_factory=list)
     slurm_docker_cfg: SlurmDockerConfig = field(default_factory=SlurmDockerConfig)

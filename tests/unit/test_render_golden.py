@@ -35,6 +35,7 @@ CASES: dict[str, tuple[str, ...]] = {
         "recipes.exp_manager.exp_dir=/fsx/exp/llama-8b",
         "container_mounts=[/fsx/data:/data:ro]",
         "max_restarts=2",
+        "cluster.auto_resume=true",
     ),
     "slurm_trainium_custom_docker": (
         "cluster=slurm",

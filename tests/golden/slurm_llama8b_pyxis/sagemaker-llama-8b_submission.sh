@@ -37,7 +37,7 @@ attempt=0
 while true; do
   export HPL_RESTART_COUNT="$(( ${SLURM_RESTART_COUNT:-0} + attempt ))"
   status=0
-  srun --kill-on-bad-exit=1 '--container-image=nvcr.io#nvidia/pytorch:24.01-py3' --container-mounts=/fsx/results/llama-8b:/fsx/results/llama-8b,/fsx/exp/llama-8b:/fsx/exp/llama-8b,/fsx/data:/data:ro --no-container-mount-home bash /fsx/results/llama-8b/train_script.sh || status=$?
+  srun --kill-on-bad-exit=1 --auto-resume=1 '--container-image=nvcr.io#nvidia/pytorch:24.01-py3' --container-mounts=/fsx/results/llama-8b:/fsx/results/llama-8b,/fsx/exp/llama-8b:/fsx/exp/llama-8b,/fsx/data:/data:ro --no-container-mount-home bash /fsx/results/llama-8b/train_script.sh || status=$?
   if [ "$status" -eq 0 ] || [ "$attempt" -ge 2 ]; then
     break
   fi
