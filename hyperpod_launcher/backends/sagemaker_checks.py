@@ -17,7 +17,16 @@ from hyperpod_launcher.errors import UserError, did_you_mean
 KEY = "cluster.sm_jobs_config"
 AEK = f"{KEY}.additional_estimator_kwargs"
 
+
 # kind -> (check, what the user is told is allowed)
+def _string_records(value: Any, keys: set[str]) -> bool:
+    """A list of mappings with exactly these keys, every value a string (tags, metrics)."""
+    return isinstance(value, list) and all(
+        isinstance(i, dict) and set(i) == keys and all(isinstance(x, str) for x in i.values())
+        for i in value
+    )
+
+
 _KINDS: dict[str, tuple[Any, str]] = {
     "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
     "pos_int": (
@@ -34,28 +43,12 @@ _KINDS: dict[str, tuple[Any, str]] = {
     "tags": (
         lambda v: (
             (isinstance(v, dict) and all(isinstance(x, str) for x in v.values()))
-            or (
-                isinstance(v, list)
-                and all(
-                    isinstance(i, dict)
-                    and set(i) == {"Key", "Value"}
-                    and all(isinstance(x, str) for x in i.values())
-                    for i in v
-                )
-            )
+            or _string_records(v, {"Key", "Value"})
         ),
         "a list of {Key: ..., Value: ...} or a mapping of strings",
     ),
     "metrics": (
-        lambda v: (
-            isinstance(v, list)
-            and all(
-                isinstance(i, dict)
-                and set(i) == {"Name", "Regex"}
-                and all(isinstance(x, str) for x in i.values())
-                for i in v
-            )
-        ),
+        lambda v: _string_records(v, {"Name", "Regex"}),
         "a list of {Name: ..., Regex: ...}",
     ),
     "mapping": (lambda v: isinstance(v, dict), "a mapping"),
