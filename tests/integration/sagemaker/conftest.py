@@ -44,6 +44,17 @@ FAMILIES = {
 }
 
 
+def sm(*overrides: str, tmp_path: Path) -> tuple[str, ...]:
+    """Overrides for a launch on cluster=sm_jobs against the stand-in's bucket and role."""
+    return (
+        "cluster=sm_jobs",
+        f"base_results_dir={tmp_path}",
+        f"cluster.sm_jobs_config.output_path=s3://{BUCKET}/jobs",
+        f"cluster.sm_jobs_config.role={ROLE_ARN}",
+        *overrides,
+    )
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -16,19 +16,18 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from conftest import BUCKET, ROLE_ARN
+from conftest import sm
 
 from tests.conftest import run_cli, run_launcher
 
 
 def launch(moto: Any, tmp_path: Path) -> dict[str, Any]:
     proc = run_launcher(
-        "cluster=sm_jobs",
-        f"base_results_dir={tmp_path}",
-        f"cluster.sm_jobs_config.output_path=s3://{BUCKET}/jobs",
-        f"cluster.sm_jobs_config.role={ROLE_ARN}",
-        "instance_type=ml.g5.12xlarge",
-        "training_cfg.run.ntasks_per_node=null",
+        *sm(
+            "instance_type=ml.g5.12xlarge",
+            "training_cfg.run.ntasks_per_node=null",
+            tmp_path=tmp_path,
+        ),
         env={**moto.env, "HPL_STATE_DIR": str(tmp_path / "state")},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -17,23 +17,12 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import BUCKET, ROLE_ARN, sm
 
 from tests.conftest import run_launcher
 
 LLAMA = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
-BUCKET = "hpl-sm-test"
-ROLE = "arn:aws:iam::123456789012:role/hpl-sagemaker"
 HF = "hf_not_a_real_token_789"
-
-
-def sm(*overrides: str, tmp_path: Path) -> tuple[str, ...]:
-    return (
-        "cluster=sm_jobs",
-        f"base_results_dir={tmp_path}",
-        f"cluster.sm_jobs_config.output_path=s3://{BUCKET}/jobs",
-        f"cluster.sm_jobs_config.role={ROLE}",
-        *overrides,
-    )
 
 
 def the_job_dir(tmp_path: Path) -> Path:
@@ -86,7 +75,7 @@ def test_llama_recipe_becomes_the_sdk_recipe_training_job(moto: Any, tmp_path: P
     )
     assert create["ResourceConfig"]["InstanceType"] == "ml.p5.48xlarge"
     assert create["ResourceConfig"]["InstanceCount"] == 2
-    assert create["RoleArn"] == ROLE
+    assert create["RoleArn"] == ROLE_ARN
     assert create["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/jobs"
     assert create["StoppingCondition"]["MaxRuntimeInSeconds"] == 7200
     assert create["CheckpointConfig"]["S3Uri"] == f"s3://{BUCKET}/ckpt"
@@ -233,7 +222,7 @@ def test_dry_run_prints_the_exact_request_and_sends_nothing(moto: Any, tmp_path:
     job_dir = the_job_dir(tmp_path)
     request = json.loads((job_dir / "create_training_job.json").read_text())
     assert request["ResourceConfig"]["InstanceCount"] == 16
-    assert request["RoleArn"] == ROLE
+    assert request["RoleArn"] == ROLE_ARN
     assert f'"TrainingJobName": "{request["TrainingJobName"]}"' in proc.stdout
     assert "CreateTrainingJob request:" in proc.stdout
     record = json.loads((job_dir / "job.json").read_text())

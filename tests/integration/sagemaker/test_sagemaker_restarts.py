@@ -6,20 +6,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import BUCKET, ROLE_ARN
+from conftest import sm
 
 from tests.conftest import run_launcher
 
 
 def launch(moto: Any, tmp_path: Path, *extra: str) -> Any:
     return run_launcher(
-        "cluster=sm_jobs",
-        f"base_results_dir={tmp_path}",
-        f"cluster.sm_jobs_config.output_path=s3://{BUCKET}/jobs",
-        f"cluster.sm_jobs_config.role={ROLE_ARN}",
-        "instance_type=ml.g5.12xlarge",
-        "training_cfg.run.ntasks_per_node=null",
-        *extra,
+        *sm(
+            "instance_type=ml.g5.12xlarge",
+            "training_cfg.run.ntasks_per_node=null",
+            *extra,
+            tmp_path=tmp_path,
+        ),
         env=moto.env,
     )
 
