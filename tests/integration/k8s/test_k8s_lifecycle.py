@@ -86,20 +86,9 @@ def _handler(state: FakeCluster) -> type[BaseHTTPRequestHandler]:
     log_path = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/log$")
     secrets_path = re.compile(r"^/api/v1/namespaces/([^/]+)/secrets(?:/([^/]+))?$")
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(k8s_standins.JsonHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms stall
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _json(self, code: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
         def _record(self) -> tuple[str, dict[str, list[str]], Any]:
             url = urlsplit(self.path)
@@ -121,27 +110,27 @@ def _handler(state: FakeCluster) -> type[BaseHTTPRequestHandler]:
             path, query, _ = self._record()
             if match := jobs_path.match(path):
                 if not state.crd_installed:
-                    return self._json(404, NO_RESOURCE)
+                    return self._reply(404, NO_RESOURCE)
                 with state.lock:
                     if match.group(2) not in state.jobs and state.on_first_sight:
                         state.on_first_sight(state, match.group(2))
                 answers = state.jobs.get(match.group(2))
                 if not answers:
-                    return self._json(404, _not_found(match.group(2), "pytorchjobs"))
+                    return self._reply(404, _not_found(match.group(2), "pytorchjobs"))
                 with state.lock:
                     job = answers.pop(0) if len(answers) > 1 else answers[0]
-                return self._json(200, job)
+                return self._reply(200, job)
             if pods_path.match(path):
                 key, _, value = query["labelSelector"][0].partition("=")
                 items = [p for p in state.pods if p["metadata"]["labels"].get(key) == value]
-                return self._json(200, {"kind": "PodList", "apiVersion": "v1", "items": items})
+                return self._reply(200, {"kind": "PodList", "apiVersion": "v1", "items": items})
             if match := log_path.match(path):
                 return self._log(match.group(2), query)
-            return self._json(404, NO_RESOURCE)
+            return self._reply(404, NO_RESOURCE)
 
         def _log(self, pod: str, query: dict[str, list[str]]) -> None:
             if pod not in state.logs:
-                return self._json(404, _not_found(pod, "pods"))
+                return self._reply(404, _not_found(pod, "pods"))
             data = state.logs[pod].encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
@@ -162,16 +151,16 @@ def _handler(state: FakeCluster) -> type[BaseHTTPRequestHandler]:
             path, _, body = self._record()
             if secrets_path.match(path):
                 state.secrets.add(body["metadata"]["name"])
-                return self._json(201, body)
-            self._json(404, NO_RESOURCE)
+                return self._reply(201, body)
+            self._reply(404, NO_RESOURCE)
 
         def do_DELETE(self) -> None:
             path, _, _ = self._record()
             match = secrets_path.match(path)
             if match and match.group(2) in state.secrets:
                 state.secrets.discard(match.group(2))
-                return self._json(200, {"kind": "Status", "status": "Success", "code": 200})
-            self._json(404, _not_found(match.group(2) if match else path, "secrets"))
+                return self._reply(200, {"kind": "Status", "status": "Success", "code": 200})
+            self._reply(404, _not_found(match.group(2) if match else path, "secrets"))
 
     return Handler
 
