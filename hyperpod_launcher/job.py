@@ -319,7 +319,6 @@ def build(
     recipe_choice: str | None,
     launch_id: str,
     overrides: tuple[str, ...] = (),
-    name_suffix: str = "",
 ) -> tuple[JobSpec, Secrets]:
     """Validate the resolved config and build the JobSpec. Raises UserError on bad input."""
     check_section({k: v for k, v in cfg.items() if k != "hydra"}, schema.LauncherConfig, "")
@@ -366,7 +365,6 @@ def build(
             f"{name_key}={name!r} is not a safe job name: use letters, digits, '.', '_' or '-', "
             "starting with a letter or digit, at most 120 characters"
         )
-    name += name_suffix
     job_dir = os.path.join(results_root, name)
 
     instance_type = cfg.get("instance_type")

@@ -54,7 +54,6 @@ def make_plan(
     recipe_choice: str | None,
     launch_id: str,
     overrides: tuple[str, ...] = (),
-    name_suffix: str = "",
 ) -> Plan:
     spec, secrets = job.build(
         cfg,
@@ -62,7 +61,6 @@ def make_plan(
         recipe_choice=recipe_choice,
         launch_id=launch_id,
         overrides=overrides,
-        name_suffix=name_suffix,
     )
     backend = backends.get(spec.backend)
     return Plan(spec, secrets, backend, backend.render(spec))
