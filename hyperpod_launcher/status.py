@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED, UNKNOWN = (
-    "pending", "running", "succeeded", "failed", "cancelled", "unknown",
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "unknown",
 )
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 
