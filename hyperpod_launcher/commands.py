@@ -34,9 +34,12 @@ def _lifecycle(backend: str, verb: str) -> Any:
 def statuses(entries: list[dict[str, Any]], detailed: bool = False) -> list[st.JobStatus]:
     """One status query per backend for many jobs."""
     by_backend: dict[str, list[int]] = defaultdict(list)
-    for i, entry in enumerate(entries):
-        by_backend[entry["backend"]].append(i)
     result: list[st.JobStatus] = [st.JobStatus(st.UNKNOWN, "?")] * len(entries)
+    for i, entry in enumerate(entries):
+        if entry.get("job_id") is None:  # the submit failed: there is nothing to ask
+            result[i] = st.JobStatus(st.FAILED, "not submitted", detail="see its job.json")
+        else:
+            by_backend[entry["backend"]].append(i)
     for backend, indexes in by_backend.items():
         try:
             found = _lifecycle(backend, "status").status(

@@ -13,6 +13,62 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# The index of the person running the tests, as the launcher would find it without the
+# isolation below (read before any test changes the environment).
+USER_INDEX = (
+    Path(os.environ["HPL_STATE_DIR"])
+    if os.environ.get("HPL_STATE_DIR")
+    else Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    / "hyperpod-launcher"
+) / "jobs.jsonl"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+_USER_INDEX_SIZE_AT_START = _size(USER_INDEX)
+
+
+def added_to_user_index(since: int, mentioning: str) -> list[str]:
+    """Lines appended to the user's index after byte `since` that mention `mentioning`
+    (other programs of the user may append their own launches meanwhile)."""
+    try:
+        with USER_INDEX.open("rb") as index:
+            index.seek(since)
+            new = index.read().decode(errors="replace")
+    except FileNotFoundError:
+        return []
+    return [line for line in new.splitlines() if mentioning in line]
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Every test (and every process it starts, which inherits os.environ) records its launches
+    and caches in its own folders, never in the user's."""
+    root = tmp_path_factory.mktemp("user")
+    for var, sub in (
+        ("HPL_STATE_DIR", "state"),
+        ("XDG_STATE_HOME", "xdg-state"),
+        ("XDG_CACHE_HOME", "cache"),
+    ):
+        monkeypatch.setenv(var, str(root / sub))
+    return root
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    ours = str(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+    if added_to_user_index(_USER_INDEX_SIZE_AT_START, ours):
+        print(
+            f"\nerror: tests added launches to the user's job index {USER_INDEX}", file=sys.stderr
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 def require(available: bool, what: str) -> None:
     """Fail in CI when a real component is missing; skip (with the reason) elsewhere."""
