@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hyperpod_launcher import ds_config, instances, recipe_checks
+from hyperpod_launcher import ds_config, instances, recipe_checks, time_limit
 from hyperpod_launcher.config import schema
 from hyperpod_launcher.config.validate import check_section
 from hyperpod_launcher.dotted import get as _get
@@ -172,8 +172,41 @@ def parse_mount(spec: str, key: str) -> Mount:
     return Mount(source, target, parts[2] if len(parts) == 3 else None)
 
 
+GIT_SCHEMES = ("ssh", "git", "http", "https", "ftp", "ftps", "git+ssh", "ssh+git")
+SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
+URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
+
+
 def _is_remote_git(location: str) -> bool:
-    return "://" in location or bool(re.match(r"^[\w.-]+@[\w.-]+:", location))
+    return "://" in location or "::" in location or bool(SCP_LIKE.match(location))
+
+
+def _git_url_problem(location: str) -> str | None:
+    """Why git cannot clone this remote location, or None. A scheme git has no transport
+    for works only through a `git-remote-<scheme>` helper on the submit host's PATH."""
+    import shutil
+
+    if any(c.isspace() or ord(c) < 32 for c in location):
+        return "must not contain whitespace or control characters (write a space as %20)"
+    helper, sep, _ = location.partition("::")
+    if sep and "://" not in helper:  # <transport>::<address>
+        scheme, rest = helper, "x"
+    elif SCP_LIKE.match(location):
+        return None
+    else:
+        match = URL.match(location)
+        if match is None:
+            return "expected scheme://host/path, user@host:path or an absolute local path"
+        scheme, rest = match.group("scheme").lower(), match.group("rest")
+    if scheme in GIT_SCHEMES:
+        host = rest.split("/", 1)[0].rpartition("@")[2]
+        return None if host else "names no host"
+    if shutil.which(f"git-remote-{scheme}"):
+        return None
+    return (
+        f"git has no transport for '{scheme}' (built in: {', '.join(GIT_SCHEMES)}, file://; "
+        f"other schemes need git-remote-{scheme} on PATH)"
+    )
 
 
 def _code_source(git: Mapping[str, Any], job_dir: str, launch_id: str) -> CodeSource:
@@ -182,7 +215,12 @@ def _code_source(git: Mapping[str, Any], job_dir: str, launch_id: str) -> CodeSo
         return CodeSource()
     if location.startswith("file://"):
         location = location[len("file://") :]
-    if not _is_remote_git(location):
+    if _is_remote_git(location):
+        problem = _git_url_problem(location)
+        if problem:
+            shown = re.sub(r"//[^/@]*@", "//****@", location)  # credentials in the URL
+            raise UserError(f"git.repo_url_or_path={shown!r}: {problem}")
+    else:
         path = Path(location).expanduser()
         if not path.exists():
             raise UserError(
@@ -354,12 +392,14 @@ def build(
             "training_cfg.run.ntasks_per_node",
             _get(custom, "run.ntasks_per_node"),
         )
-        time_limit = _get(custom, "run.time_limit")
+        time_key = "training_cfg.run.time_limit"
+        time_value = _get(custom, "run.time_limit")
     else:
         name_key, name = "recipes.run.name", _get(recipe, "run.name")
         nodes = _positive_int(_get(recipe, "trainer.num_nodes"), "recipes.trainer.num_nodes")
         procs_key, explicit_procs = "recipes.trainer.devices", _get(recipe, "trainer.devices")
-        time_limit = _get(recipe, "run.time_limit")
+        time_key, time_value = "recipes.run.time_limit", _get(recipe, "run.time_limit")
+    limit = time_limit.normalize(time_value, time_key)
     if not isinstance(name, str) or not SAFE_NAME.match(name):
         raise UserError(
             f"{name_key}={name!r} is not a safe job name: use letters, digits, '.', '_' or '-', "
@@ -463,7 +503,7 @@ def build(
         exp_dir=str(exp_dir) if exp_dir else None,
         recipe_file=recipe_file,
         recipe_yaml=recipe_yaml,
-        time_limit=str(time_limit) if time_limit else None,
+        time_limit=limit,
         neuron_compile=neuron_compile,
         opts=opts,
         overrides=tuple(secrets.mask(o) for o in overrides),

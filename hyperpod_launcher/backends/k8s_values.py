@@ -20,6 +20,7 @@ from hyperpod_launcher.config import schema_k8s
 from hyperpod_launcher.config.validate import check_section
 from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.job import JobSpec
+from hyperpod_launcher.time_limit import time_limit_seconds
 
 # Where things live inside every pod; the chart reads these from values.paths.
 POD_PATHS = {"scripts": "/hpl/scripts", "job": "/hpl/job", "code": "/hpl/code"}
@@ -67,7 +68,6 @@ QUANTITY = re.compile(
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
-SLURM_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
 # Worker pods are <job>-worker-<i>: a DNS-1035 label of at most 63 characters.
 MAX_POD_NAME = 63
 MAX_RELEASE = 53
@@ -337,27 +337,6 @@ def _resources(spec: JobSpec) -> dict[str, dict[str, str]]:
     return result
 
 
-def time_limit_seconds(text: str | None, key: str) -> int | None:
-    """Slurm time formats (`M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S`) in seconds."""
-    if text is None:
-        return None
-    match = SLURM_TIME.match(str(text).strip())
-    if not match:
-        raise UserError(f"{key}={text!r}: expected a time limit like 90, 04:00:00 or 2-00:00:00")
-    days, first, second, third = match.groups()
-    numbers = [int(p) for p in (first, second, third) if p is not None]
-    if days is not None:
-        hours, minutes, seconds = ([*numbers, 0, 0])[:3]
-        total = int(days) * 86400 + hours * 3600 + minutes * 60 + seconds
-    elif len(numbers) == 1:
-        total = numbers[0] * 60
-    elif len(numbers) == 2:
-        total = numbers[0] * 60 + numbers[1]
-    else:
-        total = numbers[0] * 3600 + numbers[1] * 60 + numbers[2]
-    return total or None
-
-
 def restarts(spec: JobSpec) -> tuple[str, int | None]:
     """The replicas' restartPolicy and runPolicy.backoffLimit. The top-level max_restarts
     (one knob on every backend) sets both where the cluster file leaves them null:
@@ -399,8 +378,7 @@ def _run_policy(spec: JobSpec, backoff: int | None) -> dict[str, Any]:
         if ttl < 0:
             raise UserError(f"cluster.ttlSecondsAfterFinished={ttl}: must be 0 or more")
         policy["ttlSecondsAfterFinished"] = ttl
-    key = "training_cfg.run.time_limit" if spec.mode == "custom" else "recipes.run.time_limit"
-    deadline = time_limit_seconds(spec.time_limit, key)
+    deadline = time_limit_seconds(spec.time_limit)
     if deadline:
         policy["activeDeadlineSeconds"] = deadline
     return policy

@@ -90,8 +90,8 @@ def sbatch_flags(spec: JobSpec, job_name: str) -> list[str]:
     }
     if not opts.get("stderr_to_stdout", True):
         flags["error"] = _sbatch_value("base_results_dir", log + ".err")
-    if spec.time_limit:
-        flags["time"] = _sbatch_value("run.time_limit", spec.time_limit)
+    if spec.time_limit:  # checked at build (hyperpod_launcher.time_limit): sbatch's own forms
+        flags["time"] = spec.time_limit
     mem = _mem(opts.get("mem"))
     if mem is not None:
         flags["mem"] = mem

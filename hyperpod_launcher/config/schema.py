@@ -28,7 +28,7 @@ class CustomRun:
     name: str = "custom-script"
     nodes: int = 1
     ntasks_per_node: int | None = None
-    time_limit: str | None = None
+    time_limit: str | int | None = None  # checked by hyperpod_launcher.time_limit
 
 
 @dataclass

@@ -17,6 +17,8 @@ SLURM_LLAMA = (
     "dry_run=true",
 )
 
+K8S_LLAMA = (*SLURM_LLAMA[:2], "cluster=k8s", "container=example.com/train:1", "dry_run=true")
+
 CASES = {
     "unknown recipe": (
         ("recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrian",),
@@ -106,6 +108,30 @@ CASES = {
         ["training_cfg.entry_script", "/no/such/script.py", "does not exist"],
     ),
     "invalid env var name": (("+env_vars.BAD-NAME=x",), ["env_vars.BAD-NAME", "not a valid"]),
+    "time limit no backend reads (Slurm)": (
+        (*SLURM_LLAMA, "recipes.run.time_limit=forever"),
+        ["recipes.run.time_limit='forever'", "expected a time limit", "D-H:M:S", "UNLIMITED"],
+    ),
+    "time limit no backend reads (Kubernetes)": (
+        (*K8S_LLAMA, "recipes.run.time_limit=forever"),
+        ["recipes.run.time_limit='forever'", "expected a time limit", "D-H:M:S", "UNLIMITED"],
+    ),
+    "time limit no backend reads (custom script)": (
+        ("cluster=slurm", "training_cfg.run.time_limit=1:2:3:4"),
+        ["training_cfg.run.time_limit='1:2:3:4'", "expected a time limit"],
+    ),
+    "git URL with a space": (
+        (*SLURM_LLAMA, "git.repo_url_or_path='https://exa mple.com/x.git'"),
+        ["git.repo_url_or_path='https://exa mple.com/x.git'", "whitespace"],
+    ),
+    "git URL with a scheme git has no transport for": (
+        (*SLURM_LLAMA, "git.repo_url_or_path=htps://example.com/x.git"),
+        ["git.repo_url_or_path='htps://example.com/x.git'", "no transport for 'htps'", "https"],
+    ),
+    "git URL without a host, credentials masked": (
+        (*SLURM_LLAMA, "git.repo_url_or_path='https://user:hunter2@/x.git'"),
+        ["git.repo_url_or_path='https://****@/x.git'", "names no host"],
+    ),
     "unparsable override": (
         ("container=nvcr.io#nvidia/pytorch:24.01-py3",),
         ["cannot parse override 'container=nvcr.io#nvidia/pytorch:24.01-py3'", "quote"],

@@ -409,16 +409,6 @@ def test_each_launch_gets_its_own_release_name(tmp_path: Path) -> None:
     assert first == again != other
 
 
-def test_time_limit_formats() -> None:
-    seconds = k8s_values.time_limit_seconds
-    assert seconds("90", "k") == 5400
-    assert seconds("1:30", "k") == 90
-    assert seconds("04:00:00", "k") == 4 * 3600
-    assert seconds("2-00:00:00", "k") == 2 * 86400
-    assert seconds("1-12", "k") == 86400 + 12 * 3600
-    assert seconds(None, "k") is None
-
-
 def test_chart_in_the_repo_is_what_the_launcher_copies() -> None:
     from hyperpod_launcher.backends.k8s import chart_files
 
