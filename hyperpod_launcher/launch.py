@@ -106,6 +106,31 @@ def _record(plan: Plan, artifacts: list[str], status: str, **extra: Any) -> dict
     }
 
 
+def _review_only_note(plan: Plan) -> str | None:
+    """Backends whose job runs the submit host's checkout say so: a dry run makes none."""
+    hint = getattr(plan.backend, "checkout_hint", None)
+    if hint is None or not plan.spec.code.checkout_dir:
+        return None
+    note = (
+        "dry run: these scripts are for review; the code is not checked out into "
+        f"{plan.spec.code.checkout_dir}, so submitting them needs that checkout"
+    )
+    return f"{note} ({hint})" if hint else note
+
+
+def _checkout(plan: Plan, artifacts: list[str], jobdir: JobDir) -> str | None:
+    """Check the code out on the submit host; a failure is recorded in job.json and raised."""
+    from hyperpod_launcher import code
+
+    try:
+        return code.checkout(plan.spec.code, plan.secrets)
+    except LauncherError as err:
+        record = _record(plan, artifacts, "failed", error=str(err))
+        jobdir.write_record(record)
+        records.append_to_index(record)
+        raise
+
+
 def execute(plan: Plan, argv: list[str], say: Callable[[str], None] = print) -> int:
     """Write the job folder, then (unless a dry run) check out the code and submit.
     `argv` is the launcher's whole command line (for launcher_cmd.log)."""
@@ -119,13 +144,19 @@ def execute(plan: Plan, argv: list[str], say: Callable[[str], None] = print) -> 
     say(plan.secrets.mask(f"{plan.rendered.summary}; job folder {spec.job_dir}"))
 
     if plan.submit_only_files:
+        # "Write it, I'll submit it" checks the code out so that the printed command works; a
+        # dry run fetches nothing (no network), so its scripts are for review only.
+        resolved_commit = None if spec.dry_run else _checkout(plan, artifacts, jobdir)
         # A backend may add what only a dry run shows (k8s: the manifests helm renders).
         dry_run_hook = getattr(plan.backend, "dry_run", None)
         if dry_run_hook is not None:
             extra = dry_run_hook(spec, plan.rendered, jobdir, say)
             artifacts = [*sorted({*artifacts, *extra} - {RECORD}), RECORD]
-        jobdir.write_record(_record(plan, artifacts, "dry_run"))
+        jobdir.write_record(_record(plan, artifacts, "dry_run", resolved_commit=resolved_commit))
         say(f"dry run: wrote {', '.join(artifacts)}")
+        note = _review_only_note(plan) if spec.dry_run else None
+        if note:
+            say(note)
         say(f"submit with: {plan.rendered.submit_command}")
         return 0
 

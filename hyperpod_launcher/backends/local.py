@@ -60,6 +60,7 @@ def local_status(record: dict[str, Any]) -> st.JobStatus:
 
 class LocalBackend:
     name = "local"
+    checkout_hint = ""  # the job runs the launcher's checkout, which a dry run does not make
 
     def render(self, spec: JobSpec) -> Rendered:
         if spec.nodes != 1:

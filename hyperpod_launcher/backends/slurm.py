@@ -186,6 +186,8 @@ def docker_command(spec: JobSpec, train_script_path: str) -> str:
 
 class SlurmBackend:
     name = "slurm"
+    # The nodes run the submit host's checkout; a dry run makes none.
+    checkout_hint = "cluster.slurm_create_submission_file_only=true writes them and checks it out"
 
     def render(self, spec: JobSpec) -> Rendered:
         prefix = spec.opts.get("job_name_prefix") or ""

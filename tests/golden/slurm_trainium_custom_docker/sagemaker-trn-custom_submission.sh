@@ -23,6 +23,12 @@ export HPL_RDZV_ID="hpl-${SLURM_JOB_ID}"
 export HPL_NNODES="$SLURM_JOB_NUM_NODES"
 export HPL_RESTART_COUNT="${SLURM_RESTART_COUNT:-0}"
 
+# The code is checked out at launch; a dry run writes these scripts without it.
+if [ ! -d /shared/results/trn-custom/code/golden ]; then
+  echo 'error: the code checkout /shared/results/trn-custom/code/golden is missing; launch without dry_run=true, or with cluster.slurm_create_submission_file_only=true, to check it out' >&2
+  exit 1
+fi
+
 # Every node must see the job folder: it holds the scripts, the recipe and the code.
 if ! srun --ntasks-per-node=1 test -r /shared/results/trn-custom/train_script.sh; then
   echo 'error: /shared/results/trn-custom/train_script.sh is not readable on every node; put base_results_dir on a filesystem all nodes share' >&2

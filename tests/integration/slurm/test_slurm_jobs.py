@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import testbed
+from testbed import adapter_repo
 
 from tests.conftest import REPO, run_launcher
 
@@ -22,33 +21,6 @@ pytestmark = pytest.mark.slurm
 FIXTURES = REPO / "tests" / "fixtures"
 HF_SECRET = "hf_s3cr3t_for_tests_only"
 IMAGE = "nvcr.io#nvidia/pytorch:24.01-py3"
-
-
-def _git(repo: Path, *args: str) -> str:
-    out = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
-
-
-def adapter_repo(root: Path) -> tuple[Path, str]:
-    """A local git repo standing in for the training adapter; returns (path, pinned commit).
-
-    A later commit breaks the entry script, so the job succeeds only on the pinned commit."""
-    repo = root / "adapter"
-    shutil.copytree(FIXTURES / "adapter", repo)
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "adapter")
-    pinned = _git(repo, "rev-parse", "HEAD")
-    entry = repo / "examples" / "llama" / "llama_pretrain.py"
-    entry.write_text("raise SystemExit('not the pinned commit')\n")
-    _git(repo, "commit", "-q", "-am", "break it")
-    return repo, pinned
 
 
 def submit(results: Path, *overrides: str) -> str:

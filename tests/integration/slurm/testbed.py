@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 UP_SCRIPT = REPO_ROOT / "scripts" / "slurm_testbed" / "up.sh"
+ADAPTER_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "adapter"
 
 TERMINAL_STATES = frozenset(
     {
@@ -79,3 +81,30 @@ def wait_for_job(job_id: str, timeout: float = 180) -> dict[str, str]:
         if time.monotonic() >= deadline:
             raise TimeoutError(f"job {job_id} not finished after {timeout:g}s; last state: {last}")
         time.sleep(0.2)
+
+
+def _git(repo: Path, *args: str) -> str:
+    out = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def adapter_repo(root: Path) -> tuple[Path, str]:
+    """A local git repo standing in for the training adapter; returns (path, pinned commit).
+
+    A later commit breaks the entry script, so the job succeeds only on the pinned commit."""
+    repo = root / "adapter"
+    shutil.copytree(ADAPTER_FIXTURE, repo)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "adapter")
+    pinned = _git(repo, "rev-parse", "HEAD")
+    entry = repo / "examples" / "llama" / "llama_pretrain.py"
+    entry.write_text("raise SystemExit('not the pinned commit')\n")
+    _git(repo, "commit", "-q", "-am", "break it")
+    return repo, pinned
