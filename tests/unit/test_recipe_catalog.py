@@ -139,9 +139,12 @@ def test_recipe_matches_the_catalog_facts(name: str, composed: dict[str, Any]) -
     assert model["hf_model_name_or_path"] == (row["hf_model"] or None)
     if model["model_type"] == "llama_v3" and model["num_hidden_layers"]:
         assert model["rope_theta"] == 500000.0
+        # Llama 3.2 1B/3B: rope factor 32 and tied embeddings, as their published configs
+        small = "llama3_2_1b" in name or "llama3_2_3b" in name
+        assert model.get("tie_word_embeddings", False) is small
         assert model["rope_scaling"] == {
             "rope_type": "llama3",
-            "factor": 8.0,
+            "factor": 32.0 if small else 8.0,
             "high_freq_factor": 4.0,
             "low_freq_factor": 1.0,
             "original_max_position_embeddings": 8192,
