@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hyperpod_launcher import ds_config, instances, recipe_checks, time_limit
+from hyperpod_launcher import ds_config, instances, job_env, recipe_checks, time_limit
 from hyperpod_launcher.config import schema
 from hyperpod_launcher.config.validate import check_section
 from hyperpod_launcher.dotted import get as _get
@@ -124,6 +124,7 @@ class JobSpec:
     wait: bool | None = None  # None: the backend's default
     max_restarts: int = 0
     resume_dir: str | None = None  # where a restarted recipe job looks for its latest checkpoint
+    open_files: int | None = None  # `ulimit -n` on every node (job_env.OPEN_FILES)
 
     @property
     def world_size(self) -> int:
@@ -254,20 +255,6 @@ def _split_env(
         else:
             plain[key] = text
     return plain, secret
-
-
-def _default_env(accelerator: str, instance: InstanceType | None, nodes: int) -> dict[str, str]:
-    env: dict[str, str] = {}
-    if accelerator == "gpu":
-        env["TORCH_NCCL_ASYNC_ERROR_HANDLING"] = "1"
-        env["NCCL_SOCKET_IFNAME"] = "^lo,docker0,veth_def_agent"
-    if instance is not None and instance.efa and nodes > 1:
-        env["FI_PROVIDER"] = "efa"
-        if instance.efa_rdma or accelerator == "neuron":
-            env["FI_EFA_USE_DEVICE_RDMA"] = "1"
-        if accelerator == "neuron":
-            env["FI_EFA_FORK_SAFE"] = "1"
-    return env
 
 
 def _positive_int(value: Any, key: str) -> int:
@@ -426,9 +413,10 @@ def build(
     if git.get("token") and code.location and not _is_remote_git(code.location):
         raise UserError("git.token is set but git.repo_url_or_path is a local path; drop the token")
 
-    env, secret_env = _split_env(
-        cfg.get("env_vars") or {}, _default_env(accelerator, instance, nodes)
+    facts = job_env.JobFacts(
+        accelerator, instance, nodes, recipe_checks.stack_of(recipe) if custom is None else None
     )
+    env, secret_env = _split_env(cfg.get("env_vars") or {}, job_env.default_env(facts))
 
     recipe_file = recipe_yaml = exp_dir = resume_dir = None
     neuron_compile = False
@@ -512,6 +500,7 @@ def build(
         max_restarts=_non_negative_int(cfg.get("max_restarts", 0), "max_restarts"),
         resume_dir=str(resume_dir) if resume_dir else None,
         config_files=config_files,
+        open_files=job_env.open_files_limit(facts),
     )
     return spec, secrets
 

@@ -170,7 +170,8 @@ def docker_flags(spec: JobSpec) -> list[str]:
         flags.append("--privileged")  # Neuron and EFA device nodes
     for mount in _mounts(spec):
         flags.append(f"--volume={mount}")
-    for name in (*JOB_ENV, *spec.secret_env):
+    compile_env = ("HPL_COMPILE_RDZV_PORT",) if spec.neuron_compile else ()
+    for name in (*JOB_ENV, *compile_env, *spec.secret_env):
         flags.append(f"--env={name}")
     docker_cfg: Mapping[str, Any] = spec.opts.get("slurm_docker_cfg") or {}
     flags += [str(a) for a in docker_cfg.get("docker_args") or []]

@@ -23,7 +23,6 @@ torchrun_args=(
   --nnodes="$HPL_NNODES"
   --nproc-per-node=2
   --rdzv-backend=c10d
-  --rdzv-endpoint="${HPL_RDZV_HOST}:${HPL_RDZV_PORT}"
-  --rdzv-id="$HPL_RDZV_ID"
 )
+torchrun_args+=(--rdzv-endpoint="${HPL_RDZV_HOST}:${HPL_RDZV_PORT}" --rdzv-id="$HPL_RDZV_ID")
 torchrun "${torchrun_args[@]}" <repo>/hyperpod_launcher/examples/allreduce_smoke.py

@@ -11,6 +11,9 @@ set -euo pipefail
 
 export TORCH_NCCL_ASYNC_ERROR_HANDLING=1
 export NCCL_SOCKET_IFNAME='^lo,docker0,veth_def_agent'
+export NCCL_IGNORE_DISABLED_P2P=1
+export TORCH_DIST_INIT_BARRIER=1
+export CUDA_DEVICE_MAX_CONNECTIONS=1
 export FI_PROVIDER=efa
 export FI_EFA_USE_DEVICE_RDMA=1
 export NCCL_DEBUG=WARN
@@ -28,9 +31,8 @@ torchrun_args=(
   --nnodes="$HPL_NNODES"
   --nproc-per-node=8
   --rdzv-backend=c10d
-  --rdzv-endpoint="${HPL_RDZV_HOST}:${HPL_RDZV_PORT}"
-  --rdzv-id="$HPL_RDZV_ID"
 )
+torchrun_args+=(--rdzv-endpoint="${HPL_RDZV_HOST}:${HPL_RDZV_PORT}" --rdzv-id="$HPL_RDZV_ID")
 # A restarted job (max_restarts) resumes from the newest checkpoint.
 resume_args=()
 if [ "${HPL_RESTART_COUNT:-0}" -gt 0 ]; then

@@ -12,9 +12,12 @@ set -euo pipefail
 export FI_PROVIDER=efa
 export FI_EFA_USE_DEVICE_RDMA=1
 export FI_EFA_FORK_SAFE=1
+export MALLOC_ARENA_MAX=128
 export NCCL_DEBUG=WARN
 export NEURON_CC_FLAGS='--model-type transformer'
 # Secrets come from the submit environment, never from this file: WANDB_API_KEY
+ulimit -n 65535 2>/dev/null ||
+  echo "warning: cannot raise the open-files limit to 65535 (hard limit $(ulimit -Hn))" >&2
 # torchrun places the processes; Slurm's task counts would mislead Lightning and torch.
 unset SLURM_NTASKS SLURM_NTASKS_PER_NODE SLURM_NPROCS
 
@@ -28,7 +31,6 @@ torchrun_args=(
   --nnodes="$HPL_NNODES"
   --nproc-per-node=32
   --rdzv-backend=c10d
-  --rdzv-endpoint="${HPL_RDZV_HOST}:${HPL_RDZV_PORT}"
-  --rdzv-id="$HPL_RDZV_ID"
 )
+torchrun_args+=(--rdzv-endpoint="${HPL_RDZV_HOST}:${HPL_RDZV_PORT}" --rdzv-id="$HPL_RDZV_ID")
 torchrun "${torchrun_args[@]}" scripts/train.py
