@@ -25,6 +25,7 @@ from hyperpod_launcher.instances import InstanceType
 # A run name becomes a folder, a Slurm job name and (on k8s) part of object names.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MASK = "****"
 SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSW(OR)?D|API_?KEY|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
 MOUNT_OPTIONS = {"ro", "rw", "private", "rprivate", "slave", "rslave", "shared", "rshared"}
 HF_TOKEN_ENV = "HF_TOKEN"
@@ -80,12 +81,17 @@ class Secrets:
     env: Mapping[str, str] = field(default_factory=dict)
     git_token: str | None = None
 
+    def __repr__(self) -> str:
+        env = {name: MASK for name in self.env}
+        token = None if self.git_token is None else MASK
+        return f"Secrets(env={env!r}, git_token={token!r})"
+
     def values(self) -> list[str]:
         return [v for v in (*self.env.values(), self.git_token) if v]
 
     def mask(self, text: str) -> str:
         for value in sorted(self.values(), key=len, reverse=True):
-            text = text.replace(value, "****")
+            text = text.replace(value, MASK)
         return text
 
 

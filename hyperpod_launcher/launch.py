@@ -7,13 +7,14 @@ import os
 import secrets as _random
 import shlex
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from hyperpod_launcher import __version__, backends, job, records
 from hyperpod_launcher.backends.base import Backend, Rendered, Submitted
-from hyperpod_launcher.errors import LauncherError
+from hyperpod_launcher.errors import BackendError, LauncherError
 from hyperpod_launcher.jobdir import RECORD, JobDir
 
 LAUNCHER_CMD_LOG = "launcher_cmd.log"
@@ -24,7 +25,7 @@ def new_launch_id() -> str:
     return f"{now}-{_random.token_hex(2)}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Plan:
     """Everything a launch will write and submit, computed without side effects."""
 
@@ -32,6 +33,15 @@ class Plan:
     secrets: job.Secrets
     backend: Backend
     rendered: Rendered
+
+    def __repr__(self) -> str:
+        return self.secrets.mask(
+            f"Plan(spec={self.spec!r}, secrets={self.secrets!r}, "
+            f"backend={self.spec.backend!r}, rendered={self.rendered!r})"
+        )
+
+    def __str__(self) -> str:
+        return self.secrets.mask(str(self.rendered))
 
     @property
     def files(self) -> dict[str, tuple[str, int]]:
@@ -164,11 +174,17 @@ def execute(plan: Plan, argv: list[str], say: Callable[[str], None] = print) -> 
     try:
         resolved_commit = code.checkout(spec.code, plan.secrets)
         submitted: Submitted = plan.backend.submit(spec, plan.rendered, plan.secrets)
-    except LauncherError as err:
-        record = _record(plan, artifacts, "failed", error=str(err), resolved_commit=resolved_commit)
+    except Exception as err:
+        # The backend's own error may quote what it was given: mask it before anyone sees it.
+        message = plan.secrets.mask(str(err))
+        record = _record(plan, artifacts, "failed", error=message, resolved_commit=resolved_commit)
         jobdir.write_record(record)
         records.append_to_index(record)
-        raise
+        if isinstance(err, LauncherError):
+            raise type(err)(message) from None
+        trace = "".join(traceback.format_exception(err))
+        print(plan.secrets.mask(trace), file=sys.stderr, end="")
+        raise BackendError(f"submit failed: {type(err).__name__}: {message}") from None
     finished = "exit_code" in submitted.details
     status = ("succeeded" if submitted.returncode == 0 else "failed") if finished else "submitted"
     record = _record(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from hyperpod_launcher import __version__, templating
-from hyperpod_launcher.job import JobSpec, Secrets
+from hyperpod_launcher.job import MASK, SECRET_ENV, JobSpec, Secrets
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,27 @@ class Rendered:
     @property
     def submit_command(self) -> str:
         return shlex.join(self.submit_argv)
+
+    def __str__(self) -> str:
+        lines = [self.summary] if self.summary else []
+        lines.append(f"submit: {self.submit_command}")
+        lines += [f"  {oct(f.mode)[2:]} {path}" for path, f in sorted(self.files.items())]
+        return redact("\n".join(lines))
+
+    def __repr__(self) -> str:
+        files = ", ".join(sorted(self.files))
+        return redact(f"Rendered(files=[{files}], submit_argv={self.submit_argv!r})")
+
+
+# `NAME=value` or `NAME: value` where NAME looks secret and the value is a literal (not a
+# `$NAME` reference): masked in anything a request prints, in case a value slipped through.
+_LITERAL_SECRET = re.compile(
+    rf"(\b\w*(?:{SECRET_ENV.pattern})['\"]?\s*[=:]\s*['\"]?)(?![$'\"\s])[^\s'\",}}]+", re.I
+)
+
+
+def redact(text: str) -> str:
+    return _LITERAL_SECRET.sub(rf"\g<1>{MASK}", text)
 
 
 @dataclass
