@@ -69,7 +69,12 @@ def _checks(recipe: dict[str, Any], cfg: dict[str, Any], info: Any) -> str:
 
     instance_type = cfg.get("instance_type") or info.instance_type
     instance = instances.lookup(instance_type)
+    from hyperpod_launcher.config.recipe_schema import recipe_schema
+    from hyperpod_launcher.config.validate import check_section
+
     try:
+        kind = recipe_checks.stack_of(recipe)
+        check_section(recipe, recipe_schema(kind), "recipes", added=())
         recipe_checks.check_instance(recipe, instance, force_fp8=bool(cfg.get("force_fp8")))
         recipe_checks.check(recipe, nodes=info.nodes, devices=info.devices)
     except UserError as err:

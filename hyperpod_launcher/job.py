@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from hyperpod_launcher import ds_config, instances, job_env, recipe_checks, time_limit
 from hyperpod_launcher.config import schema
+from hyperpod_launcher.config.recipe_schema import recipe_schema
 from hyperpod_launcher.config.validate import check_section
 from hyperpod_launcher.dotted import get as _get
 from hyperpod_launcher.errors import UserError, did_you_mean
@@ -336,6 +337,11 @@ def _strip_recipe_secrets(recipe: dict[str, Any]) -> dict[str, str]:
     return found
 
 
+def added_keys(overrides: tuple[str, ...]) -> frozenset[str]:
+    """Keys the command line adds on purpose (`+key=value`, `++key=value`)."""
+    return frozenset(o.lstrip("+").split("=", 1)[0] for o in overrides if o.startswith("+"))
+
+
 def _dump_yaml(data: Any) -> str:
     import yaml
 
@@ -376,6 +382,10 @@ def build(
         raise UserError(
             "no recipe selected: set recipes=<name> (see `hyperpod-launch recipes list`)"
         )
+
+    if custom is None:  # keys, types and value rules of the recipe's kind
+        kind = recipe_checks.stack_of(recipe)
+        check_section(recipe, recipe_schema(kind), "recipes", added=added_keys(overrides))
 
     git = cfg.get("git") or {}
     if custom is not None:

@@ -8,7 +8,8 @@ Each recipe belongs to a stack, named by `run.model_type`, and each stack has it
   pipeline [x context]) == 0 and global batch % (micro batch x data parallel) == 0.
 - deepspeed: train batch = micro batch x gradient accumulation x data parallel (ds_config).
 All stacks: sequence length <= max position embeddings; PEFT only with do_finetune; fine-tuning
-needs a model to start from; dataset_type known; data paths absolute or s3:// URIs.
+needs a model to start from; data paths absolute or s3:// URIs. Keys, types, ranges and enums
+of single values are the recipe kind's schema (config/recipe_schema.py), checked before these.
 Rules that need the hardware (Trainium vs GPU, fp8 on the p5 family only) run when
 `instance_type` is given; a recipe's `run.instance_type` only says what it was sized for.
 """
@@ -26,8 +27,6 @@ from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.instances import InstanceType
 
 STACKS = {"hf": "adapter", "neuron-hf": "neuron", "nemo": "nemo", "deepspeed": "deepspeed"}
-PEFT_TYPES = ("lora", "qlora_4bit")
-DATASET_TYPES = {"adapter": ("hf", "synthetic"), "deepspeed": ("hf",)}
 URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?$")
 FORCE_FP8 = "force_fp8"
 OFFLOAD = {"optimizer": "optimizer state", "param": "parameters"}
@@ -215,10 +214,6 @@ def _check_finetuning(recipe: Mapping[str, Any], stack: str) -> None:
     if stack not in ("adapter", "deepspeed"):
         return
     peft = _get(recipe, "model.peft.peft_type")
-    if peft is not None and peft not in PEFT_TYPES:
-        raise UserError(
-            f"recipes.model.peft.peft_type={peft}: must be one of {', '.join(PEFT_TYPES)} or null"
-        )
     finetune = _get(recipe, "model.do_finetune", False)
     if peft is not None and not finetune:
         raise UserError(
@@ -249,13 +244,6 @@ def _path_problem(value: Any) -> str | None:
 
 
 def _check_data(recipe: Mapping[str, Any], stack: str) -> None:
-    allowed = DATASET_TYPES.get(stack)
-    dataset_type = _get(recipe, "model.data.dataset_type")
-    if allowed and dataset_type is not None and dataset_type not in allowed:
-        raise UserError(
-            f"recipes.model.data.dataset_type={_fmt(dataset_type)}: must be one of "
-            f"{', '.join(allowed)}"
-        )
     for key in DATA_KEYS.get(stack, ()):
         value = _get(recipe, key)
         items = value if isinstance(value, list) else [value]

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hyperpod_launcher.config.rules import Count
+
 BACKENDS = ("slurm", "k8s", "sm_jobs", "local")
 
 
@@ -26,8 +28,8 @@ class GitConfig:
 @dataclass
 class CustomRun:
     name: str = "custom-script"
-    nodes: int = 1
-    ntasks_per_node: int | None = None
+    nodes: Count = 1
+    ntasks_per_node: Count | None = None
     time_limit: str | int | None = None  # checked by hyperpod_launcher.time_limit
 
 

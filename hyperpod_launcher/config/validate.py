@@ -5,19 +5,28 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Collection
 from functools import cache
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
+from hyperpod_launcher.config.rules import Range, Section
 from hyperpod_launcher.errors import UserError, did_you_mean
 
 
 @cache
 def _hints(schema: type) -> dict[str, Any]:
-    return typing.get_type_hints(schema)
+    return typing.get_type_hints(schema, include_extras=True)
+
+
+def _rules(tp: Any) -> tuple[Range, ...]:
+    return tuple(m for m in getattr(tp, "__metadata__", ()) if isinstance(m, Range))
 
 
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base = _type_name(typing.get_args(tp)[0])
+        return " ".join([base, *(r.text() for r in _rules(tp))])
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (Union, types.UnionType):
@@ -28,7 +37,7 @@ def _type_name(tp: Any) -> str:
         return "a mapping"
     if tp is type(None):
         return "null"
-    if dataclasses.is_dataclass(tp):
+    if _is_section(tp):
         return "a mapping"
     return getattr(tp, "__name__", str(tp))
 
@@ -37,13 +46,16 @@ def _matches(value: Any, tp: Any) -> bool:
     if tp is Any:
         return True
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base = typing.get_args(tp)[0]
+        return _matches(value, base) and all(r.allows(value) for r in _rules(tp))
     if origin in (Union, types.UnionType):
         return any(_matches(value, a) for a in typing.get_args(tp))
     if origin is Literal:
         return value in typing.get_args(tp)
     if tp is type(None):
         return value is None
-    if dataclasses.is_dataclass(tp):
+    if _is_section(tp):
         return isinstance(value, dict)
     if origin is list:
         (item,) = typing.get_args(tp)
@@ -60,32 +72,62 @@ def _matches(value: Any, tp: Any) -> bool:
     return isinstance(value, tp)
 
 
-def _dataclass_in(tp: Any) -> type | None:
-    if dataclasses.is_dataclass(tp):
+def _is_section(tp: Any) -> bool:
+    """A schema of a mapping: a dataclass (launcher keys) or a Section (recipe kinds)."""
+    return dataclasses.is_dataclass(tp) or (isinstance(tp, type) and issubclass(tp, Section))
+
+
+def _section_in(tp: Any) -> type | None:
+    if _is_section(tp):
         return tp
     for arg in typing.get_args(tp):
-        if dataclasses.is_dataclass(arg):
+        if _is_section(arg):
             return arg
     return None
 
 
-def check_section(data: Any, schema: type, path: str, moved: dict[str, str] | None = None) -> None:
-    """Raise UserError on the first unknown key or wrongly typed value under `path`."""
+def _choice_hint(value: Any, tp: Any) -> str:
+    """Did-you-mean among the string choices of a Literal (error path only)."""
+    choices = [a for a in typing.get_args(tp) if isinstance(a, str)]
+    for arg in typing.get_args(tp):
+        if typing.get_origin(arg) is Literal:
+            choices += [a for a in typing.get_args(arg) if isinstance(a, str)]
+    return did_you_mean(value, choices) if isinstance(value, str) and choices else ""
+
+
+def _is_added(full: str, added: Collection[str]) -> bool:
+    return any(full == a or full.startswith(a + ".") for a in added)
+
+
+def check_section(
+    data: Any,
+    schema: type,
+    path: str,
+    moved: dict[str, str] | None = None,
+    added: Collection[str] | None = None,
+) -> None:
+    """Raise UserError on the first unknown key or wrongly typed value under `path`.
+    `added`, for sections that take extra keys (recipes), holds the dotted paths given with
+    Hydra's `+`/`++`: keys at or under them may be unknown."""
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping, got {data!r}")
     hints = _hints(schema)
     for key, value in data.items():
         full = f"{path}.{key}" if path else str(key)
         if key not in hints:
+            if added is not None and _is_added(full, added):
+                continue
             if moved and key in moved:
                 raise UserError(f"unknown key '{full}': set {moved[key]} instead")
+            hint = did_you_mean(str(key), hints)
+            if added is not None and len(hints) > 12:  # a recipe section: keys can be added
+                raise UserError(f"unknown key '{full}'{hint}; to add a new key use +{full}=...")
             valid = ", ".join(sorted(hints))
-            raise UserError(
-                f"unknown key '{full}'{did_you_mean(str(key), hints)}; valid keys: {valid}"
-            )
+            raise UserError(f"unknown key '{full}'{hint}; valid keys: {valid}")
         tp = hints[key]
         if not _matches(value, tp):
-            raise UserError(f"{full}: expected {_type_name(tp)}, got {value!r}")
-        nested = _dataclass_in(tp)
+            hint = _choice_hint(value, tp)
+            raise UserError(f"{full}: expected {_type_name(tp)}, got {value!r}{hint}")
+        nested = _section_in(tp)
         if nested is not None and isinstance(value, dict):
-            check_section(value, nested, full)
+            check_section(value, nested, full, added=added)

@@ -52,11 +52,11 @@ CASES = {
     "missing base_results_dir": (("base_results_dir=null",), ["base_results_dir is not set"]),
     "zero nodes": (
         (*SLURM_LLAMA, "recipes.trainer.num_nodes=0"),
-        ["recipes.trainer.num_nodes", "positive integer", "0"],
+        ["recipes.trainer.num_nodes: expected int >= 1, got 0"],
     ),
     "negative nodes (custom)": (
         ("training_cfg.run.nodes=-2",),
-        ["training_cfg.run.nodes", "positive integer", "-2"],
+        ["training_cfg.run.nodes: expected int >= 1, got -2"],
     ),
     "unsafe run name": (
         (*SLURM_LLAMA, "recipes.run.name='../../etc'"),
@@ -108,6 +108,26 @@ CASES = {
         ["training_cfg.entry_script", "/no/such/script.py", "does not exist"],
     ),
     "invalid env var name": (("+env_vars.BAD-NAME=x",), ["env_vars.BAD-NAME", "not a valid"]),
+    "batch size 0 (Slurm)": (
+        (*SLURM_LLAMA, "recipes.model.train_batch_size=0"),
+        ["recipes.model.train_batch_size: expected int >= 1, got 0"],
+    ),
+    "batch size 0 (Kubernetes)": (
+        (*K8S_LLAMA, "recipes.model.train_batch_size=0"),
+        ["recipes.model.train_batch_size: expected int >= 1, got 0"],
+    ),
+    "negative max_steps": (
+        (*SLURM_LLAMA, "recipes.trainer.max_steps=-3"),
+        ["recipes.trainer.max_steps: expected int >= 1, got -3"],
+    ),
+    "learning rate not a number": (
+        (*SLURM_LLAMA, "recipes.model.optim.lr=abc"),
+        ["recipes.model.optim.lr: expected float > 0, got 'abc'"],
+    ),
+    "sharding strategy not the adapter's": (
+        (*SLURM_LLAMA, "recipes.model.sharding_strategy=full_shrd"),
+        ["recipes.model.sharding_strategy", "'full_shrd'", "did you mean 'full_shard'"],
+    ),
     "time limit no backend reads (Slurm)": (
         (*SLURM_LLAMA, "recipes.run.time_limit=forever"),
         ["recipes.run.time_limit='forever'", "expected a time limit", "D-H:M:S", "UNLIMITED"],
@@ -152,6 +172,12 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case: str, tmp_path: Path)
         assert fragment in lines[0], lines[0]
     assert "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == [], "nothing may be written"
+
+
+def test_a_recipe_key_added_with_plus_is_kept(tmp_path: Path) -> None:
+    proc = run_launcher(f"base_results_dir={tmp_path}", *SLURM_LLAMA, "+recipes.model.my_flag=1")
+    assert proc.returncode == 0, proc.stderr
+    assert "my_flag: 1" in (tmp_path / "llama-8b" / "llama-8b_hydra.yaml").read_text()
 
 
 def test_instance_type_not_in_table_is_allowed_with_an_explicit_count(tmp_path: Path) -> None:

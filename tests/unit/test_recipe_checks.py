@@ -42,7 +42,7 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "degree must be positive": (
         (L8B, "recipes.model.tensor_model_parallel_degree=0"),
-        ("recipes.model.tensor_model_parallel_degree=0", "must be a positive integer"),
+        ("recipes.model.tensor_model_parallel_degree: expected int >= 1, got 0",),
     ),
     "devices per node must match the instance": (
         (TRN8B, "instance_type=trn1.32xlarge", "recipes.trainer.devices=16"),
@@ -108,7 +108,7 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "unknown PEFT type": (
         (LORA, MODEL, "recipes.model.peft.peft_type=ia3"),
-        ("recipes.model.peft.peft_type=ia3", "lora, qlora_4bit"),
+        ("recipes.model.peft.peft_type", "one of 'lora', 'qlora_4bit' or null", "'ia3'"),
     ),
     "fine-tuning without a model": (
         (LORA,),
@@ -116,7 +116,7 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "unknown dataset_type": (
         (L8B, "recipes.model.data.dataset_type=csv"),
-        ("recipes.model.data.dataset_type=csv", "must be one of hf, synthetic"),
+        ("recipes.model.data.dataset_type", "one of 'hf', 'synthetic'", "'csv'"),
     ),
     "relative data path": (
         (L8B, "recipes.model.data.train_dir=data/train"),
