@@ -77,7 +77,7 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "NeMo global batch not divisible by micro batch x DP": (
         (NEMO, "recipes.model.global_batch_size=100"),
-        ("recipes.model.global_batch_size=100", "data parallel 64"),
+        ("recipes.model.global_batch_size=100", "data parallel 128"),
     ),
     "DeepSpeed batch identity": (
         (DS, "recipes.deepspeed.gradient_accumulation_steps=3"),

@@ -1,0 +1,173 @@
+"""Every recipe with a SageMaker HyperPod v1 name resolves to HyperPod's keys and values.
+
+tests/fixtures/hyperpod_v1_recipes.json holds every leaf key path and value of HyperPod's v1
+recipe files. Each recipe of ours with that name is composed as `python main.py recipes=<name>`
+composes it (catalog.Composer, the composition `recipes show` and the catalog dry run use) and
+compared key by key. A difference passes only when tests/fixtures/hyperpod_v1_deviations.yaml
+declares it (the same table the README shows), and every declared row must still be needed.
+Per-launch values (run names, data/experiment/model paths, tokens) are compared by presence only.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Iterator, Mapping
+from functools import cache
+from typing import Any
+
+import pytest
+import yaml
+
+from hyperpod_launcher import catalog
+from tests.conftest import REPO
+
+FIXTURES = REPO / "tests" / "fixtures"
+REFERENCE: dict[str, dict[str, Any]] = json.loads(
+    (FIXTURES / "hyperpod_v1_recipes.json").read_text()
+)
+DEVIATIONS: list[dict[str, Any]] = yaml.safe_load(
+    (FIXTURES / "hyperpod_v1_deviations.yaml").read_text()
+)["deviations"]
+README = REPO / "README.md"
+SECTION = "### Differences from SageMaker HyperPod v1 recipes"
+
+# Values a user sets per launch: the key must exist, its value is theirs.
+PER_LAUNCH = {
+    "run.name": "the job's name",
+    "exp_manager.exp_dir": "experiment path",
+    "exp_manager.explicit_log_dir": "experiment path",
+    "exp_manager.wandb_logger_kwargs.name": "the job's name",
+    "compiler_cache_url": "experiment path (the Neuron compile cache)",
+    "data.train_dir": "data path",
+    "data.tokenizer.type": "tokenizer path",
+    "model.data.train_dir": "data path",
+    "model.data.val_dir": "data path",
+    "model.data.data_prefix": "data path",
+    "model.model_config": "model path",
+    "model.hf_model_name_or_path": "model path",
+    "model.hf_access_token": "token",
+    "model.tokenizer.model": "tokenizer path",
+}
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted path, value) of every leaf; an empty mapping is a leaf."""
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            yield from flatten(value, path + ".")
+        else:
+            yield path, value
+
+
+@cache
+def composed() -> dict[str, dict[str, Any]]:
+    """name -> resolved top-level config, for every recipe of the reference."""
+    with catalog.Composer() as composer:
+        return dict(composer.many(list(REFERENCE)))
+
+
+def reference_value(cfg: Mapping[str, Any], key: str, value: Any) -> Any:
+    """HyperPod's value as a literal: an interpolation is resolved in our resolved config, so
+    `${recipes.trainer.max_steps}` (HyperPod's spelling) and `${..trainer.max_steps}` (ours)
+    compare equal. HyperPod's NeMo recipe refers to itself as `training.`, where it is placed."""
+    if not (isinstance(value, str) and "${" in value):
+        return value
+    from omegaconf import OmegaConf
+
+    from hyperpod_launcher.config import resolvers
+
+    resolvers.register()
+    tree = OmegaConf.create(dict(cfg))
+    ours_spelling = value.replace("${training.", "${recipes.")
+    OmegaConf.update(tree, f"recipes.{key}", ours_spelling, merge=False)
+    return OmegaConf.select(tree, f"recipes.{key}")
+
+
+def same(ours: Any, theirs: Any) -> bool:
+    """Equal values of the same type (1 and 1.0 mean different things to Lightning)."""
+    if isinstance(theirs, list) and isinstance(ours, list):
+        return len(ours) == len(theirs) and all(map(same, ours, theirs))
+    return type(ours) is type(theirs) and ours == theirs
+
+
+def deviation(name: str, key: str) -> dict[str, Any] | None:
+    rows = [r for r in DEVIATIONS if r["key"] == key and fnmatch.fnmatchcase(name, r["recipe"])]
+    assert len(rows) <= 1, f"{name}: {key} is declared more than once"
+    return rows[0] if rows else None
+
+
+def problems(name: str) -> list[str]:
+    """Every undeclared difference between our recipe and HyperPod's, one line each."""
+    cfg = composed()[name]
+    ours = dict(flatten(cfg["recipes"]))
+    found = []
+    for key, written in REFERENCE[name].items():
+        row = deviation(name, key)
+        theirs = reference_value(cfg, key, written)
+        if row is not None:
+            if not same(row["hyperpod"], theirs):
+                found.append(f"{key}: table says HyperPod has {row['hyperpod']!r}, not {theirs!r}")
+            where = row.get("ours_key", key)
+            if where != key and key in ours:
+                found.append(f"{key}: declared renamed to {where}, but still set")
+            if where not in ours or not same(ours[where], row["ours"]):
+                found.append(f"{where}: declared {row['ours']!r}, resolves to {ours.get(where)!r}")
+        elif key not in ours:
+            found.append(f"{key}: missing (HyperPod: {theirs!r})")
+        elif key not in PER_LAUNCH and not same(ours[key], theirs):
+            found.append(f"{key}: ours {ours[key]!r}, HyperPod {theirs!r}")
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_recipe_resolves_to_hyperpod_keys_and_values(name: str) -> None:
+    assert name in catalog.recipe_names(), f"{name}: no recipe of this name"
+    found = problems(name)
+    assert not found, f"{name}:\n  " + "\n  ".join(found)
+
+
+def test_every_declared_deviation_is_used() -> None:
+    for row in DEVIATIONS:
+        names = [n for n in REFERENCE if fnmatch.fnmatchcase(n, row["recipe"])]
+        assert names, f"{row['recipe']}: matches no HyperPod recipe"
+        unused = [n for n in names if row["key"] not in REFERENCE[n]]
+        assert not unused, f"{row['key']}: HyperPod's {unused} have no such key"
+        assert row["why"].strip(), f"{row['key']}: the table must say why"
+
+
+def test_comparison_catches_a_changed_value_and_a_missing_key() -> None:
+    name = "training/llama/hf_llama3_2_1b_seq8k_gpu_p5x1_pretrain"
+    cfg = composed()[name]
+    saved = cfg["recipes"]["model"]
+    try:
+        rope = {**saved["rope_scaling"], "factor": 8.0}
+        cfg["recipes"]["model"] = {**saved, "rope_scaling": rope}
+        del cfg["recipes"]["model"]["tie_word_embeddings"]
+        found = problems(name)
+    finally:
+        cfg["recipes"]["model"] = saved
+    assert "model.rope_scaling.factor: ours 8.0, HyperPod 32.0" in found
+    assert "model.tie_word_embeddings: missing (HyperPod: True)" in found
+
+
+def readme_table() -> str:
+    """The deviation table as the README shows it, rendered from the data file."""
+    lines = ["| recipe | key | HyperPod v1 | ours | why |", "|---|---|---|---|---|"]
+    for row in DEVIATIONS:
+        ours = json.dumps(row["ours"])
+        if row.get("ours_key", row["key"]) != row["key"]:
+            ours = f"`{row['ours_key']}`: {ours}"
+        cells = [f"`{row['recipe']}`", f"`{row['key']}`", json.dumps(row["hyperpod"]), ours]
+        lines.append("| " + " | ".join([*cells, " ".join(row["why"].split())]) + " |")
+    return "\n".join(lines)
+
+
+def test_readme_shows_the_deviation_table() -> None:
+    text = README.read_text()
+    assert SECTION in text
+    section = text.split(SECTION, 1)[1]
+    section = re.split(r"\n#{2,3} ", section, maxsplit=1)[0]
+    assert readme_table() in section, "README table differs; paste:\n" + readme_table()
