@@ -39,7 +39,10 @@ def _get(data: Any, dotted: str, default: Any = KeyError) -> Any:
 
 def _names_a_model(recipe: Mapping[str, Any]) -> bool:
     model = _get(recipe, "model.hf_model_name_or_path", None)
-    return bool(_get(recipe, "model.do_finetune", False)) or model is not None
+    fine_tunes = (
+        _get(recipe, "model.do_finetune", False) or _get(recipe, "run.model_type") == "open_ft"
+    )
+    return bool(fine_tunes) or model is not None
 
 
 @dataclass(frozen=True)

@@ -414,6 +414,7 @@ def build(
     instance = instances.lookup(instance_type)
     if custom is None:  # a Trainium recipe on a GPU instance, fp8 off p5, ...
         recipe_checks.check_instance(recipe, instance, force_fp8=bool(cfg.get("force_fp8")))
+        recipe_checks.check_hardware(recipe, instance_type, instance, backend)
     procs = _procs_per_node(
         explicit_procs, procs_key, instance, instance_type, exact=custom is None
     )

@@ -7,6 +7,8 @@ Each recipe belongs to a stack, named by `run.model_type`, and each stack has it
 - neuron (`neuron-hf`, NxD Training on Trainium) and nemo (Megatron): world % (tensor x
   pipeline [x context]) == 0 and global batch % (micro batch x data parallel) == 0.
 - deepspeed: train batch = micro batch x gradient accumulation x data parallel (ds_config).
+- open (`open_ft`, TRL SFT/DPO/GRPO): method, PEFT keys that fit it, strategy (DeepSpeed through
+  ds_config), GRPO generations that divide the generation batch; QLoRA needs CUDA.
 All stacks: sequence length <= max position embeddings; PEFT only with do_finetune; fine-tuning
 needs a model to start from; data paths absolute or s3:// URIs. Keys, types, ranges and enums
 of single values are the recipe kind's schema (config/recipe_schema.py), checked before these.
@@ -16,6 +18,7 @@ Rules that need the hardware (Trainium vs GPU, fp8 on the p5 family only) run wh
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +29,13 @@ from hyperpod_launcher.dotted import get as _get
 from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.instances import InstanceType
 
-STACKS = {"hf": "adapter", "neuron-hf": "neuron", "nemo": "nemo", "deepspeed": "deepspeed"}
+STACKS = {
+    "hf": "adapter",
+    "neuron-hf": "neuron",
+    "nemo": "nemo",
+    "deepspeed": "deepspeed",
+    "open_ft": "open",
+}
 URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?$")
 FORCE_FP8 = "force_fp8"
 OFFLOAD = {"optimizer": "optimizer state", "param": "parameters"}
@@ -185,6 +194,7 @@ NEMO_KEYS = {
 SEQUENCE_KEYS = {
     "adapter": ("model.max_context_width", "model.max_position_embeddings"),
     "deepspeed": ("model.max_context_width", "model.max_position_embeddings"),
+    "open": ("model.max_context_width", "model.max_position_embeddings"),
     "neuron": ("model.encoder_seq_length", "model.max_position_embeddings"),
     "nemo": ("model.encoder_seq_length", "model.max_position_embeddings"),
 }
@@ -192,6 +202,7 @@ SEQUENCE_KEYS = {
 DATA_KEYS = {
     "adapter": ("model.data.train_dir", "model.data.val_dir"),
     "deepspeed": ("model.data.train_dir", "model.data.val_dir"),
+    "open": ("model.data.train_dir", "model.data.val_dir"),
     "neuron": ("data.train_dir", "data.val_dir", "model.model_config"),
     "nemo": ("model.data.data_prefix",),
 }
@@ -255,6 +266,145 @@ def _check_data(recipe: Mapping[str, Any], stack: str) -> None:
                 raise UserError(f"recipes.{key}={_fmt(value)}: {problem}")
 
 
+OPEN_METHODS = ("sft", "dpo", "grpo")
+OPEN_PEFT = ("lora", "qlora")
+OPEN_PEFT_KEYS = ("peft_type", "rank", "alpha", "dropout", "target_modules", "merge_on_save")
+OPEN_STRATEGIES = ("ddp", "fsdp", "deepspeed")
+
+
+def _open_peft(recipe: Mapping[str, Any]) -> str | None:
+    peft = _get(recipe, "model.peft") or {}
+    kind = peft.get("peft_type")
+    if kind is not None and kind not in OPEN_PEFT:
+        raise UserError(
+            f"recipes.model.peft.peft_type={_fmt(kind)}: must be one of "
+            f"{', '.join(OPEN_PEFT)} or null (full weights)"
+        )
+    for key, value in peft.items():
+        if key not in OPEN_PEFT_KEYS:
+            raise UserError(
+                f"recipes.model.peft.{key}={_fmt(value)}: unknown PEFT key; allowed: "
+                f"{', '.join(OPEN_PEFT_KEYS)}"
+            )
+        if kind is None and key != "peft_type" and value is not None:
+            raise UserError(
+                f"recipes.model.peft.{key}={_fmt(value)}: PEFT keys need "
+                "recipes.model.peft.peft_type=lora or qlora (this recipe trains full weights)"
+            )
+    if kind is None:
+        return None
+    for key in ("rank", "alpha"):
+        _degree(recipe, f"model.peft.{key}")
+    dropout = peft.get("dropout", 0.0)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise UserError(f"recipes.model.peft.dropout={_fmt(dropout)}: must be in [0, 1)")
+    if kind == "qlora" and peft.get("merge_on_save"):
+        raise UserError(
+            "recipes.model.peft.merge_on_save=true: a 4-bit QLoRA base cannot take merged "
+            "weights; merge the saved adapter into the bf16 base afterwards"
+        )
+    return str(kind)
+
+
+def _open_layout(recipe: Mapping[str, Any], nodes: int, devices: int) -> Layout:
+    world = nodes * devices
+    method = _get(recipe, "method.name")
+    if method not in OPEN_METHODS:
+        raise UserError(f"recipes.method.name={_fmt(method)}: must be one of sft, dpo, grpo")
+    for other in OPEN_METHODS:
+        if other != method and _get(recipe, f"method.{other}") is not None:
+            raise UserError(
+                f"recipes.method.{other}: {other} settings do not fit recipes.method.name="
+                f"{method}; remove them"
+            )
+    peft = _open_peft(recipe)
+    strategy = _get(recipe, "model.strategy", "ddp")
+    if strategy not in OPEN_STRATEGIES:
+        raise UserError(
+            f"recipes.model.strategy={_fmt(strategy)}: must be one of {', '.join(OPEN_STRATEGIES)}"
+        )
+    if (strategy == "deepspeed") != isinstance(recipe.get("deepspeed"), Mapping):
+        raise UserError(
+            f"recipes.model.strategy={strategy}: the `deepspeed` section goes with strategy "
+            "deepspeed only (its ds_config.json sets batch sizes and ZeRO)"
+        )
+    if peft == "qlora" and strategy != "ddp":
+        raise UserError(
+            f"recipes.model.strategy={strategy}: QLoRA runs with ddp (one 4-bit base per GPU)"
+        )
+    if strategy == "deepspeed":
+        ds_config.check(recipe, world)
+        micro, accum, total = ds_config.batch(recipe, world)
+    else:
+        micro = _degree(recipe, "model.micro_batch_size")
+        accum = _degree(recipe, "model.gradient_accumulation_steps")
+        total = micro * accum * world
+    if method == "grpo":
+        generations = _degree(recipe, "method.grpo.num_generations")
+        if generations < 2 or total % generations:
+            raise UserError(
+                f"recipes.method.grpo.num_generations={generations}: must be at least 2 and "
+                f"divide the generation batch {total} (micro batch {micro} x accumulation "
+                f"{accum} x {world} processes)"
+            )
+    notes = [f"{method} {peft or 'full'}", strategy]
+    if strategy == "deepspeed":
+        notes[-1] = f"ZeRO-{_get(recipe, 'deepspeed.zero_stage')}"
+    elif strategy == "fsdp" and _get(recipe, "model.fsdp.cpu_offload"):
+        notes[-1] = "fsdp + CPU offload"
+    notes.append(f"global batch {total} = micro {micro} x accumulation {accum} x DP {world}")
+    return Layout("open", world, {"DP": world}, tuple(notes))
+
+
+def _check_open_inputs(recipe: Mapping[str, Any]) -> None:
+    """The model to start from and the training data (the catalog leaves both to the user)."""
+    model = _get(recipe, "model.hf_model_name_or_path")
+    if model is None or not str(model).strip():
+        raise UserError(
+            f"recipes.model.hf_model_name_or_path={_fmt(model)}: name a Hugging Face model id "
+            "or a path (HF_MODEL_NAME_OR_PATH in the launch scripts)"
+        )
+    if not (_get(recipe, "model.data.train_dir") or _get(recipe, "model.data.train_channel")):
+        raise UserError(
+            "recipes.model.data.train_dir=null: name a .json/.jsonl/.parquet file or a folder "
+            "of them (or recipes.model.data.train_channel on SageMaker)"
+        )
+
+
+def _cuda_here() -> bool:
+    import glob
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return bool(glob.glob("/dev/nvidia[0-9]*")) and visible not in ("", "-1")
+
+
+CPU_INSTANCE = re.compile(r"^(ml\.)?[cmrt]\d[a-z]*\.")  # c5, m6i, r7g, t3: no accelerator
+
+
+def check_hardware(
+    recipe: Mapping[str, Any],
+    instance_type: str | None,
+    instance: InstanceType | None,
+    backend: str,
+) -> None:
+    """QLoRA's 4-bit kernels (bitsandbytes) need CUDA: a GPU instance, or a GPU here."""
+    if stack_of(recipe) != "open" or _get(recipe, "model.peft.peft_type") != "qlora":
+        return
+    on_cpu = (
+        instance.accelerator != "gpu" if instance else bool(CPU_INSTANCE.match(instance_type or ""))
+    )
+    if on_cpu:
+        raise UserError(
+            f"instance_type={instance_type}: QLoRA (recipes.model.peft.peft_type=qlora) needs "
+            "CUDA GPUs; use a GPU instance or recipes.model.peft.peft_type=lora"
+        )
+    if not instance_type and backend == "local" and not _cuda_here():
+        raise UserError(
+            "recipes.model.peft.peft_type=qlora: QLoRA needs a CUDA GPU and this machine has "
+            "none; use recipes.model.peft.peft_type=lora"
+        )
+
+
 def layout(recipe: Mapping[str, Any], nodes: int, devices: int) -> Layout:
     """The recipe's parallel layout on nodes x devices; raises UserError if it does not fit."""
     stack = stack_of(recipe)
@@ -264,6 +414,8 @@ def layout(recipe: Mapping[str, Any], nodes: int, devices: int) -> Layout:
         return _megatron_layout(recipe, nodes, devices, stack, NEURON_KEYS)
     if stack == "nemo":
         return _megatron_layout(recipe, nodes, devices, stack, NEMO_KEYS)
+    if stack == "open":
+        return _open_layout(recipe, nodes, devices)
     world = nodes * devices
     ds_config.check(recipe, world)
     micro, accum, total = ds_config.batch(recipe, world)
@@ -291,4 +443,6 @@ def check(recipe: Mapping[str, Any], *, nodes: int, devices: int) -> Layout:
     _check_sequence(recipe, stack)
     _check_finetuning(recipe, stack)
     _check_data(recipe, stack)
+    if stack == "open":
+        _check_open_inputs(recipe)
     return result

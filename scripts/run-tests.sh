@@ -21,7 +21,7 @@ fi
 bash scripts/install_helm.sh
 export PATH="$repo/.tools/bin:$PATH"
 
-python3 -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]' 2>&1 \
+python3 -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test,train]' 2>&1 \
   | grep -v -e "^WARNING: Location" -e "Running pip as the 'root' user" || true
 python3 -c "import torch, sys; sys.exit(torch.version.cuda is not None)" \
   || { echo "error: a CUDA build of torch is installed; the tests pin the CPU build" >&2; exit 1; }

@@ -157,10 +157,12 @@ def test_every_recipe_passes_its_own_checks(composed: dict[str, Any]) -> None:
             continue  # custom-script example
         recipe = copy.deepcopy(cfg["recipes"])
         nodes, devices = recipe["trainer"]["num_nodes"], recipe["trainer"]["devices"]
-        if recipe_checks.stack_of(recipe) in ("adapter", "deepspeed"):
+        if recipe_checks.stack_of(recipe) in ("adapter", "deepspeed", "open"):
             # fine-tuning recipes without a model name get one from HF_MODEL_NAME_OR_PATH
             model = recipe["model"]
             model["hf_model_name_or_path"] = model["hf_model_name_or_path"] or "/fsx/models/x"
+        if recipe_checks.stack_of(recipe) == "open":  # TRAIN_DIR in the launch scripts
+            recipe["model"]["data"]["train_dir"] = "/fsx/data/train"
         recipe_checks.check(recipe, nodes=nodes, devices=devices)
 
 

@@ -1,0 +1,142 @@
+"""Open fine-tuning recipes: the launch-time checks (one line, exit 2, nothing written) and the
+entry's own handling of the recipe (outputs, resuming, overrides), without training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hyperpod_launcher.examples import open_ft
+from tests.conftest import run_launcher
+
+SFT = "recipes=fine-tuning/hf/open_causal_lm_gpu_sft"
+LORA = "recipes=fine-tuning/hf/open_causal_lm_gpu_sft_lora"
+QLORA = "recipes=fine-tuning/hf/open_causal_lm_gpu_sft_qlora"
+GRPO = "recipes=fine-tuning/hf/open_causal_lm_gpu_grpo_lora"
+COMPLETE = (
+    "recipes.model.hf_model_name_or_path=/fsx/models/base",
+    "recipes.model.data.train_dir=/fsx/data",
+)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "overrides", "expected"),
+    [
+        (
+            SFT,
+            ("+recipes.model.peft.rank=8",),
+            "error: recipes.model.peft.rank=8: PEFT keys need recipes.model.peft.peft_type=lora "
+            "or qlora (this recipe trains full weights)",
+        ),
+        (
+            LORA,
+            ("+recipes.model.peft.bias=all",),
+            "error: recipes.model.peft.bias=all: unknown PEFT key; allowed: peft_type, rank, "
+            "alpha, dropout, target_modules, merge_on_save",
+        ),
+        (
+            LORA,
+            ("+recipes.method.dpo.beta=0.1",),
+            "error: recipes.method.dpo: dpo settings do not fit recipes.method.name=sft; "
+            "remove them",
+        ),
+        (
+            QLORA,
+            (
+                "instance_type=ml.c5.2xlarge",
+                "cluster=sm_jobs",
+                "cluster.sm_jobs_config.output_path=s3://bucket/out",
+            ),
+            "error: instance_type=ml.c5.2xlarge: QLoRA (recipes.model.peft.peft_type=qlora) "
+            "needs CUDA GPUs; use a GPU instance or recipes.model.peft.peft_type=lora",
+        ),
+        (
+            QLORA,
+            ("recipes.model.strategy=fsdp", "cluster=slurm"),
+            "error: recipes.model.strategy=fsdp: QLoRA runs with ddp (one 4-bit base per GPU)",
+        ),
+        (
+            GRPO,
+            ("recipes.method.grpo.num_generations=3",),
+            "error: recipes.method.grpo.num_generations=3: must be at least 2 and divide the "
+            "generation batch 8 (micro batch 1 x accumulation 1 x 8 processes)",
+        ),
+        (
+            SFT,
+            ("recipes.model.data.train_dir=null",),
+            "error: recipes.model.data.train_dir=null: name a .json/.jsonl/.parquet file or a "
+            "folder of them (or recipes.model.data.train_channel on SageMaker)",
+        ),
+    ],
+)
+def test_bad_open_recipe_is_one_line_and_writes_nothing(
+    tmp_path: Path, recipe: str, overrides: tuple[str, ...], expected: str
+) -> None:
+    proc = run_launcher(
+        recipe,
+        *COMPLETE,
+        f"base_results_dir={tmp_path / 'results'}",
+        "dry_run=true",
+        *overrides,
+        env={"HPL_STATE_DIR": str(tmp_path / "state"), "XDG_CACHE_HOME": str(tmp_path / "c")},
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip() == expected
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_qlora_on_local_without_a_gpu_is_refused(tmp_path: Path) -> None:
+    proc = run_launcher(
+        QLORA,
+        *COMPLETE,
+        "cluster=local",
+        "recipes.trainer.devices=1",
+        f"base_results_dir={tmp_path / 'results'}",
+        env={
+            "HPL_STATE_DIR": str(tmp_path / "state"),
+            "XDG_CACHE_HOME": str(tmp_path / "c"),
+            "CUDA_VISIBLE_DEVICES": "",  # no GPU, whatever this machine has
+        },
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip() == (
+        "error: recipes.model.peft.peft_type=qlora: QLoRA needs a CUDA GPU and this machine has "
+        "none; use recipes.model.peft.peft_type=lora"
+    )
+    assert not (tmp_path / "results").exists()
+
+
+def test_outputs_without_exp_dir_go_under_the_job_folder_by_a_real_name() -> None:
+    recipe = {"exp_manager": {"exp_dir": None, "checkpoint_dir": None}}
+    assert open_ft.output_dir(recipe, "/jobs/run1") == "/jobs/run1/checkpoints"
+    recipe["exp_manager"]["exp_dir"] = "/fsx/exp"
+    assert open_ft.output_dir(recipe, "/jobs/run1") == "/fsx/exp/checkpoints"
+
+
+def test_resume_override_from_the_per_node_script_is_understood(tmp_path: Path) -> None:
+    out = tmp_path / "checkpoints"
+    for step in (2, 10, 4):  # numeric order, not by name or time
+        (out / f"checkpoint-{step}").mkdir(parents=True)
+        (out / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    (out / "checkpoint-12").mkdir()  # being written: no trainer state yet
+    recipe: dict = {"exp_manager": {"resume_from_checkpoint": None}}
+    assert open_ft.resume_point(recipe, str(out)) == str(out / "checkpoint-10")
+
+    open_ft.apply_overrides(recipe, [f"exp_manager.resume_from_checkpoint={out}/checkpoint-4"])
+    assert open_ft.resume_point(recipe, str(out)) == str(out / "checkpoint-4")
+    open_ft.apply_overrides(recipe, [f"++exp_manager.resume_from_checkpoint={out}"])
+    assert open_ft.resume_point(recipe, str(out)) == str(out / "checkpoint-10")
+    with pytest.raises(open_ft.RecipeError, match="expected key=value"):
+        open_ft.apply_overrides(recipe, ["--resume"])
+
+
+def test_built_in_rewards_and_dotted_paths() -> None:
+    completions = ["red box", " ", [{"role": "assistant", "content": "red box "}]]
+    assert open_ft.format_reward(completions) == [1.0, 0.0, 1.0]
+    answers = ["red box", "x", "red box"]
+    assert open_ft.exact_match_reward(completions, answer=answers) == [1.0, 0.0, 1.0]
+    assert open_ft.reward_function("os.path:basename") is __import__("os").path.basename
+    with pytest.raises(open_ft.RecipeError, match="neither a built-in"):
+        open_ft.reward_function("nope")
