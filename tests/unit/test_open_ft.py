@@ -31,9 +31,9 @@ COMPLETE = (
         ),
         (
             LORA,
-            ("+recipes.model.peft.bias=all",),
-            "error: recipes.model.peft.bias=all: unknown PEFT key; allowed: peft_type, rank, "
-            "alpha, dropout, target_modules, merge_on_save",
+            ("recipes.model.peft.peft_type=lora4",),
+            "error: recipes.model.peft.peft_type: expected one of 'lora', 'qlora' or null, got "
+            "'lora4' (did you mean 'lora' or 'qlora'?)",
         ),
         (
             LORA,
