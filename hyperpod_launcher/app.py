@@ -31,11 +31,30 @@ def _group_options(group: str) -> list[str]:
 def _check_choice(group: str, value: str, what: str) -> None:
     if value in ("null", "") or (resources.config_dir() / group / f"{value}.yaml").is_file():
         return
+    stem, suffix = os.path.splitext(value)
+    if suffix and (resources.config_dir() / group / f"{stem}.yaml").is_file():
+        raise UserError(
+            f"{group}={value}: unknown {what}; a name ends in .yaml or nothing: {group}={stem}"
+        )
     options = _group_options(group)
     hint = did_you_mean(value, options) or did_you_mean(Path(value).name, options)
     if group == "cluster":
         hint += f"; allowed: {', '.join(options)}"
     raise UserError(f"{group}={value}: unknown {what}{hint}")
+
+
+def strip_yaml_suffix(argv: list[str]) -> list[str]:
+    """`recipes=<name>.yaml` (as HyperPod's launch scripts write it) means `recipes=<name>`:
+    drop the suffix before Hydra, so the choice, records and job are the same."""
+    multirun = "-m" in argv or "--multirun" in argv
+    result = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+~") in ("recipes", "cluster") and "(" not in value:
+            choices = value.split(",") if multirun else [value]
+            arg = key + sep + ",".join(c.removesuffix(".yaml") for c in choices)
+        result.append(arg)
+    return result
 
 
 def precheck(argv: list[str]) -> None:
@@ -52,20 +71,42 @@ def precheck(argv: list[str]) -> None:
             _check_choice(key, choice, "recipe" if key == "recipes" else "cluster")
 
 
-def _suggest_override_key(dotted: str, argv: list[str]) -> str:
-    """Nearest valid key for an override of a key that does not exist (error path only)."""
+def _compose_without(dotted: str, argv: list[str]) -> Any:
+    """The config composed from argv without the override of `dotted` (error path only)."""
+    from hydra import compose, initialize_config_dir
+
+    others = [a for a in argv if "=" in a and not a.startswith("-") and a.split("=")[0] != dotted]
+    with initialize_config_dir(str(resources.config_dir()), version_base=None):
+        return compose("config", overrides=others, return_hydra_config=True)
+
+
+def _unknown_key(dotted: str, argv: list[str]) -> str:
+    """The one-line error for an override of a key that does not exist."""
+    from hyperpod_launcher.config.cluster_keys import wrong_backend
+
     try:
-        from hydra import compose, initialize_config_dir
+        cfg = _compose_without(dotted, argv)
+    except Exception:
+        cfg = None
+    if cfg is not None:
+        advice = wrong_backend(dotted, str(cfg.hydra.runtime.choices.get("cluster")))
+        if advice:
+            return advice
+    hint = _suggest_override_key(dotted, cfg)
+    return f"unknown key '{dotted}'{hint}; to add a new key use +{dotted}=..."
+
+
+def _suggest_override_key(dotted: str, cfg: Any) -> str:
+    """Nearest valid key for an override of a key that does not exist (error path only)."""
+    if cfg is None:
+        return ""
+    try:
         from omegaconf import OmegaConf
 
-        others = [
-            a for a in argv if "=" in a and not a.startswith("-") and a.split("=")[0] != dotted
-        ]
-        with initialize_config_dir(str(resources.config_dir()), version_base=None):
-            cfg = compose("config", overrides=others)
         parent, _, leaf = dotted.rpartition(".")
         node = OmegaConf.select(cfg, parent) if parent else cfg
         keys = list(node.keys()) if node is not None and hasattr(node, "keys") else []
+        keys = [k for k in keys if parent or k != "hydra"]
         prefix = f"{parent}." if parent else ""
         return (
             did_you_mean(leaf, keys)
@@ -81,11 +122,7 @@ def one_line(err: BaseException, argv: list[str]) -> str:
     text = str(err)
     match = re.search(r"Could not override '([^']+)'", text)
     if match:
-        key = match.group(1)
-        return (
-            f"unknown key '{key}'{_suggest_override_key(key, argv)}; "
-            f"to add a new key use +{key}=..."
-        )
+        return _unknown_key(match.group(1), argv)
     match = re.search(r"Error parsing override '(.+)'", text) or re.search(
         r"^LexerNoViableAltException: (.+)$", text, re.MULTILINE
     )
@@ -112,7 +149,10 @@ def _fail(message: str, code: int) -> None:
 def run(hydra_main: Callable[[], Any]) -> None:
     """Run a @hydra.main function with one-line errors and launcher exit codes."""
     # `--wait` is the launcher's flag, not Hydra's: pass it on as the `wait` config key.
-    sys.argv = [("wait=true" if a == "--wait" else a) for a in sys.argv]
+    sys.argv = [
+        sys.argv[0],
+        *strip_yaml_suffix(["wait=true" if a == "--wait" else a for a in sys.argv[1:]]),
+    ]
     argv = sys.argv[1:]
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:

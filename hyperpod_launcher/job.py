@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hyperpod_launcher import ds_config, instances, job_env, recipe_checks, time_limit
-from hyperpod_launcher.config import schema
+from hyperpod_launcher.config import cluster_keys, schema
 from hyperpod_launcher.config.recipe_schema import recipe_schema
 from hyperpod_launcher.config.validate import check_section
 from hyperpod_launcher.dotted import get as _get
@@ -132,6 +132,9 @@ class JobSpec:
     max_restarts: int = 0
     resume_dir: str | None = None  # where a restarted recipe job looks for its latest checkpoint
     open_files: int | None = None  # `ulimit -n` on every node (job_env.OPEN_FILES)
+    # Why the backend (and instance type) are what they are, for the summary line:
+    # e.g. ("cluster=slurm: default",).
+    origins: tuple[str, ...] = ()
 
     @property
     def world_size(self) -> int:
@@ -159,6 +162,20 @@ def backend_of(cluster_choice: str | None, cluster_type: str | None) -> str:
             f"{cluster_choice}"
         )
     return cluster_choice
+
+
+def _given(overrides: tuple[str, ...], key: str) -> bool:
+    return any(o.lstrip("+~").partition("=")[0] == key for o in overrides)
+
+
+def cluster_origin(backend: str, recipe_choice: str | None, overrides: tuple[str, ...]) -> str:
+    """Why this backend: the command line, the config default, or the recipe's own default
+    (the built-in smoke test selects cluster=local in its defaults list)."""
+    if _given(overrides, "cluster"):
+        return f"cluster={backend}: command line"
+    if backend == schema.DEFAULT_CLUSTER:
+        return f"cluster={backend}: default"
+    return f"cluster={backend}: default of recipes={recipe_choice}"
 
 
 def parse_mount(spec: str, key: str) -> Mount:
@@ -361,6 +378,10 @@ def build(
     check_section({k: v for k, v in cfg.items() if k != "hydra"}, schema.LauncherConfig, "")
     backend = backend_of(cluster_choice, cfg.get("cluster_type"))
     opts = cfg.get("cluster") or {}
+    for key in opts:
+        advice = cluster_keys.wrong_backend(f"cluster.{key}", backend)
+        if advice:
+            raise UserError(advice)
     check_section(opts, schema.cluster_schema(backend), "cluster", schema.MOVED_KEYS)
 
     base = cfg.get("base_results_dir")
@@ -518,6 +539,7 @@ def build(
         resume_dir=str(resume_dir) if resume_dir else None,
         config_files=config_files,
         open_files=job_env.open_files_limit(facts),
+        origins=(cluster_origin(backend, recipe_choice, overrides),),
     )
     return spec, secrets
 

@@ -141,6 +141,14 @@ def _checkout(plan: Plan, artifacts: list[str], jobdir: JobDir) -> str | None:
         raise
 
 
+def summary_line(plan: Plan) -> str:
+    """The backend's summary with why the backend and instance type were chosen."""
+    head, sep, rest = plan.rendered.summary.partition("\n")
+    if plan.spec.origins:
+        head += f" ({'; '.join(plan.spec.origins)})"
+    return head + sep + rest
+
+
 def execute(plan: Plan, argv: list[str], say: Callable[[str], None] = print) -> int:
     """Write the job folder, then (unless a dry run) check out the code and submit.
     `argv` is the launcher's whole command line (for launcher_cmd.log)."""
@@ -151,7 +159,7 @@ def execute(plan: Plan, argv: list[str], say: Callable[[str], None] = print) -> 
     files = plan.files
     files[LAUNCHER_CMD_LOG] = (_launcher_cmd_log(plan, argv), 0o644)
     artifacts = [*jobdir.write_all(files), RECORD]
-    say(plan.secrets.mask(f"{plan.rendered.summary}; job folder {spec.job_dir}"))
+    say(plan.secrets.mask(f"{summary_line(plan)}; job folder {spec.job_dir}"))
 
     if plan.submit_only_files:
         # "Write it, I'll submit it" checks the code out so that the printed command works; a

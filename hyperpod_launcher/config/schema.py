@@ -13,6 +13,7 @@ from typing import Any, Literal
 from hyperpod_launcher.config.rules import Count
 
 BACKENDS = ("slurm", "k8s", "sm_jobs", "local")
+DEFAULT_CLUSTER = "slurm"  # config.yaml's default, as in SageMaker HyperPod recipes
 
 
 @dataclass
