@@ -4,6 +4,7 @@ key, and recipe names written with `.yaml`."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,17 @@ def launch(tmp_path: Path, *overrides: str):
     )
 
 
+def local_adapter(path: Path) -> Path:
+    """A git repository standing in for the training adapter (launches check code out)."""
+    (path / "examples" / "llama").mkdir(parents=True)
+    (path / "examples" / "llama" / "llama_pretrain.py").write_text("print('hi')\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-C", str(path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "adapter"], check=True)
+    return path
+
+
 def summary(proc) -> str:
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.splitlines()[0]
@@ -36,7 +48,12 @@ def test_a_recipe_without_cluster_renders_on_slurm(tmp_path: Path) -> None:
 
 
 def test_hyperpods_submission_file_only_line_works_without_cluster(tmp_path: Path) -> None:
-    proc = launch(tmp_path, f"recipes={L8B}", "cluster.slurm_create_submission_file_only=True")
+    proc = launch(
+        tmp_path,
+        f"recipes={L8B}",
+        "cluster.slurm_create_submission_file_only=True",
+        f"git.repo_url_or_path={local_adapter(tmp_path / 'adapter')}",
+    )
     assert "submit with: sbatch --parsable" in proc.stdout, proc.stderr
 
 
