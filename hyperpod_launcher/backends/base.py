@@ -74,10 +74,19 @@ def entry_argv(spec: JobSpec) -> list[str]:
     return [*head, *spec.entry.args]
 
 
-def train_script(spec: JobSpec) -> RenderedFile:
-    """The per-node script every backend runs (one template, no backend-specific copy)."""
+LAUNCH_COMMANDS = {"torchrun": "torchrun", "hyperpodrun": "exec hyperpodrun"}
+
+
+def train_script(spec: JobSpec, launcher: str = "torchrun") -> RenderedFile:
+    """The per-node script every backend runs (one template, no backend-specific copy).
+    `launcher`: torchrun, or hyperpodrun (HyperPod's elastic agent, HyperPodPyTorchJob)."""
     text = templating.render(
-        "common/train_script.sh.j2", spec=spec, entry=entry_argv(spec), version=__version__
+        "common/train_script.sh.j2",
+        spec=spec,
+        entry=entry_argv(spec),
+        version=__version__,
+        launcher=launcher,
+        launch=LAUNCH_COMMANDS[launcher],
     )
     return RenderedFile(text, 0o755)
 

@@ -24,10 +24,13 @@ from hyperpod_launcher.errors import BackendError
 from hyperpod_launcher.job import JobSpec, Secrets
 
 CHART = "pytorchjob"
+LIBRARY_CHART = "hpl-common"
 CHART_DIR = "k8s_template"
 VALUES = f"{CHART_DIR}/values.yaml"
 MANIFESTS = "manifests.yaml"
 CRD_API = "kubeflow.org/v1"
+# helm template --api-versions, per chart: the job's API, as if its CRD were installed.
+CHART_APIS = {CHART: CRD_API, "hyperpodpytorchjob": "sagemaker.amazonaws.com/v1"}
 HELM_MISSING = (
     "helm not found on PATH: install Helm (https://helm.sh/docs/intro/install/; in this "
     "repository: bash scripts/install_helm.sh, then add .tools/bin to PATH)"
@@ -35,14 +38,23 @@ HELM_MISSING = (
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
-@cache
-def chart_files() -> dict[str, str]:
-    """The static chart, as {path relative to the chart: text} (values.yaml excluded)."""
-    root = resources.templates_dir() / "k8s" / CHART
+def _tree(name: str) -> dict[str, str]:
+    root = resources.templates_dir() / "k8s" / name
     files = {}
     for path in sorted(root.rglob("*")):
-        if path.is_file() and path.name != "values.yaml":
-            files[path.relative_to(root).as_posix()] = path.read_text()
+        relpath = path.relative_to(root).as_posix()
+        if path.is_file() and path.name != "values.yaml" and not relpath.startswith("charts/"):
+            files[relpath] = path.read_text()
+    return files
+
+
+@cache
+def chart_files(chart: str = CHART) -> dict[str, str]:
+    """The static chart, as {path relative to the chart: text} (values.yaml excluded), with
+    the shared library chart unpacked in charts/ as `helm dependency build` would place it."""
+    files = _tree(chart)
+    for relpath, text in _tree(LIBRARY_CHART).items():
+        files[f"charts/{LIBRARY_CHART}/{relpath}"] = text
     return files
 
 
@@ -88,7 +100,7 @@ def install_argv(spec: JobSpec, name: str, extra: list[str]) -> tuple[str, ...]:
     return (*argv, *extra)
 
 
-def template_argv(spec: JobSpec, name: str) -> list[str]:
+def template_argv(spec: JobSpec, name: str, chart: str = CHART) -> list[str]:
     return [
         "helm",
         "template",
@@ -97,12 +109,16 @@ def template_argv(spec: JobSpec, name: str) -> list[str]:
         "--namespace",
         spec.opts["namespace"],
         "--api-versions",
-        CRD_API,
+        CHART_APIS[chart],
     ]
 
 
 def release_of(rendered: Rendered) -> str:
     return rendered.submit_argv[2]
+
+
+def chart_of(spec: JobSpec) -> str:
+    return "hyperpodpytorchjob" if spec.opts.get("use_hyperpod_pytorch_job") else CHART
 
 
 class K8sBackend:
@@ -111,7 +127,10 @@ class K8sBackend:
     def render(self, spec: JobSpec) -> Rendered:
         chart = k8s_values.build(spec)
         name, values = chart.name, chart.values
-        files = {f"{CHART_DIR}/{path}": RenderedFile(text) for path, text in chart_files().items()}
+        files = {
+            f"{CHART_DIR}/{path}": RenderedFile(text)
+            for path, text in chart_files(chart.chart).items()
+        }
         files[VALUES] = RenderedFile(values_header(spec, name) + dump_yaml(values))
         argv = install_argv(spec, name, chart.helm_args)
         keys = [e["key"] for e in values["secretEnv"]]
@@ -124,15 +143,15 @@ class K8sBackend:
             release=name,
             namespace=spec.opts["namespace"],
             chart_dir=chart_path(spec),
-            template_argv=template_argv(spec, name),
+            template_argv=template_argv(spec, name, chart.chart),
+            kind=chart.kind,
             secret_name=values["secretName"],
             secret_keys=keys,
             install_argv=argv,
         )
         files[f"{spec.name}_submission.sh"] = RenderedFile(script, 0o755)
-        kind = "PyTorchJob"
         summary = (
-            f"k8s {kind} {name} in namespace {spec.opts['namespace']}: {spec.nodes} pod(s) x "
+            f"k8s {chart.kind} {name} in namespace {spec.opts['namespace']}: {spec.nodes} pod(s) x "
             f"{spec.procs_per_node} process(es)"
         )
         for notice in chart.notices:
@@ -147,7 +166,7 @@ class K8sBackend:
         if helm is None:
             say(f"dry run: {MANIFESTS} skipped: {HELM_MISSING}")
             return []
-        argv = template_argv(spec, release_of(rendered))
+        argv = template_argv(spec, release_of(rendered), chart_of(spec))
         proc = subprocess.run(
             [helm, *argv[1:]], capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
         )

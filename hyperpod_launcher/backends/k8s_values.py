@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hyperpod_launcher import job
+from hyperpod_launcher.backends import k8s_hyperpod
 from hyperpod_launcher.backends.base import train_script
 from hyperpod_launcher.config import schema_k8s
 from hyperpod_launcher.config.validate import check_section
@@ -36,7 +37,9 @@ RESERVED_LABELS = {
     "hyperpod-launcher/run-name",
     "hyperpod-launcher/launch-id",
     "kueue.x-k8s.io/queue-name",
+    "kueue.x-k8s.io/priority-class",
 }
+RESERVED_ANNOTATIONS = set(k8s_hyperpod.TOPOLOGY_ANNOTATIONS.values())
 # helm flags the launcher sets itself, or that would bypass values.yaml.
 OWNED_HELM_FLAGS = {
     "-n",
@@ -168,6 +171,11 @@ def _annotations(opts: Mapping[str, Any]) -> dict[str, str]:
     annotations: dict[str, str] = {}
     for key, value in (opts.get("annotations") or {}).items():
         _check_label_key(str(key), f"cluster.annotations.{key}")
+        if key in RESERVED_ANNOTATIONS:
+            raise UserError(
+                f"cluster.annotations.{key}: set by the launcher from cluster.required_topology "
+                "or cluster.preferred_topology; use those"
+            )
         annotations[str(key)] = _label_text(value)
     return annotations
 
@@ -370,7 +378,13 @@ def restarts(spec: JobSpec) -> tuple[str, int | None]:
 
 def _run_policy(spec: JobSpec, backoff: int | None) -> dict[str, Any]:
     opts = spec.opts
-    policy: dict[str, Any] = {"cleanPodPolicy": opts.get("cleanPodPolicy", "Running")}
+    clean = opts.get("cleanPodPolicy") or "Running"
+    if clean == "OnlyComplete":
+        raise UserError(
+            "cluster.cleanPodPolicy=OnlyComplete: a HyperPodPyTorchJob value; a PyTorchJob "
+            "takes All, Running or None"
+        )
+    policy: dict[str, Any] = {"cleanPodPolicy": clean}
     if backoff is not None:
         policy["backoffLimit"] = backoff
     ttl = opts.get("ttlSecondsAfterFinished")
@@ -382,6 +396,7 @@ def _run_policy(spec: JobSpec, backoff: int | None) -> dict[str, Any]:
     if deadline:
         policy["activeDeadlineSeconds"] = deadline
     return policy
+
 
 
 def _helm_args(opts: Mapping[str, Any]) -> list[str]:
@@ -412,15 +427,21 @@ def check_options(spec: JobSpec) -> None:
     if opts.get("scheduler_name") is not None and not str(opts["scheduler_name"]).strip():
         raise UserError("cluster.scheduler_name: empty; give a scheduler name or null")
     if opts.get("queue_name") is not None:
-        _check_label_value(_label_text(opts["queue_name"]), "cluster.queue_name")
+        queue = _label_text(opts["queue_name"])
+        _check_name(queue, "cluster.queue_name", DNS1123_LABEL, "Kueue LocalQueue name", 63)
+    if opts.get("priority_class") is not None:
+        _check_name(
+            opts["priority_class"],
+            "cluster.priority_class",
+            DNS1123_SUBDOMAIN,
+            "Kueue WorkloadPriorityClass name",
+            63,
+        )
     port = opts.get("rdzv_port", 23456)
     if not 1 <= port <= 65535:
         raise UserError(f"cluster.rdzv_port={port}: expected a port number 1-65535")
-    if opts.get("use_hyperpod_pytorch_job"):
-        raise UserError(
-            "cluster.use_hyperpod_pytorch_job=true: HyperPodPyTorchJob is not supported yet; "
-            "set it to false (the chart installs a Kubeflow PyTorchJob, which HyperPod runs too)"
-        )
+    if not k8s_hyperpod.selected(opts):
+        k8s_hyperpod.check_not_set(opts)
     if spec.mounts:
         raise UserError(
             "container_mounts: not used on Kubernetes; mount host folders with "
@@ -531,6 +552,8 @@ def job_files(spec: JobSpec) -> dict[str, str]:
 @dataclasses.dataclass(frozen=True)
 class ChartValues:
     name: str
+    chart: str  # the chart folder under templates/k8s/
+    kind: str
     values: dict[str, Any]
     helm_args: list[str]
     notices: list[str]
@@ -545,7 +568,9 @@ def build(spec: JobSpec) -> ChartValues:
     code = _code(spec)
     shipped = _shipped_entry(spec)
     pod = pod_spec(spec, shipped)
-    scripts = {"train_script.sh": train_script(pod).text}
+    hyperpod = k8s_hyperpod.selected(opts)
+    launcher = "hyperpodrun" if hyperpod else "torchrun"
+    scripts = {"train_script.sh": train_script(pod, launcher).text}
     for key, file, what in (
         ("pre_script", "pre_script.sh", "run before training"),
         ("post_script", "post_script.sh", "run after training"),
@@ -556,7 +581,7 @@ def build(spec: JobSpec) -> ChartValues:
     if shipped is not None:
         scripts[shipped[0]] = shipped[1]
     plain_env, secret_env = _env(spec)
-    restart, backoff = restarts(spec)
+    restart, backoff = restarts(spec) if not hyperpod else (None, None)
     uses_secret = bool(secret_env) or code["repo"] is not None
     queue = opts.get("queue_name")
     values: dict[str, Any] = {
@@ -571,10 +596,11 @@ def build(spec: JobSpec) -> ChartValues:
         "imagePullPolicy": opts.get("pullPolicy", "Always"),
         "imagePullSecrets": list(opts.get("image_pull_secrets") or []),
         "restartPolicy": restart,
-        "runPolicy": _run_policy(spec, backoff),
+        "runPolicy": _run_policy(spec, backoff) if not hyperpod else {},
         "labels": _labels(opts),
         "annotations": _annotations(opts),
         "queueName": _label_text(queue) if queue is not None else None,
+        "kueuePriorityClass": opts.get("priority_class"),
         "serviceAccountName": opts.get("service_account_name"),
         "priorityClassName": opts.get("priority_class_name"),
         "schedulerName": opts.get("scheduler_name"),
@@ -594,9 +620,13 @@ def build(spec: JobSpec) -> ChartValues:
         "scripts": scripts,
         "jobFiles": job_files(spec),
     }
-    notices = [n for n in (name_notice,) if n]
+    chart, kind = "pytorchjob", "PyTorchJob"
+    if hyperpod:
+        values = k8s_hyperpod.values(spec, values, time_limit_seconds(spec.time_limit))
+        chart, kind = "hyperpodpytorchjob", k8s_hyperpod.KIND
+    notices = [n for n in (name_notice, k8s_hyperpod.priority_notice(opts)) if n]
     mounted = [v["mountPath"] for v in (*volumes, *claims)]
     exp_notice = exp_dir_notice(spec, mounted)
     if exp_notice:
         notices.append(exp_notice)
-    return ChartValues(name, values, _helm_args(opts), notices)
+    return ChartValues(name, chart, kind, values, _helm_args(opts), notices)

@@ -40,6 +40,34 @@ class K8sToleration:
 
 
 @dataclass
+class K8sElasticPolicy:
+    """HyperPodPyTorchJob elasticPolicy, in the HyperPod recipes' names (node counts)."""
+
+    min_nodes: int | None = None
+    max_nodes: int | None = None
+    replica_increment_step: int | None = None
+    replica_discrete_values: list[int] | None = None
+    graceful_shutdown_timeout: int | None = None
+    scaling_timeout: int | None = None
+    faulty_timeout: int | None = None
+
+
+@dataclass
+class K8sLogMonitoringRule:
+    """One HyperPodPyTorchJob runPolicy.logMonitoringConfiguration rule (the CR's names)."""
+
+    name: str | None = None
+    logPattern: str | None = None
+    expectedStartCutOffInSeconds: int | None = None
+    expectedRecurringFrequencyInSeconds: int | None = None
+    metricThreshold: float | None = None
+    operator: Literal["gt", "gteq", "lt", "lteq", "eq"] | None = None
+    metricEvaluationDataPoints: int | None = None
+    stopPattern: str | None = None
+    faultOnMatch: bool | None = None
+
+
+@dataclass
 class K8sOptions:
     """cluster/k8s.yaml: a Kubeflow PyTorchJob in a Helm chart. Nodes come from
     trainer.num_nodes; run.time_limit becomes the job's activeDeadlineSeconds.
@@ -50,7 +78,8 @@ class K8sOptions:
     pullPolicy: Literal["Always", "IfNotPresent", "Never"] = "Always"
     # None: Never, or OnFailure when the top-level max_restarts > 0
     restartPolicy: Literal["Never", "OnFailure", "Always", "ExitCode"] | None = None
-    cleanPodPolicy: Literal["All", "Running", "None"] = "Running"
+    # None: Running (PyTorchJob) or All (HyperPodPyTorchJob)
+    cleanPodPolicy: Literal["All", "Running", "OnlyComplete", "None"] | None = None
     backoffLimit: int | None = None
     ttlSecondsAfterFinished: int | None = None
     custom_labels: dict[str, str | int | float | bool] = field(default_factory=dict)
@@ -76,3 +105,15 @@ class K8sOptions:
     post_script: list[str] = field(default_factory=list)
     helm_args: list[str] = field(default_factory=list)
     use_hyperpod_pytorch_job: bool = False
+    # Kueue (both kinds); HyperPodPyTorchJob only below.
+    priority_class: str | None = None
+    jobMaxRetryCount: int | None = None
+    numRestartBeforeFullJobRestart: int | None = None
+    evalPeriodSeconds: int | None = None
+    maxFullJobRestarts: int | None = None
+    logMonitoringConfiguration: list[Any] = field(default_factory=list)
+    elastic_policy: K8sElasticPolicy | None = None
+    required_topology: str | None = None
+    preferred_topology: str | None = None
+    schedulable_nodes_only: bool = True
+    deep_health_check_passed_nodes_only: bool = False

@@ -5,6 +5,9 @@ errors). PyTorchJob: jsonschema against the CRD's openAPIV3Schema (tests/k8s_crd
 training-operator v1.9.0), made strict the way the API server's strict field validation
 is: additionalProperties false wherever the schema lists properties and does not say
 x-kubernetes-preserve-unknown-fields; x-kubernetes-int-or-string and nullable translated.
+HyperPodPyTorchJob: jsonschema against our own strict schema of the job
+(k8s_crds/sagemaker.amazonaws.com_hyperpodpytorchjobs.schema.json, written from public
+sources: no CRD schema is published).
 Each pod template is also checked as a core PodTemplate, and the job's metadata as core
 ObjectMeta (the CRD leaves both top-level metadata and its format to the API server).
 """
@@ -17,6 +20,7 @@ from typing import Any
 
 import yaml
 
+HYPERPOD_API = "sagemaker.amazonaws.com/v1"
 CRD_DIR = Path(__file__).resolve().parents[2] / "k8s_crds"
 KUBE_VERSION = "1.30.0"
 INT_OR_STRING = [{"type": "integer"}, {"type": "string"}]
@@ -57,6 +61,18 @@ def crd_validator() -> Any:
     return jsonschema.Draft7Validator(schema)
 
 
+@cache
+def hyperpod_validator() -> Any:
+    import json
+
+    import jsonschema
+
+    path = CRD_DIR / "sagemaker.amazonaws.com_hyperpodpytorchjobs.schema.json"
+    schema = json.loads(path.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
 def core_errors(obj: dict[str, Any]) -> list[str]:
     import kubernetes_validate
 
@@ -86,6 +102,28 @@ def pytorchjob_errors(obj: dict[str, Any]) -> list[str]:
     return errors
 
 
+def _template_errors(name: str, template: dict[str, Any]) -> list[str]:
+    probe = {
+        "apiVersion": "v1",
+        "kind": "PodTemplate",
+        "metadata": {"name": name},
+        "template": template,
+    }
+    return core_errors(probe)
+
+
+def hyperpodpytorchjob_errors(obj: dict[str, Any]) -> list[str]:
+    name = obj["metadata"]["name"]
+    errors = [
+        f"HyperPodPyTorchJob {name}: {'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in hyperpod_validator().iter_errors(obj)
+    ]
+    errors += core_errors({"apiVersion": "v1", "kind": "ConfigMap", "metadata": obj["metadata"]})
+    for replica in obj["spec"]["replicaSpecs"]:
+        errors += _template_errors(f"{name}-{replica['name']}", replica["template"])
+    return errors
+
+
 def manifest_errors(text: str) -> tuple[list[dict[str, Any]], list[str]]:
     """(objects, errors) for a `helm template` output."""
     objects = [d for d in yaml.safe_load_all(text) if d]
@@ -93,6 +131,8 @@ def manifest_errors(text: str) -> tuple[list[dict[str, Any]], list[str]]:
     for obj in objects:
         if obj.get("apiVersion") == "kubeflow.org/v1" and obj.get("kind") == "PyTorchJob":
             errors += pytorchjob_errors(obj)
+        elif obj.get("apiVersion") == HYPERPOD_API:
+            errors += hyperpodpytorchjob_errors(obj)
         else:
             errors += core_errors(obj)
     return objects, errors
@@ -111,7 +151,8 @@ def write_and_template(the_plan: Any, helm: str) -> tuple[list[dict[str, Any]], 
         path.chmod(mode)
     argv = the_plan.rendered.submit_argv
     proc = subprocess.run(
-        [helm, "template", *argv[2:], "--api-versions", "kubeflow.org/v1"],
+        [helm, "template", *argv[2:], "--api-versions", "kubeflow.org/v1",
+         "--api-versions", HYPERPOD_API],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, f"helm template failed:\n{proc.stderr}"

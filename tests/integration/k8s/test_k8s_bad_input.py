@@ -33,7 +33,7 @@ CASES: dict[str, tuple[tuple[str, ...], list[str]]] = {
     ),
     "unknown cleanPodPolicy": (
         ("cluster.cleanPodPolicy=Some",),
-        ["cluster.cleanPodPolicy", "'All', 'Running', 'None'"],
+        ["cluster.cleanPodPolicy", "'All', 'Running', 'OnlyComplete', 'None'"],
     ),
     "PVC without claimName": (
         ("cluster.persistent_volume_claims=[{mountPath:/fsx}]",),
@@ -95,9 +95,9 @@ CASES: dict[str, tuple[tuple[str, ...], list[str]]] = {
         ("cluster.helm_args=['--set=image=x']",),
         ["cluster.helm_args: '--set=image=x' is not an extra `helm install` flag"],
     ),
-    "HyperPodPyTorchJob": (
-        ("cluster.use_hyperpod_pytorch_job=true",),
-        ["cluster.use_hyperpod_pytorch_job=true: HyperPodPyTorchJob is not supported yet"],
+    "HyperPodPyTorchJob key on a PyTorchJob": (
+        ("cluster.jobMaxRetryCount=3",),
+        ["cluster.jobMaxRetryCount: only a HyperPodPyTorchJob reads it"],
     ),
 }
 

@@ -37,19 +37,29 @@ def instance_for(recipe: str) -> str:
     return "p4d.24xlarge" if Path(recipe).name.startswith("p4_") else "p5.48xlarge"
 
 
+# The job kinds: a Kubeflow PyTorchJob, and a HyperPodPyTorchJob (its chart and its kind).
+KINDS = {
+    "pytorchjob": ((), "pytorchjob", "PyTorchJob"),
+    "hyperpod": (("cluster.use_hyperpod_pytorch_job=true",), "hyperpodpytorchjob",
+                 "HyperPodPyTorchJob"),
+}  # fmt: skip
+
+
 @cache
-def values_validator() -> jsonschema.Draft7Validator:
-    schema_path = REPO / "templates" / "k8s" / "pytorchjob" / "values.schema.json"
+def values_validator(chart: str) -> jsonschema.Draft7Validator:
+    schema_path = REPO / "templates" / "k8s" / chart / "values.schema.json"
     return jsonschema.Draft7Validator(json.loads(schema_path.read_text()))
 
 
+@pytest.mark.parametrize("kind", sorted(KINDS))
 @pytest.mark.parametrize("recipe", CATALOG)
-def test_catalog_recipe_renders_a_valid_chart(recipe: str, tmp_path: Path) -> None:
+def test_catalog_recipe_renders_a_valid_chart(recipe: str, kind: str, tmp_path: Path) -> None:
+    switch, chart, job_kind = KINDS[kind]
     base: tuple[str, ...] = (f"recipes={recipe}", f"instance_type={instance_for(recipe)}")
     if recipe.startswith("fine-tuning/"):  # what the launch scripts pass (HF_MODEL_NAME_OR_PATH)
         base += ("++recipes.model.hf_model_name_or_path=/fsx/models/base",)
     try:
-        the_plan = plan((*base, "cluster=k8s", "container=example.com/train:1",
+        the_plan = plan((*base, "cluster=k8s", *switch, "container=example.com/train:1",
                          f"base_results_dir={tmp_path}"))  # fmt: skip
     except UserError as err:
         try:  # a recipe every backend refuses is the catalog's business, not this backend's
@@ -58,7 +68,7 @@ def test_catalog_recipe_renders_a_valid_chart(recipe: str, tmp_path: Path) -> No
             pytest.skip(f"the launcher refuses {recipe} on every backend: {err}")
         raise
     values = yaml.safe_load(the_plan.files["k8s_template/values.yaml"][0])
-    values_validator().validate(values)
+    values_validator(chart).validate(values)
     assert values["nodes"] == the_plan.spec.nodes
     spec = the_plan.spec
     beside = dict(getattr(spec, "config_files", ()))  # e.g. DeepSpeed's ds_config.json
@@ -68,4 +78,4 @@ def test_catalog_recipe_renders_a_valid_chart(recipe: str, tmp_path: Path) -> No
     helm = require_tool("helm")
     objects, errors, _ = k8s_schemas.write_and_template(the_plan, helm)
     assert errors == []
-    assert any(o["kind"] == "PyTorchJob" for o in objects)
+    assert any(o["kind"] == job_kind for o in objects)

@@ -412,10 +412,22 @@ def test_each_launch_gets_its_own_release_name(tmp_path: Path) -> None:
 def test_chart_in_the_repo_is_what_the_launcher_copies() -> None:
     from hyperpod_launcher.backends.k8s import chart_files
 
-    root = REPO / "templates" / "k8s" / "pytorchjob"
-    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
-    assert set(chart_files()) == on_disk
-    assert os.access(root / "files" / "entrypoint.sh", os.R_OK)
+    k8s = REPO / "templates" / "k8s"
+    for chart in ("pytorchjob", "hyperpodpytorchjob"):
+        root = k8s / chart
+        on_disk = {
+            p.relative_to(root).as_posix()
+            for p in root.rglob("*")
+            if p.is_file() and not p.relative_to(root).as_posix().startswith("charts/")
+        }
+        library = k8s / "hpl-common"
+        on_disk |= {
+            f"charts/hpl-common/{p.relative_to(library).as_posix()}"
+            for p in library.rglob("*")
+            if p.is_file()
+        }
+        assert set(chart_files(chart)) == on_disk
+        assert os.access(root / "files" / "entrypoint.sh", os.R_OK)
 
 
 def test_render_is_pure_deterministic_and_imports_no_kubernetes_client(tmp_path: Path) -> None:
