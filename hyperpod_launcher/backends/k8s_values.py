@@ -398,7 +398,6 @@ def _run_policy(spec: JobSpec, backoff: int | None) -> dict[str, Any]:
     return policy
 
 
-
 def _helm_args(opts: Mapping[str, Any]) -> list[str]:
     args = [str(a) for a in opts.get("helm_args") or []]
     for arg in args:
