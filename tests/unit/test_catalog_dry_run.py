@@ -86,7 +86,7 @@ def test_shell_scripts_pass_shellcheck_in_one_call(outcomes: list[Outcome], writ
 
 
 def test_helm_charts_lint_and_template(outcomes: list[Outcome], written: Path) -> None:
-    charts = sorted(p.parent for p in written.rglob("Chart.yaml"))
+    charts = sorted(p.parent for p in written.rglob("k8s_template/Chart.yaml"))
     if "k8s" not in backends.names():
         assert not charts
         pytest.skip("no Kubernetes backend registered")
