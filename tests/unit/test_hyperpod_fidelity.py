@@ -6,6 +6,8 @@ composes it (catalog.Composer, the composition `recipes show` and the catalog dr
 compared key by key. A difference passes only when tests/fixtures/hyperpod_v1_deviations.yaml
 declares it (the same table the README shows), and every declared row must still be needed.
 Per-launch values (run names, data/experiment/model paths, tokens) are compared by presence only.
+A key HyperPod's adapter recipe leaves out takes the adapter schema's default there, so where
+ours sets it, it must set that default (tests/fixtures/training_code/adapter_config_fields.json).
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from hyperpod_launcher import catalog
-from tests.conftest import REPO
+from hyperpod_launcher import catalog, recipe_checks
+from hyperpod_launcher.dotted import get as _get
+from tests.conftest import REPO, run_launcher
 
 FIXTURES = REPO / "tests" / "fixtures"
 REFERENCE: dict[str, dict[str, Any]] = json.loads(
@@ -30,6 +34,9 @@ REFERENCE: dict[str, dict[str, Any]] = json.loads(
 DEVIATIONS: list[dict[str, Any]] = yaml.safe_load(
     (FIXTURES / "hyperpod_v1_deviations.yaml").read_text()
 )["deviations"]
+ADAPTER_SECTIONS = json.loads(
+    (FIXTURES / "training_code" / "adapter_config_fields.json").read_text()
+)["sections"]
 README = REPO / "README.md"
 SECTION = "### Differences from SageMaker HyperPod v1 recipes"
 
@@ -93,6 +100,25 @@ def same(ours: Any, theirs: Any) -> bool:
     return type(ours) is type(theirs) and ours == theirs
 
 
+def adapter_default(recipe: Mapping[str, Any], key: str) -> tuple[bool, Any]:
+    """(known, value): what the adapter's schema gives `key` when a recipe leaves it out."""
+    section, _, field = key.rpartition(".")
+    if key == "model.max_position_embeddings":  # the schema fills it from max_context_width
+        value = recipe["model"]["max_position_embeddings"]
+        return True, value if value in (None, recipe["model"]["max_context_width"]) else None
+    if key == "model.fp8" and not recipe["use_smp_model"]:
+        return False, None  # the adapter reads fp8 only for SMP models
+    defaults = ADAPTER_SECTIONS.get(section, {}).get("defaults", {})
+    return (field in defaults), defaults.get(field)
+
+
+def same_effect(ours: Any, default: Any) -> bool:
+    """A literal our recipe sets has the schema default's effect (0 and 0.0 batches alike)."""
+    if isinstance(ours, bool) or isinstance(default, bool) or ours is None or default is None:
+        return ours is default
+    return ours == default
+
+
 def deviation(name: str, key: str) -> dict[str, Any] | None:
     rows = [r for r in DEVIATIONS if r["key"] == key and fnmatch.fnmatchcase(name, r["recipe"])]
     assert len(rows) <= 1, f"{name}: {key} is declared more than once"
@@ -119,6 +145,26 @@ def problems(name: str) -> list[str]:
             found.append(f"{key}: missing (HyperPod: {theirs!r})")
         elif key not in PER_LAUNCH and not same(ours[key], theirs):
             found.append(f"{key}: ours {ours[key]!r}, HyperPod {theirs!r}")
+    if recipe_checks.stack_of(cfg["recipes"]) != "adapter":
+        return found
+    renamed_to = {
+        r["ours_key"]
+        for r in DEVIATIONS
+        if "ours_key" in r and fnmatch.fnmatchcase(name, r["recipe"])
+    }
+    for key, value in ours.items():
+        known, default = adapter_default(cfg["recipes"], key)
+        if key in REFERENCE[name] or not known or key in PER_LAUNCH or key in renamed_to:
+            continue
+        row = deviation(name, key)
+        if row is not None:
+            if not (row.get("absent") and same_effect(row["hyperpod"], default)):
+                found.append(f"{key}: declared, but HyperPod leaves it at the default {default!r}")
+            elif not same(value, row["ours"]):
+                found.append(f"{key}: declared {row['ours']!r}, resolves to {value!r}")
+        elif not same_effect(value, default):
+            left_out = f"HyperPod leaves it out (adapter default {default!r})"
+            found.append(f"{key}: ours {value!r}; {left_out}")
     return found
 
 
@@ -133,8 +179,8 @@ def test_every_declared_deviation_is_used() -> None:
     for row in DEVIATIONS:
         names = [n for n in REFERENCE if fnmatch.fnmatchcase(n, row["recipe"])]
         assert names, f"{row['recipe']}: matches no HyperPod recipe"
-        unused = [n for n in names if row["key"] not in REFERENCE[n]]
-        assert not unused, f"{row['key']}: HyperPod's {unused} have no such key"
+        unused = [n for n in names if (row["key"] in REFERENCE[n]) is bool(row.get("absent"))]
+        assert not unused, f"{row['key']}: HyperPod's {unused} do not match the row"
         assert row["why"].strip(), f"{row['key']}: the table must say why"
 
 
@@ -151,6 +197,16 @@ def test_comparison_catches_a_changed_value_and_a_missing_key() -> None:
         cfg["recipes"]["model"] = saved
     assert "model.rope_scaling.factor: ours 8.0, HyperPod 32.0" in found
     assert "model.tie_word_embeddings: missing (HyperPod: True)" in found
+    name = "training/llama/hf_llama3_2_11b_seq8k_gpu_p5x4_pretrain"
+    cfg = composed()[name]
+    cfg["recipes"]["model"]["offload_activations"] = True  # a key HyperPod's file leaves out
+    try:
+        found = problems(name)
+    finally:
+        cfg["recipes"]["model"]["offload_activations"] = False
+    assert found == [
+        "model.offload_activations: ours True; HyperPod leaves it out (adapter default False)"
+    ]
 
 
 def readme_table() -> str:
@@ -160,7 +216,10 @@ def readme_table() -> str:
         ours = json.dumps(row["ours"])
         if row.get("ours_key", row["key"]) != row["key"]:
             ours = f"`{row['ours_key']}`: {ours}"
-        cells = [f"`{row['recipe']}`", f"`{row['key']}`", json.dumps(row["hyperpod"]), ours]
+        theirs = json.dumps(row["hyperpod"])
+        if row.get("absent"):
+            theirs = f"not set (adapter default: {theirs})"
+        cells = [f"`{row['recipe']}`", f"`{row['key']}`", theirs, ours]
         lines.append("| " + " | ".join([*cells, " ".join(row["why"].split())]) + " |")
     return "\n".join(lines)
 
@@ -171,3 +230,32 @@ def test_readme_shows_the_deviation_table() -> None:
     section = text.split(SECTION, 1)[1]
     section = re.split(r"\n#{2,3} ", section, maxsplit=1)[0]
     assert readme_table() in section, "README table differs; paste:\n" + readme_table()
+
+
+CLI_CASES = {
+    # A HyperPod Trainium fine-tuning launch line: its tokenizer and packing keys.
+    "fine-tuning/llama/hf_llama3_8b_seq8k_trn1_fine_tuning": (
+        ("recipes.data.tokenizer.type=/fsx/tokenizer", "recipes.data.packing=false"),
+        {"data.tokenizer.type": "/fsx/tokenizer", "model_alignment_strategy.sft.packing": False},
+    ),
+    "training/llama/hf_llama3_2_1b_seq8k_gpu_p5x1_pretrain": (
+        (),
+        {"model.rope_scaling.factor": 32.0, "model.tie_word_embeddings": True},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CLI_CASES))
+def test_the_launch_writes_hyperpods_values(name: str, tmp_path: Path) -> None:
+    overrides, expected = CLI_CASES[name]
+    proc = run_launcher(
+        f"recipes={name}",
+        "recipes.run.name=fidelity",
+        "cluster=slurm",
+        f"base_results_dir={tmp_path}",
+        "dry_run=true",
+        *overrides,
+    )
+    assert proc.returncode == 0, proc.stderr
+    written = yaml.safe_load((tmp_path / "fidelity" / "fidelity_hydra.yaml").read_text())
+    assert {key: _get(written, key) for key in expected} == expected
