@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hyperpod_launcher import ds_config, instances, job_env, recipe_checks, time_limit
+from hyperpod_launcher import (
+    ds_config,
+    instance_choice,
+    instances,
+    job_env,
+    recipe_checks,
+    time_limit,
+)
 from hyperpod_launcher.config import cluster_keys, schema
 from hyperpod_launcher.config.recipe_schema import recipe_schema
 from hyperpod_launcher.config.validate import check_section
@@ -431,7 +438,10 @@ def build(
         )
     job_dir = os.path.join(results_root, name)
 
-    instance_type = cfg.get("instance_type")
+    chosen = instance_choice.choose(
+        cfg.get("instance_type"), recipe if custom is None else None, backend
+    )
+    instance_type = chosen.instance_type
     instance = instances.lookup(instance_type)
     if custom is None:  # a Trainium recipe on a GPU instance, fp8 off p5, ...
         recipe_checks.check_instance(recipe, instance, force_fp8=bool(cfg.get("force_fp8")))
@@ -439,9 +449,23 @@ def build(
     procs = _procs_per_node(
         explicit_procs, procs_key, instance, instance_type, exact=custom is None
     )
+    accelerator = instance.accelerator if instance else chosen.plain_accelerator
+    machine = None
+    if backend == "local":  # this machine is the hardware: count its GPUs
+        from hyperpod_launcher import local_gpus
+
+        gpus = local_gpus.count()
+        accelerator = "gpu" if gpus else "cpu"
+        machine = f"this machine: {gpus} GPU(s)" if gpus else "this machine: no GPU (gloo)"
+        if custom is not None and gpus and not _given(overrides, procs_key):
+            procs = gpus  # the config's count is for CPU processes; the command line wins
+        elif custom is None and 0 < gpus < procs:
+            raise UserError(
+                f"{procs_key}={procs}: cluster=local has {gpus} GPU(s) on this machine; "
+                f"set {procs_key}={gpus} or fewer"
+            )
     if custom is None:  # parallel math, batch sizes, sequence length, fine-tuning, data
         recipe_checks.check(recipe, nodes=nodes, devices=procs)
-    accelerator = instance.accelerator if instance else "cpu"
 
     mounts = [
         parse_mount(m, "container_mounts")
@@ -539,7 +563,11 @@ def build(
         resume_dir=str(resume_dir) if resume_dir else None,
         config_files=config_files,
         open_files=job_env.open_files_limit(facts),
-        origins=(cluster_origin(backend, recipe_choice, overrides),),
+        origins=tuple(
+            o
+            for o in (cluster_origin(backend, recipe_choice, overrides), chosen.origin, machine)
+            if o
+        ),
     )
     return spec, secrets
 

@@ -328,6 +328,8 @@ def _resources(spec: JobSpec) -> dict[str, dict[str, str]]:
     instance = spec.instance
     if instance is not None and spec.accelerator in ACCELERATOR_RESOURCE:
         devices[ACCELERATOR_RESOURCE[spec.accelerator]] = str(instance.devices)
+    elif instance is None and spec.accelerator == "gpu":  # instance_type=none, a GPU recipe
+        devices[ACCELERATOR_RESOURCE["gpu"]] = str(spec.procs_per_node)
     if instance is not None and instance.efa:
         devices[EFA_RESOURCE] = str(instance.efa)
     requests = dict(devices)

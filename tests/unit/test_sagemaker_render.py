@@ -101,7 +101,10 @@ CASES = {
         (*SM_LLAMA, f"+cluster.sm_jobs_config.recipe_overrides.model.hf_access_token={HF}"),
         ["recipe_overrides.model.hf_access_token", "secrets do not go into recipe_overrides"],
     ),
-    "instance type missing": ((LLAMA, *SM), ["instance_type is not set", "ml.p5.48xlarge"]),
+    "instance type opted out": (
+        (LLAMA, *SM, "instance_type=none"),
+        ["instance_type is not set", "ml.p5.48xlarge"],
+    ),
 }
 
 
