@@ -46,7 +46,6 @@ PER_LAUNCH = {
     "exp_manager.exp_dir": "experiment path",
     "exp_manager.explicit_log_dir": "experiment path",
     "exp_manager.wandb_logger_kwargs.name": "the job's name",
-    "compiler_cache_url": "experiment path (the Neuron compile cache)",
     "data.train_dir": "data path",
     "data.tokenizer.type": "tokenizer path",
     "model.data.train_dir": "data path",
@@ -136,11 +135,11 @@ def problems(name: str) -> list[str]:
         if row is not None:
             if not same(row["hyperpod"], theirs):
                 found.append(f"{key}: table says HyperPod has {row['hyperpod']!r}, not {theirs!r}")
-            where = row.get("ours_key", key)
+            where, declared = row.get("ours_key", key), reference_value(cfg, key, row["ours"])
             if where != key and key in ours:
                 found.append(f"{key}: declared renamed to {where}, but still set")
-            if where not in ours or not same(ours[where], row["ours"]):
-                found.append(f"{where}: declared {row['ours']!r}, resolves to {ours.get(where)!r}")
+            if where not in ours or not same(ours[where], declared):
+                found.append(f"{where}: declared {declared!r}, resolves to {ours.get(where)!r}")
         elif key not in ours:
             found.append(f"{key}: missing (HyperPod: {theirs!r})")
         elif key not in PER_LAUNCH and not same(ours[key], theirs):
