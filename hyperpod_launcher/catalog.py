@@ -80,8 +80,8 @@ class RecipeInfo:
 
     name: str
     family: str
-    method: str  # pretrain | fine-tuning | lora | qlora | custom
-    stack: str  # adapter | neuron | nemo | deepspeed | custom
+    method: str  # pretrain | fine-tuning | lora | qlora | custom; open recipes: sft | dpo | grpo
+    stack: str  # adapter | neuron | nemo | open | custom
     accelerator: str  # gpu | neuron | any
     instance_type: str | None
     nodes: int
@@ -89,6 +89,7 @@ class RecipeInfo:
     parallelism: str
     run_name: str
     summary: str
+    peft: str = "-"  # full | lora | qlora ("-": pretraining and custom scripts)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,7 +100,16 @@ def family_of(name: str) -> str:
     return parts[1] if len(parts) >= 3 and parts[0] in ("training", "fine-tuning") else parts[0]
 
 
+def peft_of(name: str, recipe: Mapping[str, Any]) -> str:
+    peft = _get(recipe, "model.peft.peft_type")
+    if peft:
+        return "qlora" if str(peft).startswith("qlora") else "lora"
+    return "-" if method_of(name, recipe) == "pretrain" else "full"
+
+
 def method_of(name: str, recipe: Mapping[str, Any]) -> str:
+    if _get(recipe, "run.model_type") == "open_ft":
+        return str(_get(recipe, "method.name", "sft"))
     peft = _get(recipe, "model.peft.peft_type")
     if peft:
         return "qlora" if str(peft).startswith("qlora") else "lora"
@@ -144,6 +154,7 @@ def describe(name: str, cfg: Mapping[str, Any]) -> RecipeInfo:
         parallelism=parallelism,
         run_name=str(_get(recipe, "run.name", "")),
         summary=summary_line(name),
+        peft=peft_of(name, recipe),
     )
 
 

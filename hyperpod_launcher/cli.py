@@ -15,7 +15,8 @@ from typing import Any
 
 from hyperpod_launcher.errors import LauncherError, UserError, did_you_mean
 
-METHODS = ("pretrain", "fine-tuning", "lora", "qlora", "custom")
+METHODS = ("pretrain", "fine-tuning", "lora", "qlora", "custom", "sft", "dpo", "grpo")
+PEFT = ("full", "lora", "qlora")
 ACCELERATORS = ("gpu", "neuron")
 
 
@@ -32,6 +33,7 @@ def recipes_list(args: argparse.Namespace) -> int:
     infos = catalog.infos()
     _one_of(args.family, sorted({i.family for i in infos}), "--family")
     _one_of(args.method, METHODS, "--method")
+    _one_of(args.peft, PEFT, "--peft")
     _one_of(args.accelerator, ACCELERATORS, "--accelerator")
     instance = None
     if args.instance is not None:
@@ -42,6 +44,7 @@ def recipes_list(args: argparse.Namespace) -> int:
         for i in infos
         if (args.family is None or i.family == args.family)
         and (args.method is None or i.method == args.method)
+        and (args.peft is None or i.peft == args.peft)
         and (args.accelerator is None or i.accelerator == args.accelerator)
         and (instance is None or i.instance_type == instance)
     ]
@@ -50,12 +53,11 @@ def recipes_list(args: argparse.Namespace) -> int:
 
         print(json.dumps([i.as_dict() for i in rows], indent=2))
         return 0
-    table = [("RECIPE", "METHOD", "ACCEL", "INSTANCE", "NODES", "PARALLELISM")]
+    table = [("RECIPE", "METHOD", "ACCEL", "PEFT", "INSTANCE", "NODES", "PARALLELISM")]
     for i in rows:
         nodes = f"{i.nodes}x{i.devices}"
-        table.append(
-            (i.name, i.method, i.accelerator, i.instance_type or "-", nodes, i.parallelism)
-        )
+        instance = i.instance_type or "-"
+        table.append((i.name, i.method, i.accelerator, i.peft, instance, nodes, i.parallelism))
     widths = [max(len(row[c]) for row in table) for c in range(len(table[0]) - 1)]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1])
@@ -137,6 +139,7 @@ def _register_recipes(sub: Any) -> None:
     listing = actions.add_parser("list", help="recipes with their scale and parallelism")
     listing.add_argument("--family", help="model family (llama, mistral, mixtral, hf, ...)")
     listing.add_argument("--method", help=f"one of {', '.join(METHODS)}")
+    listing.add_argument("--peft", help=f"weights trained: one of {', '.join(PEFT)}")
     listing.add_argument("--accelerator", help=f"one of {', '.join(ACCELERATORS)}")
     listing.add_argument("--instance", help="instance type the recipe is sized for")
     listing.add_argument("--json", action="store_true", help="machine-readable output")

@@ -505,6 +505,8 @@ def build(
         resume_dir = _get(recipe, "exp_manager.checkpoint_dir") or (
             os.path.join(str(exp_dir), "checkpoints") if exp_dir else None
         )
+        if recipe_checks.stack_of(recipe) == "open":
+            resume_dir = None  # the open entry finds its newest checkpoint itself
         neuron_compile = bool(_get(recipe, "run.compile", 0))
         config_files = ds_config.files(recipe, nodes * procs)
         module = git.get("entry_module")

@@ -6,9 +6,9 @@ Each recipe belongs to a stack, named by `run.model_type`, and each stack has it
   context parallel divides shard; tensor/expert parallel > 1 need use_smp_model.
 - neuron (`neuron-hf`, NxD Training on Trainium) and nemo (Megatron): world % (tensor x
   pipeline [x context]) == 0 and global batch % (micro batch x data parallel) == 0.
-- deepspeed: train batch = micro batch x gradient accumulation x data parallel (ds_config).
-- open (`open_ft`, TRL SFT/DPO/GRPO): method, PEFT keys that fit it, strategy (DeepSpeed through
-  ds_config), GRPO generations that divide the generation batch; QLoRA needs CUDA.
+- open (`open_ft`, TRL SFT/DPO/GRPO): method, PEFT keys that fit it, GRPO generations that
+  divide the generation batch; QLoRA needs CUDA. With DeepSpeed: train batch = micro batch x
+  gradient accumulation x data parallel (ds_config).
 All stacks: sequence length <= max position embeddings; PEFT only with do_finetune; fine-tuning
 needs a model to start from; data paths absolute or s3:// URIs. Keys, types, ranges and enums
 of single values are the recipe kind's schema (config/recipe_schema.py), checked before these.
@@ -33,7 +33,6 @@ STACKS = {
     "hf": "adapter",
     "neuron-hf": "neuron",
     "nemo": "nemo",
-    "deepspeed": "deepspeed",
     "open_ft": "open",
 }
 URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?$")
@@ -74,8 +73,6 @@ def stack_of(recipe: Mapping[str, Any]) -> str:
     model_type = _get(recipe, "run.model_type")
     if model_type in STACKS:
         return STACKS[model_type]
-    if ds_config.is_deepspeed(recipe):
-        return "deepspeed"
     if isinstance(recipe.get("distributed_strategy"), Mapping):
         return "neuron"
     return "adapter"
@@ -193,7 +190,6 @@ NEMO_KEYS = {
 # (sequence length key, max position embeddings key) per stack
 SEQUENCE_KEYS = {
     "adapter": ("model.max_context_width", "model.max_position_embeddings"),
-    "deepspeed": ("model.max_context_width", "model.max_position_embeddings"),
     "open": ("model.max_context_width", "model.max_position_embeddings"),
     "neuron": ("model.encoder_seq_length", "model.max_position_embeddings"),
     "nemo": ("model.encoder_seq_length", "model.max_position_embeddings"),
@@ -201,7 +197,6 @@ SEQUENCE_KEYS = {
 # keys holding data locations per stack
 DATA_KEYS = {
     "adapter": ("model.data.train_dir", "model.data.val_dir"),
-    "deepspeed": ("model.data.train_dir", "model.data.val_dir"),
     "open": ("model.data.train_dir", "model.data.val_dir"),
     "neuron": ("data.train_dir", "data.val_dir", "model.model_config"),
     "nemo": ("model.data.data_prefix",),
@@ -222,7 +217,7 @@ def _check_sequence(recipe: Mapping[str, Any], stack: str) -> None:
 
 
 def _check_finetuning(recipe: Mapping[str, Any], stack: str) -> None:
-    if stack not in ("adapter", "deepspeed"):
+    if stack != "adapter":
         return
     peft = _get(recipe, "model.peft.peft_type")
     finetune = _get(recipe, "model.do_finetune", False)
@@ -308,13 +303,28 @@ def _open_layout(recipe: Mapping[str, Any], nodes: int, devices: int) -> Layout:
         raise UserError(
             f"recipes.model.strategy={strategy}: QLoRA runs with ddp (one 4-bit base per GPU)"
         )
+    notes = [strategy]
     if strategy == "deepspeed":
+        if _get(recipe, "trainer.max_steps", -1) <= 0:
+            raise UserError(
+                "recipes.trainer.max_steps=-1: DeepSpeed's schedule needs a step count; "
+                "set recipes.trainer.max_steps"
+            )
         ds_config.check(recipe, world)
         micro, accum, total = ds_config.batch(recipe, world)
+        section = recipe.get("deepspeed") or {}
+        notes[-1] = f"ZeRO-{section.get('zero_stage')}"
+        offload = [w for k, w in OFFLOAD.items() if section.get(f"offload_{k}")]
+        if offload:
+            notes.append("CPU offload of " + " and ".join(offload))
     else:
         micro = _degree(recipe, "model.micro_batch_size")
         accum = _degree(recipe, "model.gradient_accumulation_steps")
         total = micro * accum * world
+        if strategy == "fsdp":
+            notes[-1] = "FSDP full shard" + (
+                " + CPU offload" if _get(recipe, "model.fsdp.cpu_offload") else ""
+            )
     if method == "grpo":
         generations = _degree(recipe, "method.grpo.num_generations")
         if generations < 2 or total % generations:
@@ -323,11 +333,6 @@ def _open_layout(recipe: Mapping[str, Any], nodes: int, devices: int) -> Layout:
                 f"divide the generation batch {total} (micro batch {micro} x accumulation "
                 f"{accum} x {world} processes)"
             )
-    notes = [f"{method} {peft or 'full'}", strategy]
-    if strategy == "deepspeed":
-        notes[-1] = f"ZeRO-{_get(recipe, 'deepspeed.zero_stage')}"
-    elif strategy == "fsdp" and _get(recipe, "model.fsdp.cpu_offload"):
-        notes[-1] = "fsdp + CPU offload"
     notes.append(f"global batch {total} = micro {micro} x accumulation {accum} x DP {world}")
     return Layout("open", world, {"DP": world}, tuple(notes))
 
@@ -390,18 +395,7 @@ def layout(recipe: Mapping[str, Any], nodes: int, devices: int) -> Layout:
         return _megatron_layout(recipe, nodes, devices, stack, NEURON_KEYS)
     if stack == "nemo":
         return _megatron_layout(recipe, nodes, devices, stack, NEMO_KEYS)
-    if stack == "open":
-        return _open_layout(recipe, nodes, devices)
-    world = nodes * devices
-    ds_config.check(recipe, world)
-    micro, accum, total = ds_config.batch(recipe, world)
-    section = recipe.get("deepspeed") or {}
-    offload = [w for k, w in OFFLOAD.items() if section.get(f"offload_{k}")]
-    notes = [f"ZeRO-{section.get('zero_stage')}"]
-    if offload:
-        notes.append("CPU offload of " + " and ".join(offload))
-    notes.append(f"global batch {total} = micro {micro} x accumulation {accum} x DP {world}")
-    return Layout(stack, world, {"DP": world}, tuple(notes))
+    return _open_layout(recipe, nodes, devices)
 
 
 def check_instance(

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from hyperpod_launcher.config.recipe_common import RunSection
-from hyperpod_launcher.config.recipe_deepspeed import DeepSpeedSection
 from hyperpod_launcher.config.rules import (
     Count,
     Fraction,
@@ -127,6 +126,18 @@ class OpenMethod(Section):
     grpo: GrpoKnobs
 
 
+class DeepSpeedSection(Section):
+    config_file: str
+    zero_stage: Literal[0, 1, 2, 3]
+    offload_optimizer: bool
+    offload_param: bool
+    micro_batch_size: Count  # per GPU
+    global_batch_size: Count
+    gradient_accumulation_steps: Count | None  # null: global / (micro x data parallel)
+    precision: Literal["bf16", "fp16", "fp32"]
+    grad_clip: NonNegativeFloat
+
+
 class OpenRecipe(Section):
     """An open fine-tuning recipe (`fine-tuning/<family>/open_...`)."""
 
@@ -135,4 +146,4 @@ class OpenRecipe(Section):
     exp_manager: OpenExpManager
     model: OpenModel
     method: OpenMethod
-    deepspeed: DeepSpeedSection
+    deepspeed: DeepSpeedSection  # model.strategy: deepspeed

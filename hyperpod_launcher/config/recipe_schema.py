@@ -21,7 +21,6 @@ RECIPE_SCHEMAS = {
     "adapter": "hyperpod_launcher.config.recipe_adapter:AdapterRecipe",
     "neuron": "hyperpod_launcher.config.recipe_neuron:NeuronRecipe",
     "nemo": "hyperpod_launcher.config.recipe_nemo:NemoRecipe",
-    "deepspeed": "hyperpod_launcher.config.recipe_deepspeed:DeepSpeedRecipe",
     "open": "hyperpod_launcher.config.recipe_open_ft:OpenRecipe",
     # custom-script mode: the top-level training_cfg section
     "custom": "hyperpod_launcher.config.schema:TrainingCfg",

@@ -157,7 +157,7 @@ def test_every_recipe_passes_its_own_checks(composed: dict[str, Any]) -> None:
             continue  # custom-script example
         recipe = copy.deepcopy(cfg["recipes"])
         nodes, devices = recipe["trainer"]["num_nodes"], recipe["trainer"]["devices"]
-        if recipe_checks.stack_of(recipe) in ("adapter", "deepspeed", "open"):
+        if recipe_checks.stack_of(recipe) in ("adapter", "open"):
             # fine-tuning recipes without a model name get one from HF_MODEL_NAME_OR_PATH
             model = recipe["model"]
             model["hf_model_name_or_path"] = model["hf_model_name_or_path"] or "/fsx/models/x"
@@ -238,4 +238,4 @@ def test_recipe_code_and_entry_defaults(composed: dict[str, Any]) -> None:
     ds = "fine-tuning/deepspeed/hf_llama3_8b_seq8k_gpu_zero2"
     assert git(ds) is None
     entry = composed[ds]["recipes"]["run"]["entry_script"]
-    assert Path(entry).is_file() and entry.endswith("examples/deepspeed_clm.py")
+    assert Path(entry).is_file() and entry.endswith("examples/open_ft.py")

@@ -221,20 +221,31 @@ def test_other_recipes_have_no_config_files() -> None:
     assert ds_config.files({"run": {"model_type": "hf"}, "model": {}}, world=8) == ()
 
 
-def test_deepspeed_job_folder_holds_ds_config_and_the_entry_reads_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_deepspeed_job_folder_holds_ds_config_and_the_entry_reads_it(tmp_path: Path) -> None:
     proc = run_launcher(
-        DS, "cluster=slurm", "dry_run=true", f"base_results_dir={tmp_path}", cwd=tmp_path
+        DS,
+        "cluster=slurm",
+        "dry_run=true",
+        f"base_results_dir={tmp_path}",
+        "recipes.model.data.train_dir=/fsx/data",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     job_dir = tmp_path / "ds-llama3-8b-seq8k-zero2"
     assert json.loads((job_dir / "ds_config.json").read_text())["train_batch_size"] == 64
     assert "ds_config.json" in json.loads((job_dir / "job.json").read_text())["artifacts"]
     train = (job_dir / "train_script.sh").read_text()
-    assert "examples/deepspeed_clm.py --config-path=" in train
-    from hyperpod_launcher.examples import deepspeed_clm
+    assert "examples/open_ft.py --config-path=" in train
+    assert "resume_from_checkpoint" not in train  # the entry resumes by itself
+    from hyperpod_launcher.examples import open_ft
 
-    monkeypatch.setenv("WORLD_SIZE", "8")  # as torchrun sets it on one p5.48xlarge
-    recipe, config = deepspeed_clm.load(str(job_dir), "ds-llama3-8b-seq8k-zero2_hydra.yaml")
+    recipe = open_ft.load_recipe(str(job_dir), "ds-llama3-8b-seq8k-zero2_hydra.yaml", ())
+    config = open_ft.deepspeed_config(recipe, str(job_dir))
+    assert config is not None
     assert recipe["deepspeed"]["zero_stage"] == config["zero_optimization"]["stage"] == 2
+    # Transformers' Trainer rejects settings that disagree with the DeepSpeed config
+    args = open_ft.trainer_arguments(recipe, "sft", str(job_dir / "checkpoints"), config)
+    assert args["deepspeed"] is config
+    assert (args["per_device_train_batch_size"], args["gradient_accumulation_steps"]) == (2, 4)
+    assert args["learning_rate"] == config["optimizer"]["params"]["lr"] == 2e-5
+    assert args["max_steps"] == config["scheduler"]["params"]["total_num_steps"]

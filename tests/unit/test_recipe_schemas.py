@@ -138,14 +138,14 @@ OTHER_KINDS_BAD = (
     ),
     (
         "fine-tuning/deepspeed/hf_llama3_8b_seq8k_gpu_zero2",
-        "deepspeed",
+        "open",
         "deepspeed.zero_stage",
         4,
         "one of 0, 1, 2, 3",
     ),
     (
         "fine-tuning/deepspeed/hf_llama3_8b_seq8k_gpu_zero2",
-        "deepspeed",
+        "open",
         "model.optim.lr",
         -1e-5,
         "> 0",

@@ -76,7 +76,7 @@ def test_list_table_has_a_header_and_a_row_per_recipe(run_cli: Any) -> None:
         (("--method", "qlora"), {"qlora"}),
         (("--accelerator", "neuron"), {"neuron"}),
         (("--instance", "ml.p4d.24xlarge"), {"p4d.24xlarge"}),
-        (("--family", "deepspeed"), {"deepspeed"}),
+        (("--family", "deepspeed"), {"open"}),
     ],
 )
 def test_list_filters(run_cli: Any, filters: tuple[str, str], expected: set[str]) -> None:
@@ -106,7 +106,8 @@ def test_list_combines_filters(run_cli: Any) -> None:
     ("argv", "fragment"),
     [
         (("--family", "lama"), "--family=lama: unknown (did you mean 'llama'?)"),
-        (("--method", "sft"), "--method=sft: unknown"),
+        (("--method", "sfx"), "--method=sfx: unknown (did you mean 'sft'?)"),
+        (("--peft", "lorra"), "--peft=lorra: unknown (did you mean 'lora' or 'qlora'?)"),
         (("--accelerator", "tpu"), "allowed: gpu, neuron"),
         (("--instance", "p5.48xlarg"), "(did you mean 'p5.48xlarge'"),
     ],

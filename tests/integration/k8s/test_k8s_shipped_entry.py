@@ -19,9 +19,9 @@ def test_deepspeed_entry_script_is_shipped_and_run_from_the_scripts_folder(tmp_p
          f"base_results_dir={tmp_path}", "++recipes.model.hf_model_name_or_path=/fsx/models/m"),
     )  # fmt: skip
     values = yaml.safe_load(the_plan.files["k8s_template/values.yaml"][0])
-    shipped = Path(resources.example_path("deepspeed_clm.py")).read_text()
-    assert values["scripts"]["deepspeed_clm.py"] == shipped
+    shipped = Path(resources.example_path("open_ft.py")).read_text()
+    assert values["scripts"]["open_ft.py"] == shipped
     train = values["scripts"]["train_script.sh"]
-    assert " /hpl/scripts/deepspeed_clm.py --config-path=/hpl/job " in train
-    assert str(resources.example_path("deepspeed_clm.py")) not in train
+    assert " /hpl/scripts/open_ft.py --config-path=/hpl/job " in train
+    assert str(resources.example_path("open_ft.py")) not in train
     assert "ds_config.json" in values["jobFiles"]
