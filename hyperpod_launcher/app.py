@@ -21,6 +21,9 @@ from hyperpod_launcher.errors import LauncherError, UserError, did_you_mean
 resolvers.register()
 
 CLI_COMMANDS: tuple[str, ...] = ("recipes",)  # non-launch commands: hyperpod_launcher.cli
+# `hyperpod-launch preflight <overrides>`: compose as a launch would, check, queue nothing.
+PREFLIGHT_COMMAND = "preflight"
+_preflight_only = False
 
 
 def _group_options(group: str) -> list[str]:
@@ -213,6 +216,11 @@ def hydra_task(cfg: Any) -> None:
             launch_id=new_launch_id(),
             overrides=tuple(hydra_cfg.overrides.task),
         )
+        from hyperpod_launcher import preflight
+
+        if _preflight_only:
+            sys.exit(0 if preflight.run(plan, cheap_only=False) else 1)
+        preflight.before_launch(plan, resolved.get("preflight"))  # type: ignore[union-attr]
         returncode = execute(plan, sys.argv)
     except LauncherError as err:
         _fail(str(err), err.exit_code)
@@ -228,6 +236,10 @@ def main() -> None:
         from hyperpod_launcher import cli
 
         sys.exit(cli.main(sys.argv[1:]))
+    if len(sys.argv) > 1 and sys.argv[1] == PREFLIGHT_COMMAND:
+        global _preflight_only
+        _preflight_only = True
+        del sys.argv[1]
     import hydra
 
     task = hydra.main(

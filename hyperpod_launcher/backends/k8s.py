@@ -123,6 +123,7 @@ def chart_of(spec: JobSpec) -> str:
 
 class K8sBackend:
     name = "k8s"
+    preflight_checks = "hyperpod_launcher.backends.k8s_preflight"  # what `preflight` asks
 
     def render(self, spec: JobSpec) -> Rendered:
         chart = k8s_values.build(spec)
@@ -209,6 +210,7 @@ class K8sBackend:
         details: dict[str, object] = {
             "namespace": namespace,
             "release": name,
+            "kind": "HyperPodPyTorchJob" if chart_of(spec) != CHART else "PyTorchJob",
             "kube_context": recorded_context,
             "helm_stdout": secrets.mask(proc.stdout.strip()),
         }

@@ -1,9 +1,9 @@
-"""Follow Kubernetes jobs: the PyTorchJob's conditions and pods, pod logs, `helm uninstall`.
+"""Follow Kubernetes jobs: the job's conditions and pods, pod logs, `helm uninstall`.
 
 Kept apart from the renderer: these commands need the kubernetes client (imported here, on
 use) and none of the chart code. What to ask comes from the job.json that submit wrote:
-details.namespace, .release (the PyTorchJob has the release's name), .kube_context and
-.secret; `cancel` adds `cancelled_at`.
+details.namespace, .release (the job has the release's name), .kind (PyTorchJob when
+absent), .kube_context and .secret; `cancel` adds `cancelled_at`.
 """
 
 from __future__ import annotations
@@ -23,19 +23,41 @@ from hyperpod_launcher import records
 from hyperpod_launcher import status as st
 from hyperpod_launcher.errors import BackendError
 
-GROUP, VERSION, PLURAL = "kubeflow.org", "v1", "pytorchjobs"
-CONTAINER = "pytorch"  # the training container of every replica (the chart's name)
-JOB_LABEL = "training.kubeflow.org/job-name"  # set by the training operator on its pods
+
+@dataclass(frozen=True)
+class JobKind:
+    group: str
+    version: str
+    plural: str
+    job_label: str  # set by the operator on the job's pods, value: the job's name
+    container: str  # the training container (the chart's name for it)
+    operator: str  # what is missing when the API has no such resource
+
+
+KINDS = {
+    "PyTorchJob": JobKind(
+        "kubeflow.org", "v1", "pytorchjobs", "training.kubeflow.org/job-name", "pytorch",
+        "the Kubeflow training operator (its PyTorchJob CRD)",
+    ),
+    "HyperPodPyTorchJob": JobKind(
+        "sagemaker.amazonaws.com", "v1", "hyperpodpytorchjobs", "HPJob", "pytorch-job-container",
+        "the HyperPod training operator (EKS add-on amazon-sagemaker-hyperpod-training-operator)",
+    ),
+}  # fmt: skip
+DEFAULT_KIND = "PyTorchJob"
 TYPE_LABEL = "training.kubeflow.org/replica-type"  # "master" / "worker"
 INDEX_LABEL = "training.kubeflow.org/replica-index"
 CONDITION_STATES = {
     "Created": st.PENDING,
     "Suspended": st.PENDING,
+    "PodsRunning": st.RUNNING,
     "Running": st.RUNNING,
     "Restarting": st.RUNNING,
     "Succeeded": st.SUCCEEDED,
+    "Completed": st.SUCCEEDED,  # HyperPodPyTorchJob's word
     "Failed": st.FAILED,
 }
+FINAL = ("Succeeded", "Completed", "Failed")
 # Container waiting reasons that are just progress, not worth a mention.
 STARTING = {"ContainerCreating", "PodInitializing"}
 TIMEOUT = (5, 60)  # connect, read (seconds) for every call but a followed log
@@ -51,6 +73,7 @@ class Ref:
     job_id: str
     namespace: str
     name: str
+    kind: str
     context: str | None
     secret: str | None  # the tokens' Secret, when this launch created it
     kept_secret: str | None  # a Secret that existed before the launch (updated, not created)
@@ -67,6 +90,7 @@ class Ref:
             job_id=str(record["job_id"]),
             namespace=details.get("namespace") or namespace,
             name=details.get("release") or name,
+            kind=details.get("kind") if details.get("kind") in KINDS else DEFAULT_KIND,
             context=details.get("kube_context") or None,
             secret=secret.get("name") if created else None,
             kept_secret=secret.get("name") if secret and not created else None,
@@ -75,8 +99,12 @@ class Ref:
         )
 
     @property
+    def api(self) -> JobKind:
+        return KINDS[self.kind]
+
+    @property
     def where(self) -> str:
-        return f"PyTorchJob {self.namespace}/{self.name}"
+        return f"{self.kind} {self.namespace}/{self.name}"
 
 
 def full_record(entry: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +144,8 @@ def _container(pod: dict[str, Any], init: bool = False) -> list[dict[str, Any]]:
 
 
 def _training(pod: dict[str, Any]) -> dict[str, Any] | None:
-    return next((c for c in _container(pod) if c.get("name") == CONTAINER), None)
+    names = {kind.container for kind in KINDS.values()}
+    return next((c for c in _container(pod) if c.get("name") in names), None)
 
 
 def _container_problem(cs: dict[str, Any], init: bool) -> str | None:
@@ -165,10 +194,8 @@ def pod_problems(pods: list[dict[str, Any]]) -> list[str]:
 
 
 def _exit_code(pods: list[dict[str, Any]]) -> int | None:
-    """The master's training container's exit code, once it has one."""
-    for pod in pods:
-        if (pod["metadata"].get("labels") or {}).get(TYPE_LABEL) != "master":
-            continue
+    """The first pod's (the master's) training container's exit code, once it has one."""
+    for pod in pods[:1]:
         cs = _training(pod) or {}
         for state in (cs.get("state"), cs.get("lastState")):
             done = (state or {}).get("terminated")
@@ -189,7 +216,7 @@ def job_status(
         return st.JobStatus(st.UNKNOWN, "NotFound", detail=gone)
     conditions = [c for c in (job.get("status") or {}).get("conditions") or [] if c.get("type")]
     true = [c for c in conditions if c.get("status") == "True"]
-    final = [c for c in true if c["type"] in ("Succeeded", "Failed")]
+    final = [c for c in true if c["type"] in FINAL]
     current = (final or true or [None])[-1]
     pods = sorted(pods, key=_order)
     problems = pod_problems(pods)
@@ -202,6 +229,9 @@ def job_status(
         state = CONDITION_STATES.get(word, st.UNKNOWN)
         if word in ("Failed", "Restarting", "Suspended") and current.get("message"):
             problems.insert(0, current["message"])
+    if state == st.RUNNING and ref.kind != DEFAULT_KIND:
+        word = _restarts(job) or word
+    problems += _faulty(job)
     exit_code = _exit_code(pods) if state in (st.SUCCEEDED, st.FAILED) else None
     if ref.cancelled_at and state not in (st.SUCCEEDED, st.FAILED):
         state = st.CANCELLED
@@ -213,6 +243,32 @@ def job_status(
     if len(problems) > 4:
         problems = [*problems[:4], f"and {len(problems) - 4} more"]
     return st.JobStatus(state, word, exit_code, "; ".join(problems))
+
+
+def _restarts(job: dict[str, Any]) -> str | None:
+    """'restarting 2/5' (restarts so far / runPolicy.jobMaxRetryCount) for a restarted
+    HyperPodPyTorchJob, with the full job restarts of the current window when it had any."""
+    status = job.get("status") or {}
+    count = status.get("restartCount") or 0
+    if not count:
+        return None
+    policy = (job.get("spec") or {}).get("runPolicy") or {}
+    limit = policy.get("jobMaxRetryCount")
+    text = f"restarting {count}/{limit}" if limit is not None else f"restarting {count}"
+    full = (status.get("restartStatus") or {}).get("fullJobRestartCount") or 0
+    if full:
+        most = (policy.get("restartPolicy") or {}).get("maxFullJobRestarts")
+        text += f", full job restarts {full}" + (f"/{most}" if most is not None else "")
+    return text
+
+
+def _faulty(job: dict[str, Any]) -> list[str]:
+    latest = (job.get("status") or {}).get("latestFaultyPodInstanceList") or {}
+    pods = latest.get("faultyPodList") or []
+    if not pods:
+        return []
+    how = {"PLR": "process-level", "JLR": "job-level"}.get(latest.get("restartType"), "a")
+    return [f"last restart ({how}) for pod(s) {', '.join(map(str, pods[:4]))}"]
 
 
 # --- the API --------------------------------------------------------------------------------
@@ -318,18 +374,19 @@ class Cluster:
             ) from None
 
     def job(self, ref: Ref) -> dict[str, Any] | None:
+        api = ref.api
         try:
             return self.call(
                 self.custom.get_namespaced_custom_object,
-                GROUP, VERSION, ref.namespace, PLURAL, ref.name,
+                api.group, api.version, ref.namespace, api.plural, ref.name,
                 _request_timeout=TIMEOUT,
             )  # fmt: skip
         except _NotFound as missing:
             # A job that is gone names its kind; a cluster without the CRD names none.
             if missing.kind is None and "could not find the requested resource" in str(missing):
                 raise BackendError(
-                    f"{self.where} has no {PLURAL}.{GROUP}/{VERSION} resource: the Kubeflow "
-                    "training operator (its PyTorchJob CRD) is not installed in this cluster"
+                    f"{self.where} has no {api.plural}.{api.group}/{api.version} resource: "
+                    f"{api.operator} is not installed in this cluster"
                 ) from None
             return None
 
@@ -337,7 +394,7 @@ class Cluster:
         resp = self.call(
             self.core.list_namespaced_pod,
             ref.namespace,
-            label_selector=f"{JOB_LABEL}={ref.name}",
+            label_selector=f"{ref.api.job_label}={ref.name}",
             _preload_content=False,
             _request_timeout=TIMEOUT,
         )
@@ -345,7 +402,7 @@ class Cluster:
 
     def log(self, ref: Ref, pod: str, follow: bool = False) -> Any:
         """The raw response (a urllib3 response), so a followed log can be streamed."""
-        kwargs: dict[str, Any] = {"container": CONTAINER, "_preload_content": False}
+        kwargs: dict[str, Any] = {"container": ref.api.container, "_preload_content": False}
         if follow:  # no read timeout: a training log can be quiet for a long time
             kwargs["follow"] = True
         else:
@@ -483,7 +540,7 @@ class K8sJobs:
         elif ref.kept_secret:
             said += f"; kept Secret {ref.namespace}/{ref.kept_secret} (it existed before)"
         if job is None:
-            return f"k8s job {ref.job_id}: {said} (the PyTorchJob was already gone)"
+            return f"k8s job {ref.job_id}: {said} (the {ref.kind} was already gone)"
         _mark_cancelled(full)
         return f"cancelled k8s job {ref.job_id}: {said} (the job and its pods are being deleted)"
 

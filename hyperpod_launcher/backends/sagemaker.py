@@ -410,6 +410,7 @@ def _torch_distributed() -> dict[str, Any]:
 
 class SageMakerBackend:
     name = "sm_jobs"
+    preflight_checks = "hyperpod_launcher.backends.sagemaker_preflight"  # what `preflight` asks
 
     def render(self, spec: JobSpec) -> Rendered:
         job = plan(spec)

@@ -57,6 +57,7 @@ class LauncherConfig:
     dry_run: bool = False
     force_fp8: bool = False  # launch fp8 recipes off the p5 family anyway
     wait: bool | None = None
+    preflight: bool | None = None  # None: the cheap checks only
     max_restarts: int = 0
     training_cfg: TrainingCfg | None = None
     cluster: Any = None

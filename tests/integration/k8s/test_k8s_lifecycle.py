@@ -81,7 +81,10 @@ NO_RESOURCE = {
 
 
 def _handler(state: FakeCluster) -> type[BaseHTTPRequestHandler]:
-    jobs_path = re.compile(r"^/apis/kubeflow\.org/v1/namespaces/([^/]+)/pytorchjobs/([^/]+)$")
+    jobs_path = re.compile(
+        r"^/apis/(?:kubeflow\.org/v1/namespaces/[^/]+/pytorchjobs|"
+        r"sagemaker\.amazonaws\.com/v1/namespaces/[^/]+/hyperpodpytorchjobs)/([^/]+)$"
+    )
     pods_path = re.compile(r"^/api/v1/namespaces/([^/]+)/pods$")
     log_path = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/log$")
     secrets_path = re.compile(r"^/api/v1/namespaces/([^/]+)/secrets(?:/([^/]+))?$")
@@ -112,11 +115,11 @@ def _handler(state: FakeCluster) -> type[BaseHTTPRequestHandler]:
                 if not state.crd_installed:
                     return self._reply(404, NO_RESOURCE)
                 with state.lock:
-                    if match.group(2) not in state.jobs and state.on_first_sight:
-                        state.on_first_sight(state, match.group(2))
-                answers = state.jobs.get(match.group(2))
+                    if match.group(1) not in state.jobs and state.on_first_sight:
+                        state.on_first_sight(state, match.group(1))
+                answers = state.jobs.get(match.group(1))
                 if not answers:
-                    return self._reply(404, _not_found(match.group(2), "pytorchjobs"))
+                    return self._reply(404, _not_found(match.group(1), path.split("/")[-2]))
                 with state.lock:
                     job = answers.pop(0) if len(answers) > 1 else answers[0]
                 return self._reply(200, job)
