@@ -328,13 +328,9 @@ def test_recipe_the_sdk_cannot_run_uses_the_adapter_script_as_entry_point(
         ),
         (
             (
+                "recipes=training/llama/hf_llama3_8b_seq8k_trn1x4_pretrain",
                 "instance_type=ml.trn1.32xlarge",
-                "recipes.run.model_type=neuron-hf",
-                "recipes.trainer.devices=32",
                 "recipes.trainer.num_nodes=1",
-                "recipes.model.fp8=false",
-                "+recipes.data.global_batch_size=32",
-                "+recipes.data.micro_batch_size=1",
             ),
             "training_orchestrator.py",
             "/pytorch-training-neuronx:",
@@ -345,9 +341,11 @@ def test_recipe_the_sdk_cannot_run_uses_the_adapter_script_as_entry_point(
 def test_dry_run_picks_the_sdk_recipe_script(
     moto: Any, tmp_path: Path, overrides: tuple[str, ...], program: str, image: str
 ) -> None:
+    recipe = next((o for o in overrides if o.startswith("recipes=")), LLAMA)
+    rest = [o for o in overrides if not o.startswith("recipes=")]
     proc = run_launcher(
-        LLAMA,
-        *sm("instance_type=ml.p5.48xlarge", "dry_run=true", *overrides, tmp_path=tmp_path),
+        recipe,
+        *sm("instance_type=ml.p5.48xlarge", "dry_run=true", *rest, tmp_path=tmp_path),
         env=moto.env,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
