@@ -12,8 +12,8 @@ import k8s_schemas
 import pytest
 import yaml
 
-from hyperpod_launcher.compose import plan
-from hyperpod_launcher.errors import UserError
+from hyperpod_launcher import catalog_dry_run, gen_launch_scripts
+from hyperpod_launcher.compose import compose, plan
 from tests.conftest import REPO, require_tool
 
 RECIPES = REPO / "recipes_collection" / "recipes"
@@ -45,6 +45,13 @@ KINDS = {
 }  # fmt: skip
 
 
+def placeholders_for(recipe: str) -> tuple[str, ...]:
+    """The data, model and experiment overrides the recipe's launch script passes."""
+    composed, _ = compose((f"recipes={recipe}", "cluster=slurm"))
+    values = {k: v for k, v in catalog_dry_run.PLACEHOLDERS.items() if k != "HF_ACCESS_TOKEN"}
+    return tuple(gen_launch_scripts.placeholder_overrides(composed["recipes"], values))
+
+
 @cache
 def values_validator(chart: str) -> jsonschema.Draft7Validator:
     schema_path = REPO / "templates" / "k8s" / chart / "values.schema.json"
@@ -56,17 +63,9 @@ def values_validator(chart: str) -> jsonschema.Draft7Validator:
 def test_catalog_recipe_renders_a_valid_chart(recipe: str, kind: str, tmp_path: Path) -> None:
     switch, chart, job_kind = KINDS[kind]
     base: tuple[str, ...] = (f"recipes={recipe}", f"instance_type={instance_for(recipe)}")
-    if recipe.startswith("fine-tuning/"):  # what the launch scripts pass (HF_MODEL_NAME_OR_PATH)
-        base += ("++recipes.model.hf_model_name_or_path=/fsx/models/base",)
-    try:
-        the_plan = plan((*base, "cluster=k8s", *switch, "container=example.com/train:1",
-                         f"base_results_dir={tmp_path}"))  # fmt: skip
-    except UserError as err:
-        try:  # a recipe every backend refuses is the catalog's business, not this backend's
-            plan((*base, "cluster=slurm", f"base_results_dir={tmp_path}"))
-        except UserError:
-            pytest.skip(f"the launcher refuses {recipe} on every backend: {err}")
-        raise
+    base += placeholders_for(recipe)
+    the_plan = plan((*base, "cluster=k8s", *switch, "container=example.com/train:1",
+                     f"base_results_dir={tmp_path}"))  # fmt: skip
     values = yaml.safe_load(the_plan.files["k8s_template/values.yaml"][0])
     values_validator(chart).validate(values)
     assert values["nodes"] == the_plan.spec.nodes
