@@ -46,16 +46,31 @@ def _check_choice(group: str, value: str, what: str) -> None:
     raise UserError(f"{group}={value}: unknown {what}{hint}")
 
 
+# Names HyperPod's v1 launch scripts use for a recipe stored under another name.
+RECIPE_ALIASES = {  # run_hf_llama3_8b_seq8k_trn1_fine_tuning.sh names it under training/
+    "training/llama/hf_llama3_8b_seq8k_trn1_fine_tuning": (
+        "fine-tuning/llama/hf_llama3_8b_seq8k_trn1_fine_tuning"
+    ),
+}
+
+
+def _choice(group: str, value: str) -> str:
+    value = value.removesuffix(".yaml")
+    return RECIPE_ALIASES.get(value, value) if group == "recipes" else value
+
+
 def strip_yaml_suffix(argv: list[str]) -> list[str]:
     """`recipes=<name>.yaml` (as HyperPod's launch scripts write it) means `recipes=<name>`:
-    drop the suffix before Hydra, so the choice, records and job are the same."""
+    drop the suffix (and map RECIPE_ALIASES) before Hydra, so choice, records and job are the
+    same."""
     multirun = "-m" in argv or "--multirun" in argv
     result = []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if sep and key.lstrip("+~") in ("recipes", "cluster") and "(" not in value:
+        group = key.lstrip("+~")
+        if sep and group in ("recipes", "cluster") and "(" not in value:
             choices = value.split(",") if multirun else [value]
-            arg = key + sep + ",".join(c.removesuffix(".yaml") for c in choices)
+            arg = key + sep + ",".join(_choice(group, c) for c in choices)
         result.append(arg)
     return result
 
