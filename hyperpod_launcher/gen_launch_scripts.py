@@ -17,7 +17,7 @@ import argparse
 import shlex
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,8 @@ class Placeholder:
     keys: tuple[tuple[str, str], ...]  # (recipe key, value format); the first key present wins
     secret: bool = False
     applies: Callable[[Mapping[str, Any]], bool] | None = None
+    # recipe key -> overrides that go with it (e.g. NeMo reads data_prefix only off mock data)
+    along: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def key_for(self, recipe: Mapping[str, Any]) -> tuple[str, str] | None:
         if self.applies is not None and not self.applies(recipe):
@@ -68,6 +70,7 @@ PLACEHOLDERS = (
             ("data.train_dir", "{}"),
             ("model.data.data_prefix", "[{}]"),
         ),
+        along={"model.data.data_prefix": ("model.data.data_impl=mmap",)},
     ),
     Placeholder(
         "VAL_DIR",
@@ -104,6 +107,7 @@ def placeholder_overrides(recipe: Mapping[str, Any], env: Mapping[str, str]) -> 
         key, fmt = found
         value = fmt if p.secret else fmt.format(env[p.env])
         (secret if p.secret else plain).append(f"recipes.{key}={value}")
+        plain += [f"recipes.{o}" for o in p.along.get(key, ())]
     return [*plain, *secret]
 
 
@@ -139,6 +143,7 @@ def render(name: str, cfg: Mapping[str, Any]) -> str:
                 if p.secret
                 else _dq(f"recipes.{key}=" + fmt.format("$" + p.env))
             )
+            arg = " ".join([arg, *(shlex.quote(f"recipes.{o}") for o in p.along.get(key, ()))])
             default = "${" + p.env + ":-}"
             placeholders.append({**vars(p), "arg": arg, "default": default})
     else:

@@ -20,7 +20,7 @@ args=(
   "base_results_dir=${BASE_RESULTS_DIR:-${HYPERPOD_LAUNCHER_DIR}/results}"
   recipes.run.name=megatron-llama3-1-8b-nemo
 )
-if [[ -n "$TRAIN_DIR" ]]; then args+=("recipes.model.data.data_prefix=[$TRAIN_DIR]"); fi
+if [[ -n "$TRAIN_DIR" ]]; then args+=("recipes.model.data.data_prefix=[$TRAIN_DIR]" recipes.model.data.data_impl=mmap); fi
 if [[ -n "$EXP_DIR" ]]; then args+=("recipes.exp_manager.exp_dir=$EXP_DIR"); fi
 
 exec "${PYTHON:-python3}" "${HYPERPOD_LAUNCHER_DIR}/main.py" "${args[@]}" "$@"

@@ -125,6 +125,9 @@ def test_every_script_runs_as_a_dry_run(
         assert record["submit"]["status"] == "dry_run"
         if recipe is not None:
             written = yaml.safe_load((job_dir / launch.spec.recipe_file).read_text())
+            nemo_data = (written.get("model") or {}).get("data") or {}
+            if "data_prefix" in nemo_data:  # TRAIN_DIR means real data, not NeMo's mock data
+                assert nemo_data["data_impl"] == "mmap", name
             if takes_token:
                 assert launch.spec.secret_env == ("HF_TOKEN",), name
                 assert written["model"]["hf_access_token"] == "${oc.env:HF_TOKEN,null}"
@@ -180,6 +183,7 @@ def test_placeholders_follow_the_recipe_keys() -> None:
     nemo = {"model": {"data": {"data_prefix": []}}, "exp_manager": {"exp_dir": None}}
     assert gen_launch_scripts.placeholder_overrides(nemo, PLACEHOLDERS) == [
         "recipes.model.data.data_prefix=[/fsx/data/train]",
+        "recipes.model.data.data_impl=mmap",  # NeMo's default is mock data
         "recipes.exp_manager.exp_dir=/fsx/exp",
     ]
     pretrain: dict[str, Any] = {"model": {"do_finetune": False, "hf_model_name_or_path": None}}
