@@ -1,14 +1,9 @@
-"""Launch a training recipe: `python main.py recipes=<recipe> cluster=<backend> <overrides>`."""
+"""Launch a training recipe: `python main.py recipes=<recipe> cluster=<backend> <overrides>`.
 
-import hydra
+The same command line as `hyperpod-launch`: `python main.py --help`, `python main.py jobs`.
+"""
 
-from hyperpod_launcher.app import hydra_task, run
-
-
-@hydra.main(config_path="recipes_collection", config_name="config", version_base=None)
-def main(cfg):
-    hydra_task(cfg)
-
+from hyperpod_launcher.cli import console
 
 if __name__ == "__main__":
-    run(main)
+    console()

@@ -1,5 +1,5 @@
 """`python -m hyperpod_launcher ...` is the `hyperpod-launch` command."""
 
-from hyperpod_launcher.entry import main
+from hyperpod_launcher.cli import console
 
-main()
+console()

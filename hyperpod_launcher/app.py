@@ -1,14 +1,14 @@
 """The Hydra entry: argv pre-checks, the task function, and one-line errors.
 
 Hydra prints multi-line errors (an unknown recipe lists the whole search path) before the
-app runs; `run` catches them so the user sees one line: what is wrong, which key, what is
+app runs; `launch` catches them so the user sees one line: what is wrong, which key, what is
 allowed. HYDRA_FULL_ERROR=1 shows Hydra's own report and traceback instead.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,13 +17,9 @@ from typing import Any
 from hyperpod_launcher import resources
 from hyperpod_launcher.config import resolvers
 from hyperpod_launcher.errors import LauncherError, UserError, did_you_mean
+from hyperpod_launcher.hydra_errors import one_line
 
 resolvers.register()
-
-CLI_COMMANDS: tuple[str, ...] = ("recipes",)  # non-launch commands: hyperpod_launcher.cli
-# `hyperpod-launch preflight <overrides>`: compose as a launch would, check, queue nothing.
-PREFLIGHT_COMMAND = "preflight"
-_preflight_only = False
 
 
 def _group_options(group: str) -> list[str]:
@@ -89,107 +85,56 @@ def precheck(argv: list[str]) -> None:
             _check_choice(key, choice, "recipe" if key == "recipes" else "cluster")
 
 
-def _compose_without(dotted: str, argv: list[str]) -> Any:
-    """The config composed from argv without the override of `dotted` (error path only)."""
-    from hydra import compose, initialize_config_dir
-
-    others = [a for a in argv if "=" in a and not a.startswith("-") and a.split("=")[0] != dotted]
-    with initialize_config_dir(str(resources.config_dir()), version_base=None):
-        return compose("config", overrides=others, return_hydra_config=True)
-
-
-def _unknown_key(dotted: str, argv: list[str]) -> str:
-    """The one-line error for an override of a key that does not exist."""
-    from hyperpod_launcher.config.cluster_keys import wrong_backend
-
-    try:
-        cfg = _compose_without(dotted, argv)
-    except Exception:
-        cfg = None
-    if cfg is not None:
-        advice = wrong_backend(dotted, str(cfg.hydra.runtime.choices.get("cluster")))
-        if advice:
-            return advice
-    hint = _suggest_override_key(dotted, cfg)
-    return f"unknown key '{dotted}'{hint}; to add a new key use +{dotted}=..."
-
-
-def _suggest_override_key(dotted: str, cfg: Any) -> str:
-    """Nearest valid key for an override of a key that does not exist (error path only)."""
-    if cfg is None:
-        return ""
-    try:
-        from omegaconf import OmegaConf
-
-        parent, _, leaf = dotted.rpartition(".")
-        node = OmegaConf.select(cfg, parent) if parent else cfg
-        keys = list(node.keys()) if node is not None and hasattr(node, "keys") else []
-        keys = [k for k in keys if parent or k != "hydra"]
-        prefix = f"{parent}." if parent else ""
-        return (
-            did_you_mean(leaf, keys)
-            .replace("'", "'" + prefix, 1)
-            .replace(" or '", " or '" + prefix)
-        )
-    except Exception:
-        return ""
-
-
-def one_line(err: BaseException, argv: list[str]) -> str:
-    """Hydra and OmegaConf errors as one line."""
-    text = str(err)
-    match = re.search(r"Could not override '([^']+)'", text)
-    if match:
-        return _unknown_key(match.group(1), argv)
-    match = re.search(r"Error parsing override '(.+)'", text) or re.search(
-        r"^LexerNoViableAltException: (.+)$", text, re.MULTILINE
-    )
-    if match:
-        return (
-            f"cannot parse override '{match.group(1)}': quote values that hold characters "
-            f"such as # [ ] {{ }} , = or spaces, e.g. key='\"a#b\"'"
-        )
-    match = re.search(r"Could not find '([^']+)'", text)
-    if match:
-        return f"config not found: {match.group(1)}"
-    match = re.search(r"Missing mandatory value: (\S+)", text)
-    if match:
-        return f"missing value for '{match.group(1)}': set {match.group(1)}=..."
-    first = next((line.strip() for line in text.splitlines() if line.strip()), type(err).__name__)
-    return first
-
-
-def _fail(message: str, code: int) -> None:
+def _report(message: str, code: int) -> int:
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(code)
+    return code
 
 
-def run(hydra_main: Callable[[], Any]) -> None:
-    """Run a @hydra.main function with one-line errors and launcher exit codes."""
-    # `--wait` is the launcher's flag, not Hydra's: pass it on as the `wait` config key.
-    sys.argv = [
-        sys.argv[0],
-        *strip_yaml_suffix(["wait=true" if a == "--wait" else a for a in sys.argv[1:]]),
-    ]
-    argv = sys.argv[1:]
+def launch(argv: list[str], help_text: Callable[[], str], *, preflight_only: bool = False) -> int:
+    """Launch from a command line of Hydra overrides and flags; return the exit code.
+    `--wait` is the launcher's flag, given to the config as `wait=true`; Hydra's `--help`
+    shows `help_text()` (the config's help template calls it). `preflight_only` composes and
+    checks the job against the cluster, and queues nothing."""
+    from hydra._internal.utils import _run_hydra, get_args_parser
+    from omegaconf import OmegaConf
+
+    overrides = strip_yaml_suffix([("wait=true" if a == "--wait" else a) for a in argv])
+    command_line = [sys.argv[0], *argv]
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+    def task(cfg: Any) -> None:
+        hydra_task(cfg, command_line, preflight_only)
+
     try:
-        precheck(argv)
-    except UserError as err:
-        _fail(str(err), err.exit_code)
-    # With HYDRA_FULL_ERROR set, Hydra re-raises instead of printing its own report.
-    os.environ["HYDRA_FULL_ERROR"] = "1"
-    try:
-        hydra_main()
+        precheck(overrides)
+        # Hydra prints the template with a newline of its own.
+        OmegaConf.register_new_resolver("hpl_help", lambda: help_text()[:-1], replace=True)
+        parser = get_args_parser()
+        args = parser.parse_args(overrides)
+        # With HYDRA_FULL_ERROR set, Hydra re-raises instead of printing its own report.
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        _run_hydra(
+            args=args,
+            args_parser=parser,
+            task_function=task,
+            config_path=str(resources.config_dir()),
+            config_name="config",
+        )
     except LauncherError as err:
-        _fail(str(err), err.exit_code)
+        return _report(str(err), err.exit_code)
+    except SystemExit as exit:  # argparse's usage errors, and a job's own exit status
+        return exit.code if isinstance(exit.code, int) else int(exit.code is not None)
     except Exception as err:
         from hydra.errors import HydraException
         from omegaconf.errors import OmegaConfBaseException
 
         if full_error or not isinstance(err, (HydraException, OmegaConfBaseException)):
             raise
-        _fail(one_line(err, argv), 2)
+        return _report(one_line(err, overrides), 2)
+    finally:
+        if not full_error:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+    return 0
 
 
 def sweep_point(cfg: Any, num: int) -> None:
@@ -208,8 +153,9 @@ def sweep_point(cfg: Any, num: int) -> None:
             cfg.recipes.exp_manager.exp_dir = f"{str(exp_dir).rstrip('/')}/{run.name}"
 
 
-def hydra_task(cfg: Any) -> None:
-    """The task function: resolve the composed config, plan, write and submit."""
+def hydra_task(cfg: Any, command_line: list[str], preflight_only: bool = False) -> None:
+    """The task function: resolve the composed config, plan, check, write and submit.
+    `command_line` is what the user ran (for launcher_cmd.log)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
     from omegaconf import OmegaConf
@@ -220,6 +166,7 @@ def hydra_task(cfg: Any) -> None:
     hydra_cfg = HydraConfig.get()
     choices = hydra_cfg.runtime.choices
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    # Errors leave as SystemExit: Hydra would report any other exception at length first.
     try:
         if multirun:  # before resolving, so results_dir, checkpoint_dir... follow the name
             sweep_point(cfg, hydra_cfg.job.num)
@@ -233,31 +180,21 @@ def hydra_task(cfg: Any) -> None:
         )
         from hyperpod_launcher import preflight
 
-        if _preflight_only:
+        if preflight_only:
             sys.exit(0 if preflight.run(plan, cheap_only=False) else 1)
         preflight.before_launch(plan, resolved.get("preflight"))  # type: ignore[union-attr]
-        returncode = execute(plan, sys.argv)
+        returncode = execute(plan, command_line)
     except LauncherError as err:
-        _fail(str(err), err.exit_code)
+        sys.exit(_report(str(err), err.exit_code))
     except OmegaConfBaseException as err:
-        _fail(one_line(err, sys.argv[1:]), 2)
+        sys.exit(_report(one_line(err, command_line[1:]), 2))
     if returncode:
         sys.exit(returncode)
 
 
-def main() -> None:
-    """Console script: `hyperpod-launch <overrides>` launches; `hyperpod-launch jobs` etc."""
-    if len(sys.argv) > 1 and sys.argv[1] in CLI_COMMANDS:
-        from hyperpod_launcher import cli
-
-        sys.exit(cli.main(sys.argv[1:]))
-    if len(sys.argv) > 1 and sys.argv[1] == PREFLIGHT_COMMAND:
-        global _preflight_only
-        _preflight_only = True
-        del sys.argv[1]
-    import hydra
-
-    task = hydra.main(
-        config_path=str(resources.config_dir()), config_name="config", version_base=None
-    )(hydra_task)
-    run(task)
+def add_preflight(parser: argparse.ArgumentParser) -> None:
+    """`hyperpod-launch preflight <overrides>`: compose as a launch would, check, queue nothing."""
+    parser.add_argument(
+        "overrides", nargs=argparse.REMAINDER, help="the overrides of a launch (key=value ...)"
+    )
+    parser.set_defaults(run=lambda args: launch(args.overrides, lambda: "", preflight_only=True))

@@ -1,180 +1,125 @@
-"""Commands that are not launches: `hyperpod-launch recipes list|show`.
+"""The `hyperpod-launch` command line (and `python main.py`, the same).
 
-Each top-level command registers its argparse subparser in SUBCOMMANDS; a handler takes the
-parsed arguments and returns the exit code. Nothing here imports a cloud SDK, and only
-`recipes show` (and a `recipes list` with a cold cache) loads Hydra.
+The first word picks a command from COMMANDS; anything else is a launch, handed to Hydra.
+A command is one entry: its one-line summary and a "module:function" that adds its arguments
+to an argparse parser and sets `run` (a handler taking the parsed arguments, returning the exit
+code). Only the chosen command's module is imported, so `jobs` loads neither Hydra nor an SDK.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from hyperpod_launcher.errors import LauncherError, UserError, did_you_mean
+from hyperpod_launcher import lazy, resources
+from hyperpod_launcher.errors import LauncherError
 
-METHODS = ("pretrain", "fine-tuning", "lora", "qlora", "custom", "sft", "dpo", "grpo")
-PEFT = ("full", "lora", "qlora")
-ACCELERATORS = ("gpu", "neuron")
-
-
-def _one_of(value: str | None, allowed: Sequence[str], flag: str) -> None:
-    if value is not None and value not in allowed:
-        raise UserError(
-            f"{flag}={value}: unknown{did_you_mean(value, allowed)}; allowed: {', '.join(allowed)}"
-        )
+PROG = "hyperpod-launch"
 
 
-def recipes_list(args: argparse.Namespace) -> int:
-    from hyperpod_launcher import catalog, instances
-
-    infos = catalog.infos()
-    _one_of(args.family, sorted({i.family for i in infos}), "--family")
-    _one_of(args.method, METHODS, "--method")
-    _one_of(args.peft, PEFT, "--peft")
-    _one_of(args.accelerator, ACCELERATORS, "--accelerator")
-    instance = None
-    if args.instance is not None:
-        instance = instances.normalize(args.instance)
-        _one_of(instance, sorted(instances.INSTANCES), "--instance")
-    rows = [
-        i
-        for i in infos
-        if (args.family is None or i.family == args.family)
-        and (args.method is None or i.method == args.method)
-        and (args.peft is None or i.peft == args.peft)
-        and (args.accelerator is None or i.accelerator == args.accelerator)
-        and (instance is None or i.instance_type == instance)
-    ]
-    if args.json:
-        import json
-
-        print(json.dumps([i.as_dict() for i in rows], indent=2))
-        return 0
-    table = [("RECIPE", "METHOD", "ACCEL", "PEFT", "INSTANCE", "NODES", "PARALLELISM")]
-    for i in rows:
-        nodes = f"{i.nodes}x{i.devices}"
-        instance = i.instance_type or "-"
-        table.append((i.name, i.method, i.accelerator, i.peft, instance, nodes, i.parallelism))
-    widths = [max(len(row[c]) for row in table) for c in range(len(table[0]) - 1)]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1])
-    print(f"{len(rows)} of {len(infos)} recipes", file=sys.stderr)
-    return 0
+@dataclass(frozen=True)
+class Command:
+    summary: str
+    configure: str  # "module:function(parser)": adds the arguments, sets `run`
 
 
-def _checks(recipe: dict[str, Any], cfg: dict[str, Any], info: Any) -> str:
-    """'ok on <instance>' or the first problem, as a launch would report it."""
-    from hyperpod_launcher import instances, recipe_checks
+COMMANDS: dict[str, Command] = {
+    "jobs": Command(
+        "recent launches with their current state", "hyperpod_launcher.commands:add_jobs"
+    ),
+    "status": Command("a job's state", "hyperpod_launcher.commands:add_status"),
+    "logs": Command("a job's output", "hyperpod_launcher.commands:add_logs"),
+    "cancel": Command(
+        "stop a job (a finished job is left as it is)", "hyperpod_launcher.commands:add_cancel"
+    ),
+    "recipes": Command(
+        "browse the recipe catalog: list, show", "hyperpod_launcher.recipe_commands:add_recipes"
+    ),
+    "preflight": Command(
+        "check a launch against the cluster (sbatch --test-only, helm, AWS); queue nothing",
+        "hyperpod_launcher.app:add_preflight",
+    ),
+}
+HELP_WORDS = ("help", "--help", "-h")
 
-    instance_type = cfg.get("instance_type") or info.instance_type
-    instance = instances.lookup(instance_type)
-    from hyperpod_launcher.config.recipe_schema import recipe_schema
-    from hyperpod_launcher.config.validate import check_section
 
+def _choices(group: str) -> list[str]:
+    root = resources.config_dir() / group
+    return sorted(p.stem for p in root.glob("*.yaml"))
+
+
+def help_text() -> str:
+    """The launcher's help (also Hydra's `--help`, through the help template)."""
+    from hyperpod_launcher import backends
+
+    width = max(len(name) for name in COMMANDS) + 2
+    commands = "\n".join(f"  {name.ljust(width)}{c.summary}" for name, c in COMMANDS.items())
+    recipes = resources.config_dir() / "recipes"
+    return f"""\
+usage: {PROG} recipes=<recipe> [cluster=<cluster>] [key=value ...] [--wait] [-m]
+       {PROG} <command> [options]   (`{PROG} <command> --help`: its options)
+       python main.py ...   (the same command line)
+
+Launch a training recipe on Slurm, Kubernetes, SageMaker training jobs or this machine.
+
+launch (the default command):
+  recipes=<recipe>    the recipe: a path under {recipes}
+                      (e.g. training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain;
+                      browse them with `{PROG} recipes list`)
+  cluster=<cluster>   where it runs: {", ".join(_choices("cluster"))}
+  key=value           any override, e.g. instance_type=p5.48xlarge recipes.trainer.num_nodes=4
+  dry_run=true        write the job folder and print the submit request; submit nothing
+  --wait              follow the job to its end and exit with its outcome
+  -m, --multirun      one job per sweep point, e.g. -m recipes.model.max_steps=10,20
+  --cfg job           print the composed config instead of launching
+
+commands:
+{commands}
+  {"help".ljust(width)}this text
+
+backends: {", ".join(backends.names())} (cluster defaults: {resources.config_dir() / "cluster"})
+"""
+
+
+def _run_command(name: str, argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=COMMANDS[name].summary)
+    lazy.load(COMMANDS[name].configure)(parser)
+    args = parser.parse_args(list(argv))  # usage errors: argparse exits 2
     try:
-        kind = recipe_checks.stack_of(recipe)
-        check_section(recipe, recipe_schema(kind), "recipes", added=())
-        recipe_checks.check_instance(recipe, instance, force_fp8=bool(cfg.get("force_fp8")))
-        recipe_checks.check(recipe, nodes=info.nodes, devices=info.devices)
-    except UserError as err:
-        return f"fails: {err}"
-    return f"ok on {instance_type}" if instance_type else "ok"
-
-
-def recipes_show(args: argparse.Namespace) -> int:
-    import yaml
-
-    from hyperpod_launcher import catalog, job
-
-    name = catalog.check_name(args.name)
-    for override in args.overrides:
-        if "=" not in override:
-            raise UserError(
-                f"{override!r}: overrides look like key=value (e.g. recipes.run.name=x)"
-            )
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from hyperpod_launcher.app import one_line
-
-    try:
-        with catalog.Composer() as composer:
-            cfg = composer.one(name, args.overrides)
-    except (HydraException, OmegaConfBaseException) as err:
-        raise UserError(one_line(err, args.overrides)) from None
-    info = catalog.describe(name, cfg)
-    recipe = cfg.get("recipes")
-    lines = [
-        f"recipe:      {name}",
-        f"about:       {info.summary}",
-        f"kind:        {info.method} / {info.stack} / {info.accelerator} (family {info.family})",
-        f"instance:    {info.instance_type or '-'}"
-        + (f" (launch with instance_type={info.instance_type})" if info.instance_type else ""),
-        f"nodes:       {info.nodes} x {info.devices} devices = world {info.nodes * info.devices}",
-        "parallelism: "
-        + (
-            "does not fit (see checks)"
-            if info.parallelism.startswith("invalid")
-            else info.parallelism
-        ),
-    ]
-    if isinstance(recipe, dict):
-        lines.append(f"checks:      {_checks(recipe, cfg, info)}")
-        shown = copy.deepcopy(recipe)
-        job._strip_recipe_secrets(shown)  # the token, if given, shows as its env reference
-        body: Any = shown
-    else:
-        body = {"training_cfg": cfg.get("training_cfg"), "git": cfg.get("git")}
-    print("\n".join(f"# {line}" for line in lines))
-    print(yaml.safe_dump(body, sort_keys=False, default_flow_style=False), end="")
-    return 0
-
-
-def _register_recipes(sub: Any) -> None:
-    recipes = sub.add_parser("recipes", help="browse the recipe catalog")
-    actions = recipes.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="recipes with their scale and parallelism")
-    listing.add_argument("--family", help="model family (llama, mistral, mixtral, hf, ...)")
-    listing.add_argument("--method", help=f"one of {', '.join(METHODS)}")
-    listing.add_argument("--peft", help=f"weights trained: one of {', '.join(PEFT)}")
-    listing.add_argument("--accelerator", help=f"one of {', '.join(ACCELERATORS)}")
-    listing.add_argument("--instance", help="instance type the recipe is sized for")
-    listing.add_argument("--json", action="store_true", help="machine-readable output")
-    listing.set_defaults(handler=recipes_list)
-    show = actions.add_parser("show", help="a recipe resolved: nodes, devices, parallelism, YAML")
-    show.add_argument(
-        "name", help="recipe name, e.g. training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
-    )
-    show.add_argument(
-        "overrides", nargs="*", help="Hydra overrides, e.g. recipes.trainer.num_nodes=4"
-    )
-    show.set_defaults(handler=recipes_show)
-
-
-# One entry per top-level command: a function adding its subparser (and a `handler` default).
-SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (_register_recipes,)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hyperpod-launch",
-        description="Browse recipes (launch with `hyperpod-launch recipes=<name> cluster=...`).",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in SUBCOMMANDS:
-        register(sub)
-    return parser
-
-
-def main(argv: Sequence[str]) -> int:
-    args = build_parser().parse_args(list(argv))  # usage errors: argparse exits 2
-    try:
-        return int(args.handler(args))
+        return int(args.run(args))
     except LauncherError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     except BrokenPipeError:  # `recipes list | head`
         return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command line; return its exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = argv[0] if argv else ""
+    if first in COMMANDS:
+        return _run_command(first, argv[1:])
+    if first in HELP_WORDS:
+        topic = argv[1] if len(argv) > 1 else ""
+        if topic in COMMANDS:
+            return _run_command(topic, ["--help"])
+        print(help_text(), end="")
+        return 0
+    from hyperpod_launcher import app
+
+    return app.launch(argv, help_text)
+
+
+def console() -> None:
+    """The `hyperpod-launch` console script."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # `... | head`: the reader left; that is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)

@@ -215,7 +215,7 @@ def execute(plan: Plan, argv: list[str], say: Callable[[str], None] = print) -> 
         return submitted.returncode
     say(f"submitted {spec.backend} job {submitted.job_id} ({spec.name})")
     if spec.wait:
-        from hyperpod_launcher.commands import follow
+        from hyperpod_launcher.lifecycle import follow
 
         final = follow(record)
         say(f"job {spec.name} ({spec.backend} job {submitted.job_id}): {final.describe()}")

@@ -52,7 +52,8 @@ def local_status(record: dict[str, Any]) -> st.JobStatus:
         return st.JobStatus(st.CANCELLED, "cancelled")
     if word.lstrip("-").isdigit():
         code = int(word)
-        return st.JobStatus(st.SUCCEEDED if code == 0 else st.FAILED, "exited", code)
+        status = st.JobStatus(st.SUCCEEDED if code == 0 else st.FAILED, "exited", code)
+        return status.with_cause([Path((record.get("details") or {}).get("log") or "/dev/null")])
     if record.get("job_id") and _alive(int(record["job_id"]), record["job_dir"]):
         return st.JobStatus(st.RUNNING, "running")
     return st.JobStatus(st.FAILED, "gone", detail="the process ended without an exit status")

@@ -232,8 +232,11 @@ class SlurmBackend:
         return Submitted(job_id=job_id, details={"sbatch_stdout": proc.stdout.strip()})
 
     def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[st.JobStatus]:
-        states = query([str(r["job_id"]) for r in records], exit_codes=detailed)
-        return [states[str(r["job_id"])] for r in records]
+        states = query([str(r["job_id"]) for r in records])
+        return [
+            states[str(r["job_id"])].with_cause(Path(r["job_dir"]).glob(f"log-*_{r['job_id']}.*"))
+            for r in records
+        ]
 
     def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> None:
         from hyperpod_launcher import logfiles
@@ -276,50 +279,71 @@ def _job_fields(job_id: str) -> dict[str, str]:
 
 
 def _status_of(backend_state: str, exit_field: str | None = None, detail: str = "") -> st.JobStatus:
+    """`exit_field` is Slurm's `code:signal`."""
     word = backend_state.split()[0].rstrip("+") if backend_state else "UNKNOWN"
-    code = int(exit_field.split(":")[0]) if exit_field and exit_field[0].isdigit() else None
-    return st.JobStatus(SLURM_STATES.get(word, st.UNKNOWN), word, code, detail)
+    state = SLURM_STATES.get(word, st.UNKNOWN)
+    code = None
+    if state in st.TERMINAL and exit_field and exit_field[0].isdigit():
+        code = int(exit_field.split(":")[0])
+    return st.JobStatus(state, word, code, detail)
 
 
-def query(job_ids: list[str], exit_codes: bool = False) -> dict[str, st.JobStatus]:
-    """States of many jobs in one squeue call; sacct for jobs slurmctld has forgotten, or
-    scontrol when accounting is off. `exit_codes` asks scontrol for finished jobs' codes."""
-    found: dict[str, st.JobStatus] = {}
-    if not job_ids:
-        return found
+def _from_squeue(job_ids: list[str]) -> dict[str, st.JobStatus]:
+    fields = "JobID:|,State:|,Reason:|,exit_code:|"
     proc = _slurm(
-        ["squeue", "--noheader", "--states=all", f"--jobs={','.join(job_ids)}", "--format=%i|%T|%r"]
+        ["squeue", "--noheader", "--states=all", f"--jobs={','.join(job_ids)}", "-O", fields]
     )
+    found = {}
     for line in proc.stdout.splitlines():
-        job_id, state, reason = ([*line.split("|"), "", ""])[:3]
-        detail = "" if reason in ("None", "") else reason
-        found[job_id.strip()] = _status_of(state, detail=detail)
-    missing = [j for j in job_ids if j not in found]
-    if missing:
-        proc = _slurm(
-            [
-                "sacct",
-                "--noheader",
-                "--parsable2",
-                "--allocations",
-                f"--jobs={','.join(missing)}",
-                "--format=JobIDRaw,State,ExitCode",
-            ]
-        )
-        for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
-            job_id, state, exit_field = ([*line.split("|"), "", ""])[:3]
-            found[job_id] = _status_of(state, exit_field)
-    for job_id in job_ids:
-        if job_id not in found:
-            found[job_id] = st.JobStatus(
-                st.UNKNOWN,
-                "UNKNOWN",
-                detail="not known to slurmctld any more and accounting (sacct) has no record of it",
-            )
-        elif exit_codes and found[job_id].finished and found[job_id].exit_code is None:
-            fields = _job_fields(job_id)
-            if fields:
-                found[job_id] = _status_of(
-                    fields.get("JobState", ""), fields.get("ExitCode"), found[job_id].detail
-                )
+        job_id, state, reason, raw = ([*line.split("|"), "", "", ""])[:4]
+        detail = "" if reason.strip() in ("None", "") else reason.strip()
+        status = int(raw) if raw.strip().isdigit() else None  # a wait(2) status
+        exit_field = None if status is None else f"{status >> 8}:{status & 0x7F}"
+        found[job_id.strip()] = _status_of(state, exit_field, detail)
     return found
+
+
+def _from_sacct(job_ids: list[str]) -> dict[str, st.JobStatus]:
+    proc = _slurm(
+        [
+            "sacct",
+            "--noheader",
+            "--parsable2",
+            "--allocations",
+            f"--jobs={','.join(job_ids)}",
+            "--format=JobIDRaw,State,ExitCode",
+        ]
+    )
+    found = {}
+    for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+        job_id, state, exit_field = ([*line.split("|"), "", ""])[:3]
+        found[job_id] = _status_of(state, exit_field)
+    return found
+
+
+def _from_scontrol(job_ids: list[str]) -> dict[str, st.JobStatus]:
+    found = {}
+    for job_id in job_ids:
+        fields = _job_fields(job_id)
+        if fields:
+            found[job_id] = _status_of(fields.get("JobState", ""), fields.get("ExitCode"))
+    return found
+
+
+FORGOTTEN = st.JobStatus(
+    st.UNKNOWN,
+    "UNKNOWN",
+    detail="not known to slurmctld any more and accounting (sacct) has no record of it",
+)
+
+
+def query(job_ids: list[str]) -> dict[str, st.JobStatus]:
+    """States and exit codes of many jobs: one squeue call; then sacct for the jobs slurmctld
+    has forgotten; then scontrol for any still missing (an id squeue could not list)."""
+    found: dict[str, st.JobStatus] = {}
+    for source in (_from_squeue, _from_sacct, _from_scontrol):
+        missing = [j for j in job_ids if j not in found]
+        if not missing:
+            break
+        found.update(source(missing))
+    return {job_id: found.get(job_id, FORGOTTEN) for job_id in job_ids}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hyperpod_launcher import app, catalog, cli
+from hyperpod_launcher import catalog, cli
 from tests.conftest import REPO
 
 L8B = "training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
@@ -43,7 +43,7 @@ def listed(run_cli: Any, *filters: str) -> list[dict[str, Any]]:
 
 
 def test_recipes_is_a_cli_command() -> None:
-    assert "recipes" in app.CLI_COMMANDS
+    assert "recipes" in cli.COMMANDS
 
 
 def test_list_shows_every_recipe_with_its_scale(run_cli: Any) -> None:

@@ -1,0 +1,58 @@
+"""Following launched jobs, for every backend: batched states and following one to its end."""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from typing import Any
+
+from hyperpod_launcher import status as st
+from hyperpod_launcher.errors import LauncherError, UserError
+
+# Backends whose job commands live apart from their renderer (they need an SDK, not Jinja).
+FOLLOWERS = {
+    "sm_jobs": "hyperpod_launcher.backends.sagemaker_jobs:SageMakerJobs",
+    "k8s": "hyperpod_launcher.backends.k8s_jobs:K8sJobs",
+}
+
+
+def implementation(backend: str, verb: str) -> Any:
+    """The object that answers `verb` (status, logs, cancel) for this backend's jobs."""
+    from hyperpod_launcher import backends, lazy
+
+    impl = lazy.load(FOLLOWERS[backend])() if backend in FOLLOWERS else backends.get(backend)
+    if not hasattr(impl, verb):
+        raise UserError(f"`{verb}` is not supported for {backend} jobs yet")
+    return impl
+
+
+def statuses(entries: list[dict[str, Any]], detailed: bool = False) -> list[st.JobStatus]:
+    """One status query per backend for many jobs. Without `detailed`, a backend that cannot
+    be asked is reported as one warning and its jobs as unknown."""
+    by_backend: dict[str, list[int]] = defaultdict(list)
+    result: list[st.JobStatus] = [st.JobStatus(st.UNKNOWN, "?")] * len(entries)
+    for i, entry in enumerate(entries):
+        if entry.get("job_id") is None:  # the submit failed: there is nothing to ask
+            result[i] = st.JobStatus(st.FAILED, "not submitted", detail="see its job.json")
+        else:
+            by_backend[entry["backend"]].append(i)
+    for backend, indexes in by_backend.items():
+        try:
+            found = implementation(backend, "status").status(
+                [entries[i] for i in indexes], detailed=detailed
+            )
+        except LauncherError as err:
+            if detailed:
+                raise
+            print(f"warning: {err}", file=sys.stderr)
+            continue
+        for i, state in zip(indexes, found, strict=True):
+            result[i] = state
+    return result
+
+
+def follow(record: dict[str, Any], rank: int | None = None) -> st.JobStatus:
+    """Stream the job's logs until it ends; return its final status."""
+    impl = implementation(record["backend"], "logs")
+    impl.logs(record, follow=True, rank=rank)
+    return impl.status([record], detailed=True)[0]
