@@ -5,7 +5,7 @@
 Each run is a fresh process that imports the launcher, composes every recipe once (Hydra's
 compose API, in batches) and builds + renders each backend's artifacts from that composition,
 writing nothing; shellcheck and helm are not included. Prints median wall and CPU seconds of
-the whole process and of its two phases. Target (issue 6): <= 3 s on a 2-core machine.
+the whole process and of its two phases. Target: <= 3 s on a 2-core machine.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The render floor (DESIGN §8): a minimal @hydra.main app over the same recipes_collection
+"""The render floor: a minimal @hydra.main app over the same recipes_collection
 that only resolves cfg.recipes and writes it as YAML."""
 
 import sys

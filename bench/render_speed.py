@@ -3,7 +3,7 @@
     python bench/render_speed.py [--runs 15]
 
 Runs the two commands alternately (A/B in one run, since the machine is noisy) and prints the
-median wall time of each and their ratio. DESIGN §8 target: render <= 1.15x the floor.
+median wall time of each and their ratio. Target: render <= 1.15x the floor.
 """
 
 from __future__ import annotations

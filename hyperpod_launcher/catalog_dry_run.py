@@ -18,15 +18,6 @@ from hyperpod_launcher import backends, catalog, gen_launch_scripts, job
 from hyperpod_launcher.backends.base import Rendered
 from hyperpod_launcher.errors import UserError
 
-# What a catalog-wide render needs per backend beyond the cluster file's defaults.
-BACKEND_OVERRIDES: dict[str, tuple[str, ...]] = {
-    "k8s": ("container=public.ecr.aws/hyperpod-launcher/train:catalog",),
-    "sm_jobs": (
-        "cluster.sm_jobs_config.output_path=s3://hyperpod-launcher-catalog/output",
-        "+cluster.sm_jobs_config.secrets.secrets_manager.HF_TOKEN=catalog/hf-token",
-        "instance_type=ml.c5.2xlarge",  # custom-script examples; recipes bring their own
-    ),
-}
 # The launch scripts' placeholders, with values, so every recipe is complete.
 PLACEHOLDERS = {
     "TRAIN_DIR": "/fsx/data/train",
@@ -61,7 +52,7 @@ def _cluster_sections(composer: catalog.Composer, names: Iterable[str]) -> dict[
     for name in names:
         args.append(f"+cluster@{catalog.SLOT}.{name}={name}")
         top_level[name] = []
-        for override in BACKEND_OVERRIDES.get(name, ()):
+        for override in backends.entry(name).catalog_overrides:
             sign = override[: len(override) - len(override.lstrip("+~"))]
             body = override[len(sign) :]
             if body.startswith("cluster."):

@@ -57,7 +57,8 @@ def status(args: argparse.Namespace) -> int:
 def logs(args: argparse.Namespace) -> int:
     record = records.resolve(args.job)
     impl = lifecycle.implementation(record["backend"], "logs")
-    impl.logs(record, follow=args.follow, rank=args.rank)
+    for line in impl.logs(record, follow=args.follow, rank=args.rank):
+        print(line, flush=args.follow)
     return 0
 
 

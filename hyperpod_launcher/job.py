@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hyperpod_launcher import (
+    backends,
     ds_config,
     instance_choice,
     instances,
@@ -156,11 +157,11 @@ class JobSpec:
 
 def backend_of(cluster_choice: str | None, cluster_type: str | None) -> str:
     """`cluster=` selects the backend; `cluster_type`, when given, must agree with it."""
-    if cluster_choice not in schema.BACKENDS:
+    known = backends.names()
+    if cluster_choice not in known:
         raise UserError(
             f"cluster={cluster_choice}: unknown cluster"
-            f"{did_you_mean(str(cluster_choice), schema.BACKENDS)}; "
-            f"allowed: {', '.join(schema.BACKENDS)}"
+            f"{did_you_mean(str(cluster_choice), known)}; allowed: {', '.join(known)}"
         )
     if cluster_type is not None and cluster_type != cluster_choice:
         raise UserError(
@@ -389,7 +390,7 @@ def build(
         advice = cluster_keys.wrong_backend(f"cluster.{key}", backend)
         if advice:
             raise UserError(advice)
-    check_section(opts, schema.cluster_schema(backend), "cluster", schema.MOVED_KEYS)
+    check_section(opts, backends.options_schema(backend), "cluster", schema.MOVED_KEYS)
 
     base = cfg.get("base_results_dir")
     if not base:

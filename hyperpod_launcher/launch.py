@@ -54,7 +54,7 @@ class Plan:
 
     @property
     def submit_only_files(self) -> bool:
-        return self.spec.dry_run or bool(self.spec.opts.get("slurm_create_submission_file_only"))
+        return self.spec.dry_run or self.backend.writes_only(self.spec)
 
 
 def make_plan(
@@ -118,7 +118,7 @@ def _record(plan: Plan, artifacts: list[str], status: str, **extra: Any) -> dict
 
 def _review_only_note(plan: Plan) -> str | None:
     """Backends whose job runs the submit host's checkout say so: a dry run makes none."""
-    hint = getattr(plan.backend, "checkout_hint", None)
+    hint = plan.backend.checkout_hint
     if hint is None or not plan.spec.code.checkout_dir:
         return None
     note = (
@@ -166,10 +166,8 @@ def execute(plan: Plan, argv: list[str], say: Callable[[str], None] = print) -> 
         # dry run fetches nothing (no network), so its scripts are for review only.
         resolved_commit = None if spec.dry_run else _checkout(plan, artifacts, jobdir)
         # A backend may add what only a dry run shows (k8s: the manifests helm renders).
-        dry_run_hook = getattr(plan.backend, "dry_run", None)
-        if dry_run_hook is not None:
-            extra = dry_run_hook(spec, plan.rendered, jobdir, say)
-            artifacts = [*sorted({*artifacts, *extra} - {RECORD}), RECORD]
+        extra = plan.backend.dry_run(spec, plan.rendered, jobdir, say)
+        artifacts = [*sorted({*artifacts, *extra} - {RECORD}), RECORD]
         jobdir.write_record(_record(plan, artifacts, "dry_run", resolved_commit=resolved_commit))
         say(f"dry run: wrote {', '.join(artifacts)}")
         note = _review_only_note(plan) if spec.dry_run else None

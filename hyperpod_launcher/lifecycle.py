@@ -9,20 +9,14 @@ from typing import Any
 from hyperpod_launcher import status as st
 from hyperpod_launcher.errors import LauncherError, UserError
 
-# Backends whose job commands live apart from their renderer (they need an SDK, not Jinja).
-FOLLOWERS = {
-    "sm_jobs": "hyperpod_launcher.backends.sagemaker_jobs:SageMakerJobs",
-    "k8s": "hyperpod_launcher.backends.k8s_jobs:K8sJobs",
-}
-
 
 def implementation(backend: str, verb: str) -> Any:
-    """The object that answers `verb` (status, logs, cancel) for this backend's jobs."""
-    from hyperpod_launcher import backends, lazy
+    """The backend that answers `verb` (status, logs, cancel) for its jobs."""
+    from hyperpod_launcher import backends
 
-    impl = lazy.load(FOLLOWERS[backend])() if backend in FOLLOWERS else backends.get(backend)
-    if not hasattr(impl, verb):
-        raise UserError(f"`{verb}` is not supported for {backend} jobs yet")
+    impl = backends.get(backend)
+    if verb not in impl.capabilities:
+        raise UserError(f"`{verb}` is not supported for {backend} jobs")
     return impl
 
 
@@ -54,5 +48,6 @@ def statuses(entries: list[dict[str, Any]], detailed: bool = False) -> list[st.J
 def follow(record: dict[str, Any], rank: int | None = None) -> st.JobStatus:
     """Stream the job's logs until it ends; return its final status."""
     impl = implementation(record["backend"], "logs")
-    impl.logs(record, follow=True, rank=rank)
+    for line in impl.logs(record, follow=True, rank=rank):
+        print(line, flush=True)
     return impl.status([record], detailed=True)[0]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TextIO
 
 
 def rank_filter(rank: int | None) -> Callable[[str], bool]:
@@ -17,21 +15,20 @@ def rank_filter(rank: int | None) -> Callable[[str], bool]:
     return lambda line: line.startswith(prefix)
 
 
-def stream(
+def lines(
     paths: Callable[[], Iterable[Path]],
     finished: Callable[[], bool],
     *,
     follow: bool,
     rank: int | None = None,
-    out: TextIO = sys.stdout,
     poll: float = 0.5,
-) -> None:
-    """Print the files' lines; with `follow`, keep printing new lines until `finished()`."""
+) -> Iterator[str]:
+    """The files' lines; with `follow`, keep yielding new lines until `finished()`."""
     keep = rank_filter(rank)
     offsets: dict[Path, int] = {}
     partial: dict[Path, str] = {}
 
-    def drain() -> None:
+    def drain() -> Iterator[str]:
         for path in sorted(paths()):
             try:
                 with path.open("r", errors="replace") as handle:
@@ -40,19 +37,15 @@ def stream(
                     offsets[path] = handle.tell()
             except FileNotFoundError:
                 continue
-            lines = (partial.pop(path, "") + chunk).split("\n")
-            partial[path] = lines.pop()
-            for line in lines:
-                if keep(line):
-                    out.write(line + "\n")
-        out.flush()
+            found = (partial.pop(path, "") + chunk).split("\n")
+            partial[path] = found.pop()
+            yield from filter(keep, found)
 
-    drain()
+    yield from drain()
     while follow and not finished():
         time.sleep(poll)
-        drain()
-    drain()
-    for _path, rest in partial.items():
+        yield from drain()
+    yield from drain()
+    for rest in partial.values():
         if rest and keep(rest):
-            out.write(rest + "\n")
-    out.flush()
+            yield rest

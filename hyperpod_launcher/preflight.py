@@ -57,7 +57,7 @@ class Check:
 
 
 def checks_of(plan: Plan) -> list[Check]:
-    module = getattr(plan.backend, "preflight_checks", None)
+    module = plan.backend.preflight_checks
     if not module:
         return []
     return list(importlib.import_module(module).checks(plan))

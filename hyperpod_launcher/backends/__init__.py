@@ -1,24 +1,74 @@
-"""Backend registry: name -> "module:Class", imported on first use so no SDK loads early."""
+"""The backend registry: one entry per backend, the only place outside a backend that names it.
+
+Everything else derives from it: what `cluster=` and `cluster_type` accept, which options
+schema checks the cluster file, what the catalog-wide dry run renders, and which backend answers
+`jobs`/`status`/`logs`/`cancel`. Entries name code as "module:Name" strings, imported on first
+use, so no SDK loads before a backend that needs it runs. The cluster file itself is
+`recipes_collection/cluster/<name>.yaml` (or `<name>.yaml` in a `--config-dir`).
+"""
 
 from __future__ import annotations
 
-from hyperpod_launcher import lazy
-from hyperpod_launcher.backends.base import Backend
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-_REGISTRY = {
-    "slurm": "hyperpod_launcher.backends.slurm:SlurmBackend",
-    "local": "hyperpod_launcher.backends.local:LocalBackend",
-    "sm_jobs": "hyperpod_launcher.backends.sagemaker:SageMakerBackend",
-    "k8s": "hyperpod_launcher.backends.k8s:K8sBackend",
+from hyperpod_launcher import lazy
+
+if TYPE_CHECKING:
+    from hyperpod_launcher.backends.base import Backend
+
+
+@dataclass(frozen=True)
+class Entry:
+    backend: str  # "module:Class" of a backends.base.Backend subclass
+    options: str  # "module:Class" of the dataclass listing the cluster file's keys
+    catalog_overrides: tuple[str, ...] = ()  # what a catalog-wide dry run adds (no real cluster)
+
+
+_REGISTRY: dict[str, Entry] = {
+    "slurm": Entry(
+        "hyperpod_launcher.backends.slurm:SlurmBackend",
+        "hyperpod_launcher.config.schema:SlurmOptions",
+    ),
+    "local": Entry(
+        "hyperpod_launcher.backends.local:LocalBackend",
+        "hyperpod_launcher.config.schema:LocalOptions",
+    ),
+    "sm_jobs": Entry(
+        "hyperpod_launcher.backends.sagemaker:SageMakerBackend",
+        "hyperpod_launcher.config.schema_sm_jobs:SmJobsOptions",
+        (
+            "cluster.sm_jobs_config.output_path=s3://hyperpod-launcher-catalog/output",
+            "+cluster.sm_jobs_config.secrets.secrets_manager.HF_TOKEN=catalog/hf-token",
+            "instance_type=ml.c5.2xlarge",  # custom-script examples; recipes bring their own
+        ),
+    ),
+    "k8s": Entry(
+        "hyperpod_launcher.backends.k8s:K8sBackend",
+        "hyperpod_launcher.config.schema_k8s:K8sOptions",
+        ("container=public.ecr.aws/hyperpod-launcher/train:catalog",),
+    ),
 }
 
 
-def get(name: str) -> Backend:
+def register(name: str, entry: Entry) -> None:
+    """Add a backend that lives outside this package (a plugin, a test's toy backend)."""
+    _REGISTRY[name] = entry
+
+
+def entry(name: str) -> Entry:
     try:
-        target = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
-        raise NotImplementedError(f"the {name!r} backend is not available yet") from None
-    return lazy.load(target)()
+        raise NotImplementedError(f"the {name!r} backend is not available") from None
+
+
+def get(name: str) -> Backend:
+    return lazy.load(entry(name).backend)()
+
+
+def options_schema(name: str) -> type:
+    return lazy.load(entry(name).options)
 
 
 def names() -> tuple[str, ...]:

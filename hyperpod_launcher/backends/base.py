@@ -1,14 +1,22 @@
-"""The backend protocol: a pure render, then a submit that is the only side effect."""
+"""The backend contract: a pure render, a submit that is the only side effect, and the job
+commands (status, logs, cancel) a backend declares in its capabilities."""
 
 from __future__ import annotations
 
 import re
 import shlex
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hyperpod_launcher import __version__, templating
 from hyperpod_launcher.job import MASK, SECRET_ENV, JobSpec, Secrets
+
+if TYPE_CHECKING:
+    from hyperpod_launcher.status import JobStatus
+
+STATUS, LOGS, CANCEL = "status", "logs", "cancel"
 
 
 @dataclass(frozen=True)
@@ -24,6 +32,9 @@ class Rendered:
     files: dict[str, RenderedFile]
     submit_argv: tuple[str, ...]
     summary: str = ""
+    # The backend's own structured request, when it has one (SageMaker: the estimator plan):
+    # what submit sends, computed once by render.
+    request: Any = field(default=None, compare=False)
 
     @property
     def submit_command(self) -> str:
@@ -60,12 +71,46 @@ class Submitted:
     details: dict[str, object] = field(default_factory=dict)
 
 
-class Backend(Protocol):
-    name: str
+class Backend(ABC):
+    """One backend. `render` is pure (no I/O, no network, no SDK import); `submit` sends what
+    `render` returned. The job commands it supports are named in `capabilities`; the CLI asks
+    those, and prints what `logs` yields."""
 
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]] = frozenset()  # of STATUS, LOGS, CANCEL
+    # Set when the job runs the submit host's checkout (which a dry run does not make): how to
+    # write the files with the checkout made; "" when there is no such way.
+    checkout_hint: ClassVar[str | None] = None
+    # The module `preflight` asks about this backend's cluster (hyperpod_launcher.preflight).
+    preflight_checks: ClassVar[str | None] = None
+
+    @abstractmethod
     def render(self, spec: JobSpec) -> Rendered: ...
 
+    @abstractmethod
     def submit(self, spec: JobSpec, rendered: Rendered, secrets: Secrets) -> Submitted: ...
+
+    def writes_only(self, spec: JobSpec) -> bool:
+        """Whether this launch writes its files and submits nothing (besides dry_run=true)."""
+        return False
+
+    def dry_run(
+        self, spec: JobSpec, rendered: Rendered, jobdir: Any, say: Callable[[str], None]
+    ) -> list[str]:
+        """What only a dry run adds to the job folder (file names); nothing by default."""
+        return []
+
+    def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[JobStatus]:
+        """The states of many jobs in as few queries as the backend allows."""
+        raise NotImplementedError(f"{self.name} does not support status")
+
+    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> Iterator[str]:
+        """The job's output lines (only global rank `rank`'s); with `follow`, until it ends."""
+        raise NotImplementedError(f"{self.name} does not support logs")
+
+    def cancel(self, record: dict[str, Any]) -> str:
+        """Stop the job; say what was done (a finished job is left alone)."""
+        raise NotImplementedError(f"{self.name} does not support cancel")
 
 
 def entry_argv(spec: JobSpec) -> list[str]:

@@ -12,16 +12,28 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hyperpod_launcher import __version__, resources, templating
 from hyperpod_launcher.backends import k8s_secret, k8s_values
-from hyperpod_launcher.backends.base import Rendered, RenderedFile, Submitted
+from hyperpod_launcher.backends.base import (
+    CANCEL,
+    LOGS,
+    STATUS,
+    Backend,
+    Rendered,
+    RenderedFile,
+    Submitted,
+)
+from hyperpod_launcher.backends.k8s_jobs import HELM_MISSING, K8sJobs
 from hyperpod_launcher.errors import BackendError
 from hyperpod_launcher.job import JobSpec, Secrets
+
+if TYPE_CHECKING:
+    from hyperpod_launcher.status import JobStatus
 
 CHART = "pytorchjob"
 LIBRARY_CHART = "hpl-common"
@@ -31,10 +43,6 @@ MANIFESTS = "manifests.yaml"
 CRD_API = "kubeflow.org/v1"
 # helm template --api-versions, per chart: the job's API, as if its CRD were installed.
 CHART_APIS = {CHART: CRD_API, "hyperpodpytorchjob": "sagemaker.amazonaws.com/v1"}
-HELM_MISSING = (
-    "helm not found on PATH: install Helm (https://helm.sh/docs/intro/install/; in this "
-    "repository: bash scripts/install_helm.sh, then add .tools/bin to PATH)"
-)
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -121,9 +129,20 @@ def chart_of(spec: JobSpec) -> str:
     return "hyperpodpytorchjob" if spec.opts.get("use_hyperpod_pytorch_job") else CHART
 
 
-class K8sBackend:
+class K8sBackend(Backend):
     name = "k8s"
     preflight_checks = "hyperpod_launcher.backends.k8s_preflight"  # what `preflight` asks
+    capabilities = frozenset({STATUS, LOGS, CANCEL})
+
+    # The job commands (k8s_jobs) use the kubernetes client, which they import on first use.
+    def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[JobStatus]:
+        return K8sJobs().status(records, detailed)
+
+    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> Iterator[str]:
+        return K8sJobs().logs(record, follow, rank)
+
+    def cancel(self, record: dict[str, Any]) -> str:
+        return K8sJobs().cancel(record)
 
     def render(self, spec: JobSpec) -> Rendered:
         chart = k8s_values.build(spec)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +66,10 @@ TIMEOUT = (5, 60)  # connect, read (seconds) for every call but a followed log
 POLL_SECONDS = 2.0
 DRAIN_SECONDS = 60.0  # after the job ends, how long to wait for the log streams to finish
 INSTALL_HINT = "pip install 'hyperpod-launcher[k8s]'"
+HELM_MISSING = (
+    "helm not found on PATH: install Helm (https://helm.sh/docs/intro/install/; in this "
+    "repository: bash scripts/install_helm.sh, then add .tools/bin to PATH)"
+)
 
 
 @dataclass(frozen=True)
@@ -479,7 +485,7 @@ class K8sJobs:
                 result.append(st.JobStatus(st.UNKNOWN, "?"))
         return result
 
-    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> None:
+    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> Iterator[str]:
         from hyperpod_launcher.logfiles import rank_filter
 
         full = full_record(record)
@@ -490,7 +496,7 @@ class K8sJobs:
         cluster = self.cluster(ref)
         keep = rank_filter(rank)
         if follow:
-            _Follower(cluster, ref, keep).run()
+            yield from _Follower(cluster, ref, keep).lines()
             return
         pods = cluster.pods(ref)
         if not pods:
@@ -507,10 +513,7 @@ class K8sJobs:
                 continue
             except _NotFound:
                 continue
-            for line in text.splitlines():
-                if keep(line):
-                    sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+            yield from filter(keep, text.splitlines())
 
     def cancel(self, record: dict[str, Any]) -> str:
         full = full_record(record)
@@ -549,8 +552,6 @@ def _helm_uninstall(ref: Ref) -> bool:
     """Uninstall the release (no --wait); False when helm says it is not installed."""
     helm = shutil.which("helm")
     if helm is None:
-        from hyperpod_launcher.backends.k8s import HELM_MISSING
-
         raise BackendError(HELM_MISSING)
     argv = [helm, "uninstall", ref.name, "--namespace", ref.namespace]
     if ref.context:
@@ -588,12 +589,30 @@ class _Follower:
         self.cluster, self.ref, self.keep = cluster, ref, keep
         self.lock = threading.Lock()
         self.streams: dict[tuple[str, int], threading.Thread] = {}
+        self.queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
 
     def write(self, line: str) -> None:
         if self.keep(line):
-            with self.lock:
-                sys.stdout.write(line + "\n")
-                sys.stdout.flush()
+            self.queue.put(line)
+
+    def lines(self) -> Iterator[str]:
+        """Every stream's lines as they come, until the job ends and the streams drain."""
+
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self.run()
+            except BaseException as err:  # raised below, in the caller's thread
+                failed.append(err)
+            finally:
+                self.queue.put(None)
+
+        threading.Thread(target=run, daemon=True).start()
+        while (line := self.queue.get()) is not None:
+            yield line
+        if failed:
+            raise failed[0]
 
     def stream(self, key: tuple[str, int], pod: str) -> None:
         try:

@@ -7,13 +7,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from hyperpod_launcher import __version__, templating
 from hyperpod_launcher import status as st
 from hyperpod_launcher.backends.base import (
+    CANCEL,
+    LOGS,
+    STATUS,
     TRAIN_SCRIPT,
+    Backend,
     Rendered,
     RenderedFile,
     Submitted,
@@ -59,8 +64,9 @@ def local_status(record: dict[str, Any]) -> st.JobStatus:
     return st.JobStatus(st.FAILED, "gone", detail="the process ended without an exit status")
 
 
-class LocalBackend:
+class LocalBackend(Backend):
     name = "local"
+    capabilities = frozenset({STATUS, LOGS, CANCEL})
     checkout_hint = ""  # the job runs the launcher's checkout, which a dry run does not make
 
     def render(self, spec: JobSpec) -> Rendered:
@@ -103,11 +109,11 @@ class LocalBackend:
     def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[st.JobStatus]:
         return [local_status(r) for r in records]
 
-    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> None:
+    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> Iterator[str]:
         from hyperpod_launcher import logfiles
 
         log = Path(record.get("details", {}).get("log") or "")
-        logfiles.stream(
+        return logfiles.lines(
             lambda: [log], lambda: local_status(record).finished, follow=follow, rank=rank
         )
 

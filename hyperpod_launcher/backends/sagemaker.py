@@ -18,14 +18,26 @@ import os
 import pprint
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from hyperpod_launcher import __version__, templating
 from hyperpod_launcher.backends import sagemaker_checks as checks
-from hyperpod_launcher.backends.base import Rendered, RenderedFile, Submitted, train_script
+from hyperpod_launcher.backends.base import (
+    CANCEL,
+    LOGS,
+    STATUS,
+    Backend,
+    Rendered,
+    RenderedFile,
+    Submitted,
+    train_script,
+)
 from hyperpod_launcher.errors import BackendError, UserError
 from hyperpod_launcher.job import RECIPE_SECRETS, SECRET_ENV, Entry, JobSpec, Secrets
+
+if TYPE_CHECKING:
+    from hyperpod_launcher.status import JobStatus
 
 KEY = checks.KEY
 LAUNCH_PY = "launch.py"
@@ -408,9 +420,26 @@ def _torch_distributed() -> dict[str, Any]:
     return {"torch_distributed": {"enabled": True}}
 
 
-class SageMakerBackend:
+class SageMakerBackend(Backend):
     name = "sm_jobs"
     preflight_checks = "hyperpod_launcher.backends.sagemaker_preflight"  # what `preflight` asks
+    capabilities = frozenset({STATUS, LOGS, CANCEL})
+
+    # The job commands need boto3 and none of the rendering code: they live apart.
+    def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[JobStatus]:
+        from hyperpod_launcher.backends.sagemaker_jobs import SageMakerJobs
+
+        return SageMakerJobs().status(records, detailed)
+
+    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> Iterator[str]:
+        from hyperpod_launcher.backends.sagemaker_jobs import SageMakerJobs
+
+        return SageMakerJobs().logs(record, follow, rank)
+
+    def cancel(self, record: dict[str, Any]) -> str:
+        from hyperpod_launcher.backends.sagemaker_jobs import SageMakerJobs
+
+        return SageMakerJobs().cancel(record)
 
     def render(self, spec: JobSpec) -> Rendered:
         job = plan(spec)
@@ -434,7 +463,7 @@ class SageMakerBackend:
             templating.render("sagemaker/submission.sh.j2", **context), 0o755
         )
         argv = (sys.executable, os.path.join(spec.job_dir, LAUNCH_PY))
-        return Rendered(files, argv, job.summary)
+        return Rendered(files, argv, job.summary, request=job)
 
     def estimator_arguments(self, spec: JobSpec) -> dict[str, Any]:
         return plan(spec).estimator
@@ -448,7 +477,7 @@ class SageMakerBackend:
     def submit(self, spec: JobSpec, rendered: Rendered, secrets: Secrets) -> Submitted:
         if not sdk_installed():
             raise BackendError(f"the SageMaker Python SDK is not installed: {SDK_EXTRA}")
-        job = plan(spec)
+        job: Plan = rendered.request
         log_path = os.path.join(spec.job_dir, f"sm_submit-{spec.launch_id}.log")
         proc = subprocess.Popen(
             rendered.submit_argv,
@@ -498,7 +527,7 @@ class SageMakerBackend:
     ) -> list[str]:
         """Say the estimator arguments, then (with the SDK) the exact CreateTrainingJob request,
         which is also kept as create_training_job.json. No AWS call, no upload."""
-        job = plan(spec)
+        job: Plan = rendered.request
         say("estimator arguments: " + json.dumps(job.estimator, indent=2))
         if not sdk_installed():
             say(f"dry run: the exact CreateTrainingJob request needs the SDK: {SDK_EXTRA}")

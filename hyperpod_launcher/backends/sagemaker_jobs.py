@@ -7,6 +7,7 @@ the rendering code. The job's name and region come from its job.json record.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from hyperpod_launcher import status as st
@@ -81,7 +82,7 @@ class SageMakerJobs:
             )
         return result
 
-    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> None:
+    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> Iterator[str]:
         from hyperpod_launcher.logfiles import rank_filter
 
         logs = _client("logs", record)
@@ -99,7 +100,7 @@ class SageMakerJobs:
                     if event["eventId"] not in seen:
                         seen.add(event["eventId"])
                         if keep(event["message"]):
-                            print(event["message"].rstrip("\n"), flush=True)
+                            yield event["message"].rstrip("\n")
                 token = page.get("nextToken")
                 if not token:
                     break

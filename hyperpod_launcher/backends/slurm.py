@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from hyperpod_launcher import __version__, templating
 from hyperpod_launcher import status as st
 from hyperpod_launcher.backends.base import (
+    CANCEL,
+    LOGS,
+    STATUS,
     TRAIN_SCRIPT,
+    Backend,
     Rendered,
     RenderedFile,
     Submitted,
@@ -185,11 +189,15 @@ def docker_command(spec: JobSpec, train_script_path: str) -> str:
     return " && ".join(steps)
 
 
-class SlurmBackend:
+class SlurmBackend(Backend):
     name = "slurm"
     preflight_checks = "hyperpod_launcher.backends.slurm_preflight"  # what `preflight` asks
+    capabilities = frozenset({STATUS, LOGS, CANCEL})
     # The nodes run the submit host's checkout; a dry run makes none.
     checkout_hint = "cluster.slurm_create_submission_file_only=true writes them and checks it out"
+
+    def writes_only(self, spec: JobSpec) -> bool:
+        return bool(spec.opts.get("slurm_create_submission_file_only"))
 
     def render(self, spec: JobSpec) -> Rendered:
         prefix = spec.opts.get("job_name_prefix") or ""
@@ -238,11 +246,11 @@ class SlurmBackend:
             for r in records
         ]
 
-    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> None:
+    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> Iterator[str]:
         from hyperpod_launcher import logfiles
 
         job_dir, job_id = Path(record["job_dir"]), str(record["job_id"])
-        logfiles.stream(
+        return logfiles.lines(
             lambda: job_dir.glob(f"log-*_{job_id}.*"),
             lambda: query([job_id])[job_id].finished,
             follow=follow,

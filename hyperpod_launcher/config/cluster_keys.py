@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from hyperpod_launcher.config import schema
+from hyperpod_launcher import backends
 
 
 def _has(backend: str, key: str) -> bool:
-    return any(f.name == key for f in dataclasses.fields(schema.cluster_schema(backend)))
+    return any(f.name == key for f in dataclasses.fields(backends.options_schema(backend)))
 
 
 def wrong_backend(dotted: str, backend: str) -> str | None:
@@ -19,7 +19,7 @@ def wrong_backend(dotted: str, backend: str) -> str | None:
     key = rest.split(".")[0]
     if _has(backend, key):  # only this backend's schema is loaded on the usual path
         return None
-    found = [name for name in schema.BACKENDS if name != backend and _has(name, key)]
+    found = [name for name in backends.names() if name != backend and _has(name, key)]
     if not found:
         return None
     return (

@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from hyperpod_launcher.config.rules import Count
 
-BACKENDS = ("slurm", "k8s", "sm_jobs", "local")
 DEFAULT_CLUSTER = "slurm"  # config.yaml's default, as in SageMaker HyperPod recipes
 
 
@@ -47,7 +46,7 @@ class TrainingCfg:
 class LauncherConfig:
     """Top level of recipes_collection/config.yaml (recipes and cluster are checked apart)."""
 
-    cluster_type: Literal["slurm", "k8s", "sm_jobs", "local"] | None = None
+    cluster_type: str | None = None  # a registered backend, the one cluster= selects
     instance_type: str | None = None
     base_results_dir: str | None = None
     container: str | None = None
@@ -102,21 +101,6 @@ class LocalOptions:
     """cluster/local.yaml: run the job on this machine."""
 
     detach: bool = False
-
-
-# Each backend's options dataclass, imported on first use (a render loads only its own).
-_CLUSTER_SCHEMAS = {
-    "slurm": "hyperpod_launcher.config.schema:SlurmOptions",
-    "local": "hyperpod_launcher.config.schema:LocalOptions",
-    "k8s": "hyperpod_launcher.config.schema_k8s:K8sOptions",
-    "sm_jobs": "hyperpod_launcher.config.schema_sm_jobs:SmJobsOptions",
-}
-
-
-def cluster_schema(backend: str) -> type:
-    from hyperpod_launcher import lazy
-
-    return lazy.load(_CLUSTER_SCHEMAS[backend])
 
 
 MOVED_KEYS = {

@@ -153,6 +153,6 @@ def test_backend_sections_equal_composing_each_cluster() -> None:
     with catalog.Composer() as composer:
         sections = catalog_dry_run._cluster_sections(composer, backends.names())
         for name in backends.names():
-            extra = catalog_dry_run.BACKEND_OVERRIDES.get(name, ())
+            extra = backends.entry(name).catalog_overrides
             cfg = composer.raw(["~recipes", f"cluster={name}", *extra])
             assert sections[name] == OmegaConf.to_container(cfg, resolve=True), name

@@ -100,13 +100,23 @@ def _modules() -> list[str]:
 
 
 def _imports(module: str) -> set[str]:
-    """Every hyperpod_launcher module this one imports, at the top or inside a function."""
+    """Every hyperpod_launcher module this one imports when it runs, at the top or inside a
+    function."""
     known = set(_modules())
     path = REPO / (module.replace(".", "/") + ".py")
     if not path.exists():
         path = REPO / module.replace(".", "/") / "__init__.py"
+    tree = ast.parse(path.read_text())
+    typing_only = {  # `if TYPE_CHECKING:` imports never run
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
+        for inner in ast.walk(node)
+    }
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hyperpod_launcher"):
             for alias in node.names:
                 full = f"{node.module}.{alias.name}"

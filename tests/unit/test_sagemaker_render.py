@@ -29,7 +29,7 @@ SM = (
 SM_LLAMA = (LLAMA, *SM, "instance_type=ml.p5.48xlarge")
 HF = "hf_not_a_real_token_321"
 
-# The bad inputs (and the SDK missing, below): one line, exit 2, nothing written.
+# Bad inputs (and the SDK missing, below): one line, exit 2, nothing written.
 CASES = {
     "both inputs": (
         (

@@ -102,7 +102,7 @@ CASES: dict[str, tuple[tuple[str, ...], list[str]]] = {
 }
 
 
-# The list runs as real launches (exit code, one line, nothing written); the others
+# These run as real launches (exit code, one line, nothing written); the others
 # are checked in-process, where the same UserError is raised before anything is written.
 LAUNCHED = {
     "invalid namespace",

@@ -1,0 +1,100 @@
+"""A backend is one registry entry: a toy backend defined in this test module runs a dry run, a
+launch, `jobs` and `status` through the launcher's own code, with nothing edited in the package."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hyperpod_launcher import backends, cli
+from hyperpod_launcher import status as st
+from hyperpod_launcher.backends.base import STATUS, Backend, Rendered, RenderedFile, Submitted
+from hyperpod_launcher.job import JobSpec, Secrets
+
+
+@dataclass
+class ToyOptions:
+    """cluster/toy.yaml"""
+
+    greeting: str = "hello"
+
+
+class ToyBackend(Backend):
+    name = "toy"
+    capabilities = frozenset({STATUS})
+
+    def render(self, spec: JobSpec) -> Rendered:
+        script = f"#!/bin/sh\necho {spec.opts['greeting']}\n"
+        return Rendered({"toy.sh": RenderedFile(script, 0o755)}, ("toy-run", spec.name), "toy job")
+
+    def submit(self, spec: JobSpec, rendered: Rendered, secrets: Secrets) -> Submitted:
+        Path(spec.job_dir, "toy.state").write_text("RUNNING")
+        return Submitted(job_id=f"toy-{spec.launch_id}")
+
+    def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[st.JobStatus]:
+        words = [Path(r["job_dir"], "toy.state").read_text() for r in records]
+        return [st.JobStatus(st.RUNNING if w == "RUNNING" else st.UNKNOWN, w) for w in words]
+
+
+@pytest.fixture
+def toy_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(backends, "_REGISTRY", dict(backends._REGISTRY))
+    backends.register("toy", backends.Entry(f"{__name__}:ToyBackend", f"{__name__}:ToyOptions"))
+    config_dir = tmp_path / "conf"
+    (config_dir / "cluster").mkdir(parents=True)
+    (config_dir / "cluster" / "toy.yaml").write_text("greeting: hello\n")
+    return config_dir
+
+
+def launch(config_dir: Path, tmp_path: Path, *extra: str) -> int:
+    return cli.main(
+        [
+            "--config-dir",
+            str(config_dir),
+            "cluster=toy",
+            f"base_results_dir={tmp_path / 'results'}",
+            "training_cfg.run.name=toy-job",
+            *extra,
+        ]
+    )
+
+
+def test_a_registered_backend_dry_runs_launches_and_is_followed(
+    toy_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert "toy" in backends.names()
+    job_dir = tmp_path / "results" / "toy-job"
+
+    assert launch(toy_config, tmp_path, "dry_run=true", "cluster.greeting=hi") == 0
+    out = capsys.readouterr().out
+    assert "submit with: toy-run toy-job" in out
+    assert (job_dir / "toy.sh").read_text() == "#!/bin/sh\necho hi\n"
+    assert json.loads((job_dir / "job.json").read_text())["backend"] == "toy"
+
+    # The options schema the entry names checks the cluster file's keys.
+    assert launch(toy_config, tmp_path, "dry_run=true", "+cluster.greting=hi") == 2
+    assert "unknown key 'cluster.greting' (did you mean 'greeting'?)" in capsys.readouterr().err
+
+    assert launch(toy_config, tmp_path) == 0
+    assert "submitted toy job toy-" in capsys.readouterr().out
+    assert cli.main(["jobs"]) == 0
+    assert "toy-job  toy" in capsys.readouterr().out
+    assert cli.main(["status", "toy-job"]) == 0
+    assert ": running (RUNNING)" in capsys.readouterr().out
+    # What the backend does not declare is refused in one line.
+    assert cli.main(["logs", "toy-job"]) == 2
+    assert capsys.readouterr().err == "error: `logs` is not supported for toy jobs\n"
+
+
+def test_every_backend_declares_what_it_answers() -> None:
+    for name in backends.names():
+        backend = backends.get(name)
+        assert isinstance(backend, Backend) and backend.name == name
+        assert backend.capabilities <= {"status", "logs", "cancel"}
+        for verb in backend.capabilities:  # a declared verb is implemented, not the default
+            assert getattr(type(backend), verb) is not getattr(Backend, verb), (name, verb)
+        assert isinstance(backends.options_schema(name), type)
