@@ -39,7 +39,7 @@ COMMANDS: dict[str, Command] = {
         "browse the recipe catalog: list, show", "hyperpod_launcher.recipe_commands:add_recipes"
     ),
     "preflight": Command(
-        "check a launch against the cluster (sbatch --test-only, helm, AWS); queue nothing",
+        "check a launch against its cluster, queueing nothing",
         "hyperpod_launcher.app:add_preflight",
     ),
 }
