@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hyperpod_launcher import compose, launch
-from hyperpod_launcher.backends.base import Rendered, Submitted
+from hyperpod_launcher.backends.base import Backend, Rendered, Submitted
 from hyperpod_launcher.errors import BackendError
 from hyperpod_launcher.job import JobSpec, Secrets
 
@@ -60,13 +60,16 @@ def test_a_request_masks_a_literal_secret_that_slipped_into_it() -> None:
     assert "HF_TOKEN=${HF_TOKEN}" in str(Rendered({}, ("env", "HF_TOKEN=${HF_TOKEN}")))
 
 
-class _LeakyBackend:
+class _LeakyBackend(Backend):
     """A backend whose submit fails with an error quoting everything it was given."""
 
     name = "slurm"
 
     def __init__(self, error: type[Exception]) -> None:
         self.error = error
+
+    def render(self, spec: JobSpec) -> Rendered:
+        raise NotImplementedError  # the plan is rendered by the real Slurm backend
 
     def submit(self, spec: JobSpec, rendered: Rendered, secrets: Secrets) -> Submitted:
         raise self.error(f"cannot submit with {secrets.env} and token {secrets.git_token}")
