@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import pprint
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -536,6 +537,12 @@ class SageMakerBackend(Backend):
             # The source folder is filled from the launcher's checkout, made at submit.
             say("dry run: the exact CreateTrainingJob request needs the code checkout (at submit)")
             return []
+        if spec.code.is_local and spec.code.checkout_dir:
+            # launch.py serves the SDK's adapter clone from this checkout, as at submit; a
+            # local repository needs no network, so the dry run makes it too.
+            from hyperpod_launcher import code
+
+            code.checkout(spec.code, Secrets())
         runner = os.path.join(os.path.dirname(__file__), "sagemaker_preview.py")
         proc = subprocess.run(
             [sys.executable, runner, rendered.submit_argv[-1]],
@@ -552,6 +559,12 @@ class SageMakerBackend(Backend):
             errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
             ours = [ln for ln in errors if ln.startswith(ERROR_PREFIX)]
             message = (ours[:1] or errors[-1:] or ["(no output)"])[0].removeprefix(ERROR_PREFIX)
+            clone = re.search(r"'clone', '([^']+)'", message)
+            if clone:
+                raise BackendError(
+                    f"dry run: the SageMaker SDK could not clone {clone.group(1)}; it needs the "
+                    "network (git.repo_url_or_path=<local repository> works offline)"
+                )
             raise BackendError(f"dry run: launch.py failed before CreateTrainingJob: {message}")
         request = proc.stdout[marker + len(PREVIEW_MARKER) :].strip()
         say("CreateTrainingJob request: " + request)
