@@ -30,6 +30,8 @@ from hyperpod_launcher.config.validate import check_section
 from hyperpod_launcher.dotted import get as _get
 from hyperpod_launcher.errors import UserError, did_you_mean
 from hyperpod_launcher.instances import InstanceType
+from hyperpod_launcher.resume import Resume
+from hyperpod_launcher.resume import rule as resume_rule
 
 # A run name becomes a folder, a Slurm job name and (on k8s) part of object names.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
@@ -138,7 +140,7 @@ class JobSpec:
     config_files: tuple[tuple[str, str], ...] = ()
     wait: bool | None = None  # None: the backend's default
     max_restarts: int = 0
-    resume_dir: str | None = None  # where a restarted recipe job looks for its latest checkpoint
+    resume: Resume | None = None  # how a restarted recipe job resumes (resume.RULES)
     open_files: int | None = None  # `ulimit -n` on every node (job_env.OPEN_FILES)
     # Why the backend (and instance type) are what they are, for the summary line:
     # e.g. ("cluster=slurm: default",).
@@ -481,7 +483,7 @@ def build(
     )
     env, secret_env = _split_env(cfg.get("env_vars") or {}, job_env.default_env(facts))
 
-    recipe_file = recipe_yaml = exp_dir = resume_dir = None
+    recipe_file = recipe_yaml = exp_dir = resume = None
     neuron_compile = False
     config_files: tuple[tuple[str, str], ...] = ()
     if custom is not None:
@@ -503,11 +505,7 @@ def build(
         recipe_file = f"{name}_hydra.yaml"
         recipe_yaml = _dump_yaml(recipe)
         exp_dir = _get(recipe, "exp_manager.exp_dir")
-        resume_dir = _get(recipe, "exp_manager.checkpoint_dir") or (
-            os.path.join(str(exp_dir), "checkpoints") if exp_dir else None
-        )
-        if recipe_checks.stack_of(recipe) == "open":
-            resume_dir = None  # the open entry finds its newest checkpoint itself
+        resume = resume_rule(recipe_checks.stack_of(recipe), recipe)
         neuron_compile = bool(_get(recipe, "run.compile", 0))
         config_files = ds_config.files(recipe, nodes * procs)
         module = git.get("entry_module")
@@ -563,7 +561,7 @@ def build(
         dry_run=bool(cfg.get("dry_run")),
         wait=cfg.get("wait"),
         max_restarts=_non_negative_int(cfg.get("max_restarts", 0), "max_restarts"),
-        resume_dir=str(resume_dir) if resume_dir else None,
+        resume=resume,
         config_files=config_files,
         open_files=job_env.open_files_limit(facts),
         origins=tuple(
