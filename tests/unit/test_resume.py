@@ -135,7 +135,12 @@ def test_neuron_and_nemo_resume_themselves_when_resume_if_exists(tmp_path: Path)
     for recipe in (NEURON, NEMO):
         exp = tmp_path / recipe[0].rsplit("/", 1)[-1]
         tree(exp, {"hf_llama/checkpoints/a/": 1, "megatron_llama/checkpoints/a.ckpt": 1})
-        args, _ = resumed_with(exp, *recipe, f"recipes.exp_manager.exp_dir={exp}")
+        args, _ = resumed_with(
+            exp,
+            *recipe,
+            f"recipes.exp_manager.exp_dir={exp}",
+            "recipes.exp_manager.resume_if_exists=true",
+        )
         assert args == []
 
 
