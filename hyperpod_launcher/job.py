@@ -22,6 +22,7 @@ from hyperpod_launcher import (
     instances,
     job_env,
     recipe_checks,
+    resources,
     time_limit,
 )
 from hyperpod_launcher.config import cluster_keys, schema
@@ -30,6 +31,7 @@ from hyperpod_launcher.config.validate import check_section
 from hyperpod_launcher.dotted import get as _get
 from hyperpod_launcher.errors import UserError, did_you_mean
 from hyperpod_launcher.instances import InstanceType
+from hyperpod_launcher.mounts import Mount, recipe_mounts
 from hyperpod_launcher.resume import Resume
 from hyperpod_launcher.resume import rule as resume_rule
 
@@ -50,16 +52,6 @@ DEFAULT_FAMILY_BY_MODEL_TYPE = {
     "falcon": "custom_model",
     "hf": "custom_model",
 }
-
-
-@dataclass(frozen=True)
-class Mount:
-    source: str
-    target: str
-    options: str | None = None
-
-    def __str__(self) -> str:
-        return ":".join(p for p in (self.source, self.target, self.options) if p)
 
 
 @dataclass(frozen=True)
@@ -145,6 +137,8 @@ class JobSpec:
     # Why the backend (and instance type) are what they are, for the summary line:
     # e.g. ("cluster=slurm: default",).
     origins: tuple[str, ...] = ()
+    # Paths the recipe (or a local entry script) names on this host, for container mounts.
+    data_mounts: tuple[Mount, ...] = ()
 
     @property
     def world_size(self) -> int:
@@ -530,6 +524,11 @@ def build(
             (f"--config-path={job_dir}", f"--config-name={recipe_file}"),
         )
 
+    data_mounts = recipe_mounts(recipe) if custom is None else []
+    if entry.script and os.path.isfile(entry.script) and not resources.is_example(entry.script):
+        folder = os.path.dirname(entry.script)  # a script of this host: mounted with its folder
+        data_mounts.append(Mount(folder, folder, "ro"))
+
     secrets = Secrets(env=secret_env, git_token=git.get("token"))
     spec = JobSpec(
         name=name,
@@ -569,6 +568,7 @@ def build(
             for o in (cluster_origin(backend, recipe_choice, overrides), chosen.origin, machine)
             if o
         ),
+        data_mounts=tuple(data_mounts),
     )
     return spec, secrets
 

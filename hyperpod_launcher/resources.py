@@ -34,3 +34,8 @@ def example_path(name: str) -> str:
     if not path.is_file():
         raise ValueError(f"no built-in example named {name!r}")
     return str(path)
+
+
+def is_example(path: str) -> bool:
+    """The path is one of the launcher's own example scripts (shipped with the job)."""
+    return Path(path).resolve().parent == _PACKAGE_DIR / "examples"

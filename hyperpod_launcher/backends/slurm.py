@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -9,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from hyperpod_launcher import __version__, templating
+from hyperpod_launcher import __version__, mounts, resources, templating
 from hyperpod_launcher import status as st
 from hyperpod_launcher.backends.base import (
     CANCEL,
@@ -58,6 +59,7 @@ SIMPLE_OPTIONS = (
     "cpus-per-task",
 )
 # Environment each node's container needs from the batch script (names only, never values).
+SHIPPED_DIR = "scripts"  # the launcher's own entry scripts, copied into the job folder
 JOB_ENV = ("HPL_NNODES", "HPL_RDZV_HOST", "HPL_RDZV_PORT", "HPL_RDZV_ID", "HPL_RESTART_COUNT")
 
 
@@ -134,19 +136,31 @@ def container_runtime(spec: JobSpec) -> str | None:
 
 
 def _mounts(spec: JobSpec) -> list[Mount]:
-    """The job folder (scripts, recipe, code) and the experiment folder, then the user's."""
+    """The job folder (scripts, recipe, code), the experiment folder and the paths the recipe
+    names, then the user's; de-duplicated and folded (mounts.fold)."""
     auto = [Mount(spec.job_dir, spec.job_dir)]
-    if spec.exp_dir and not spec.exp_dir.startswith(spec.job_dir + os.sep):
+    if spec.exp_dir:
         auto.append(Mount(spec.exp_dir, spec.exp_dir))
     if spec.code.is_local and spec.code.location:
         auto.append(Mount(spec.code.location, spec.code.location, "ro"))
-    seen: set[str] = set()
-    result = []
-    for mount in [*auto, *spec.mounts]:
-        if mount.target not in seen:
-            seen.add(mount.target)
-            result.append(mount)
-    return result
+    return mounts.fold([*auto, *spec.data_mounts, *spec.mounts])
+
+
+def _writable_sources(spec: JobSpec) -> list[str]:
+    """Folders the job writes into: created before the container mounts them."""
+    return [m.source for m in _mounts(spec) if not mounts.is_read_only(m)]
+
+
+def _ship_entry(spec: JobSpec) -> tuple[JobSpec, dict[str, RenderedFile]]:
+    """An entry script that ships with the launcher is copied into the job folder, so the job
+    reads it from there (in a container too), not from the launcher's install."""
+    script = spec.entry.script
+    if not script or not os.path.isabs(script) or not resources.is_example(script):
+        return spec, {}
+    relpath = os.path.join(SHIPPED_DIR, os.path.basename(script))
+    entry = dataclasses.replace(spec.entry, script=os.path.join(spec.job_dir, relpath))
+    text = Path(script).read_text(encoding="utf-8")  # the one file read of this render
+    return dataclasses.replace(spec, entry=entry), {relpath: RenderedFile(text, 0o644)}
 
 
 def srun_flags(spec: JobSpec, runtime: str | None) -> list[str]:
@@ -206,6 +220,7 @@ class SlurmBackend(Backend):
         train_path = os.path.join(spec.job_dir, TRAIN_SCRIPT)
         submit_argv = ("sbatch", "--parsable", os.path.join(spec.job_dir, submission))
         runtime = container_runtime(spec)
+        spec, shipped = _ship_entry(spec)
         sbatch = templating.render(
             "slurm/sbatch.sh.j2",
             spec=spec,
@@ -216,8 +231,13 @@ class SlurmBackend(Backend):
             docker_flags=docker_flags(spec) if runtime == "docker" else [],
             docker_command=docker_command(spec, train_path) if runtime == "docker" else "",
             train_script=train_path,
+            writable_sources=_writable_sources(spec) if runtime else [],
         )
-        files = {submission: RenderedFile(sbatch, 0o755), TRAIN_SCRIPT: train_script(spec)}
+        files = {
+            submission: RenderedFile(sbatch, 0o755),
+            TRAIN_SCRIPT: train_script(spec),
+            **shipped,
+        }
         summary = f"slurm job {job_name}: {spec.nodes} node(s) x {spec.procs_per_node} process(es)"
         return Rendered(files, submit_argv, summary)
 

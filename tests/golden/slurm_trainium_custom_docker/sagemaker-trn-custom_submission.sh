@@ -29,6 +29,9 @@ if [ ! -d /shared/results/trn-custom/code/golden ]; then
   exit 1
 fi
 
+# The container mounts these read-write; they must exist before it starts.
+mkdir -p /shared/results/trn-custom
+
 # Every node must see the job folder: it holds the scripts, the recipe and the code.
 if ! srun --ntasks-per-node=1 test -r /shared/results/trn-custom/train_script.sh; then
   echo 'error: /shared/results/trn-custom/train_script.sh is not readable on every node; put base_results_dir on a filesystem all nodes share' >&2

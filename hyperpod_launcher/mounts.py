@@ -1,0 +1,108 @@
+"""Container mounts: what the resolved recipe names on this host, de-duplicated and folded.
+
+Every absolute path among the recipe's values (data, model, tokenizer, configs, checkpoints to
+resume from...) that exists on the submit host is mounted at the same path, read-only; the
+folders the training writes (`WRITTEN_KEYS`) are mounted read-write, whether they exist yet or
+not (the batch script creates them). A path that names no file but prefixes some (Megatron's
+`data_prefix` of `<prefix>.bin`/`.idx`) mounts its folder. Launcher keys (`run.*`) are left
+out: the entry script travels with the job on its own.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    options: str | None = None
+
+    def __str__(self) -> str:
+        return ":".join(p for p in (self.source, self.target, self.options) if p)
+
+
+WRITTEN_KEYS = frozenset(
+    {
+        "exp_manager.exp_dir",
+        "exp_manager.checkpoint_dir",
+        "exp_manager.explicit_log_dir",
+        "exp_manager.export_full_model.final_export_dir",
+        "compiler_cache_url",
+    }
+)
+SKIPPED_PREFIXES = ("run.",)
+
+
+def _values(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _values(value, f"{prefix}{key}.")
+    elif isinstance(node, list):
+        for item in node:
+            yield from _values(item, prefix)
+    else:
+        yield prefix.rstrip("."), node
+
+
+def _is_local_path(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and value.startswith("/")
+        and not value.startswith("//")
+        and not any(c.isspace() or c in ",:" for c in value)
+    )
+
+
+def recipe_mounts(recipe: Mapping[str, Any]) -> list[Mount]:
+    mounts: list[Mount] = []
+    for key, value in _values(recipe):
+        if key.startswith(SKIPPED_PREFIXES) or not _is_local_path(value):
+            continue
+        path = os.path.normpath(value)
+        if key in WRITTEN_KEYS:
+            mounts.append(Mount(path, path))
+        elif os.path.exists(path):
+            mounts.append(Mount(path, path, "ro"))
+        elif glob.glob(glob.escape(path) + ".*"):  # a prefix of files, e.g. <prefix>.bin
+            parent = os.path.dirname(path)
+            mounts.append(Mount(parent, parent, "ro"))
+    return mounts
+
+
+def is_read_only(mount: Mount) -> bool:
+    return "ro" in (mount.options or "").split("+")
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def fold(mounts: Iterable[Mount]) -> list[Mount]:
+    """Parents first; a mount another one already provides (same source, and writable if it
+    must be) is dropped; the first mount of a target wins. Read-write folders nested inside a
+    read-only one stay, after it."""
+    ordered = sorted(
+        (Mount(os.path.normpath(m.source), os.path.normpath(m.target), m.options) for m in mounts),
+        key=lambda m: m.target.count("/"),
+    )
+    result: list[Mount] = []
+    for mount in ordered:
+        covering = [p for p in result if _inside(mount.target, p.target)]
+        if covering:
+            parent = max(covering, key=lambda p: len(p.target))
+            relative = os.path.relpath(mount.target, parent.target)
+            same_source = os.path.normpath(os.path.join(parent.source, relative)) == mount.source
+            if mount.target == parent.target:
+                if same_source and is_read_only(parent) and not is_read_only(mount):
+                    result[result.index(parent)] = mount  # one mount, writable
+                continue
+            if same_source and (is_read_only(mount) or not is_read_only(parent)):
+                continue
+        result.append(mount)
+    return result
