@@ -59,6 +59,7 @@ SIMPLE_OPTIONS = (
     "cpus-per-task",
 )
 # Environment each node's container needs from the batch script (names only, never values).
+DOCKER_SCRIPT = "docker_node.sh"  # each node's container: named, removed however it ends
 SHIPPED_DIR = "scripts"  # the launcher's own entry scripts, copied into the job folder
 JOB_ENV = ("HPL_NNODES", "HPL_RDZV_HOST", "HPL_RDZV_PORT", "HPL_RDZV_ID", "HPL_RESTART_COUNT")
 
@@ -228,8 +229,7 @@ class SlurmBackend(Backend):
             sbatch_flags=sbatch_flags(spec, job_name),
             srun_flags=srun_flags(spec, runtime),
             runtime=runtime,
-            docker_flags=docker_flags(spec) if runtime == "docker" else [],
-            docker_command=docker_command(spec, train_path) if runtime == "docker" else "",
+            docker_script=os.path.join(spec.job_dir, DOCKER_SCRIPT),
             train_script=train_path,
             writable_sources=_writable_sources(spec) if runtime else [],
         )
@@ -238,6 +238,17 @@ class SlurmBackend(Backend):
             TRAIN_SCRIPT: train_script(spec),
             **shipped,
         }
+        if runtime == "docker":
+            files[DOCKER_SCRIPT] = RenderedFile(
+                templating.render(
+                    "slurm/docker_node.sh.j2",
+                    spec=spec,
+                    version=__version__,
+                    docker_flags=docker_flags(spec),
+                    docker_command=docker_command(spec, train_path),
+                ),
+                0o755,
+            )
         summary = f"slurm job {job_name}: {spec.nodes} node(s) x {spec.procs_per_node} process(es)"
         return Rendered(files, submit_argv, summary)
 

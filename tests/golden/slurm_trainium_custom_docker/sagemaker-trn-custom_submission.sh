@@ -39,7 +39,7 @@ if ! srun --ntasks-per-node=1 test -r /shared/results/trn-custom/train_script.sh
 fi
 
 status=0
-srun --kill-on-bad-exit=1 --cpus-per-task=8 --mpi=pmi2 \
-  docker run --rm --name "hpl-${SLURM_JOB_ID}-${HPL_RESTART_COUNT}" --network=host --ipc=host --privileged --volume=/shared/results/trn-custom:/shared/results/trn-custom --env=HPL_NNODES --env=HPL_RDZV_HOST --env=HPL_RDZV_PORT --env=HPL_RDZV_ID --env=HPL_RESTART_COUNT --env=WANDB_API_KEY --ulimit=memlock=-1 \
-  public.ecr.aws/neuron/pytorch-training-neuronx:2.1.2 bash -c 'pip install -e . && exec bash /shared/results/trn-custom/train_script.sh' || status=$?
+srun --kill-on-bad-exit=1 --cpus-per-task=8 --mpi=pmi2 bash /shared/results/trn-custom/docker_node.sh || status=$?
+# A step ended by SIGKILL skips its nodes' traps: remove the containers it left behind.
+srun --ntasks-per-node=1 --kill-on-bad-exit=0 bash /shared/results/trn-custom/docker_node.sh --remove-all || true
 exit "$status"
