@@ -92,9 +92,9 @@ def test_pyxis_and_docker_mount_the_recipes_paths(tmp_path: Path) -> None:
     assert f"--container-mounts={','.join(expected)}" in batch
     assert f"mkdir -p {job_dir} {exp}\n" in batch  # what the job writes exists before it starts
     docker = plan([*overrides, "container=pytorch:24.01"])
-    (batch,) = [f.text for n, f in docker.rendered.files.items() if n.endswith("_submission.sh")]
+    node = docker.rendered.files["docker_node.sh"].text
     for mount in expected:
-        assert f"--volume={mount}" in batch
+        assert f"--volume={mount}" in node
 
 
 def test_the_launchers_own_entry_script_travels_in_the_job_folder(tmp_path: Path) -> None:
@@ -104,8 +104,8 @@ def test_the_launchers_own_entry_script_travels_in_the_job_folder(tmp_path: Path
     assert shipped == (REPO / "hyperpod_launcher" / "examples" / "allreduce_smoke.py").read_text()
     train = the_plan.rendered.files["train_script.sh"].text
     assert f"{job_dir}/scripts/allreduce_smoke.py" in train
-    (batch,) = [f.text for n, f in the_plan.rendered.files.items() if n.endswith("_submission.sh")]
-    assert "examples" not in batch  # nothing of the launcher's install is mounted
+    node = the_plan.rendered.files["docker_node.sh"].text
+    assert "examples" not in node  # nothing of the launcher's install is mounted
 
 
 def test_a_local_entry_script_is_mounted_with_its_folder(tmp_path: Path) -> None:
@@ -119,6 +119,6 @@ def test_a_local_entry_script_is_mounted_with_its_folder(tmp_path: Path) -> None
             f"training_cfg.entry_script={tmp_path / 'code' / 'train.py'}",
         ]
     )
-    (batch,) = [f.text for n, f in the_plan.rendered.files.items() if n.endswith("_submission.sh")]
-    assert f"--volume={tmp_path}/code:{tmp_path}/code:ro" in batch
+    node = the_plan.rendered.files["docker_node.sh"].text
+    assert f"--volume={tmp_path}/code:{tmp_path}/code:ro" in node
     assert not any(name.startswith("scripts/") for name in the_plan.rendered.files)
