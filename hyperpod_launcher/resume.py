@@ -86,3 +86,14 @@ RULES = {
 
 def rule(stack: str, recipe: Mapping[str, Any]) -> Resume:
     return RULES[stack](recipe)
+
+
+# The recipe key that says where a stack saves its checkpoints (SageMaker points it at the
+# estimator's checkpoint_local_path, which checkpoint_s3_uri syncs).
+CHECKPOINT_KEYS = {
+    "adapter": "exp_manager.checkpoint_dir",
+    "neuron": "exp_manager.checkpoint_callback_params.dirpath",
+    "nemo": "exp_manager.checkpoint_callback_params.dirpath",
+    "open": "exp_manager.checkpoint_dir",
+    "deepspeed": "exp_manager.checkpoint_dir",
+}

@@ -36,6 +36,7 @@ from hyperpod_launcher.backends.base import (
 )
 from hyperpod_launcher.errors import BackendError, UserError
 from hyperpod_launcher.job import RECIPE_SECRETS, SECRET_ENV, Entry, JobSpec, Secrets
+from hyperpod_launcher.resume import CHECKPOINT_KEYS
 
 if TYPE_CHECKING:
     from hyperpod_launcher.status import JobStatus
@@ -140,6 +141,27 @@ def _resolved_recipe(spec: JobSpec, overrides: Mapping[str, Any]) -> dict[str, A
         if isinstance(parent, dict) and path[-1] in parent:
             parent[path[-1]] = None
     return recipe
+
+
+def _checkpoints_in_sagemaker(
+    spec: JobSpec, overrides: dict[str, Any], kwargs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The recipe saves its checkpoints where SageMaker syncs them with checkpoint_s3_uri (and
+    restores them on a retry): the estimator's checkpoint_local_path, /opt/ml/checkpoints by
+    default. A recipe_overrides value for the same key wins."""
+    key = CHECKPOINT_KEYS.get(spec.resume.stack) if spec.resume else None
+    if key is None:
+        return overrides
+    *parents, leaf = key.split(".")
+    node: Any = overrides
+    for part in parents:
+        node = node.get(part) if isinstance(node, Mapping) else None
+    if isinstance(node, Mapping) and leaf in node:
+        return overrides
+    value: Any = kwargs.get("checkpoint_local_path", checks.CHECKPOINT_LOCAL_PATH)
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return _merge(overrides, value)
 
 
 def _inputs(inputs: Mapping[str, Any], kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -269,6 +291,10 @@ def plan(spec: JobSpec) -> Plan:
         estimator["image_uri"] = spec.image
     if spec.max_restarts:
         estimator["max_retry_attempts"] = checks.retry_attempts(spec.max_restarts)
+    run_seconds, run_note = checks.max_run(spec.time_limit)
+    notes = [run_note] if run_note and "max_run" not in kwargs else []
+    if run_seconds is not None:
+        estimator["max_run"] = run_seconds  # an explicit additional_estimator_kwargs.max_run wins
     estimator.update(kwargs)
     literals: dict[str, Any] = {}
 
@@ -278,6 +304,7 @@ def plan(spec: JobSpec) -> Plan:
                 f"instance_type={instance_type}: recipes need a GPU (ml.p*, ml.g*) or Trainium "
                 "(ml.trn*) instance; CPU instances run custom scripts only (training_cfg)"
             )
+        overrides = _checkpoints_in_sagemaker(spec, overrides, kwargs)
         recipe = _resolved_recipe(spec, overrides)
         files[RECIPE_YAML] = RenderedFile(_dump_yaml(recipe))
         model_type = _model_type(recipe)
@@ -380,7 +407,8 @@ def plan(spec: JobSpec) -> Plan:
         "file_system": file_system,
         "wait": wait,
     }
-    summary = f"sm_jobs job {job_name}: {spec.nodes} x {instance_type} ({mode.replace('_', ' ')})"
+    head = f"sm_jobs job {job_name}: {spec.nodes} x {instance_type} ({mode.replace('_', ' ')})"
+    summary = "\n".join([head, *notes])
     return Plan(
         mode=mode,
         job_name=job_name,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hyperpod_launcher.errors import UserError, did_you_mean
+from hyperpod_launcher.time_limit import time_limit_seconds
 
 KEY = "cluster.sm_jobs_config"
 AEK = f"{KEY}.additional_estimator_kwargs"
@@ -270,3 +271,23 @@ def file_system(fs: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, s
         "directory_path": path,
         "file_system_access_mode": "ro",
     }
+
+
+# StoppingCondition.MaxRuntimeInSeconds of CreateTrainingJob: 1 second to 28 days.
+MAX_RUNTIME_SECONDS = 28 * 86400
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"  # the SDK's default checkpoint_local_path
+
+
+def max_run(time_limit: str | None) -> tuple[int | None, str | None]:
+    """run.time_limit as the estimator's max_run, within SageMaker's bounds, and the one line
+    to say when it was outside them. None: leave SageMaker's default (1 day)."""
+    if time_limit is None:
+        return None, None
+    seconds = time_limit_seconds(time_limit)
+    if seconds is not None and seconds <= MAX_RUNTIME_SECONDS:
+        return seconds, None
+    asked = "no limit" if seconds is None else f"{seconds} s"
+    return MAX_RUNTIME_SECONDS, (
+        f"warning: run.time_limit={time_limit} ({asked}) is beyond SageMaker's maximum run time "
+        f"of 28 days (MaxRuntimeInSeconds 1-{MAX_RUNTIME_SECONDS}); max_run={MAX_RUNTIME_SECONDS}"
+    )

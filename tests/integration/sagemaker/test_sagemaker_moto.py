@@ -365,3 +365,61 @@ def test_wait_true_blocks_until_the_job_ends_and_records_its_status(
     record = json.loads((the_job_dir(tmp_path) / "job.json").read_text())
     assert record["details"]["training_job_status"] == "Completed"  # moto finishes at once
     assert record["submit"]["status"] == "succeeded"
+
+
+def test_time_limit_is_max_run_and_checkpoints_go_to_the_synced_folder(
+    moto: Any, tmp_path: Path
+) -> None:
+    moto.start_recording()
+    proc = run_launcher(
+        LLAMA,
+        *sm(
+            "instance_type=ml.p5.48xlarge",
+            "recipes.trainer.num_nodes=2",
+            "recipes.model.shard_degree=8",
+            "recipes.run.time_limit=3-00:00:00",
+            "recipes.exp_manager.checkpoint_dir=/fsx/not/on/sagemaker",
+            f"git.repo_url_or_path={moto.adapter.path}",
+            f"git.commit={moto.adapter.first}",
+            "+cluster.sm_jobs_config.additional_estimator_kwargs.checkpoint_s3_uri="
+            f"s3://{BUCKET}/ckpt",
+            tmp_path=tmp_path,
+        ),
+        env=moto.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (create,) = moto.calls("CreateTrainingJob")
+    assert create["StoppingCondition"]["MaxRuntimeInSeconds"] == 3 * 86400
+    assert create["CheckpointConfig"]["S3Uri"] == f"s3://{BUCKET}/ckpt"
+    assert create["CheckpointConfig"].get("LocalPath", "/opt/ml/checkpoints") == (
+        "/opt/ml/checkpoints"
+    )
+    files = _archive(moto, create)
+    hyper = {k: json.loads(v) for k, v in create["HyperParameters"].items()}
+    shipped = yaml.safe_load(files[hyper["config-name"]])
+    assert shipped["exp_manager"]["checkpoint_dir"] == "/opt/ml/checkpoints"
+
+
+def test_a_time_limit_beyond_28_days_is_capped_with_one_line(moto: Any, tmp_path: Path) -> None:
+    moto.start_recording()
+    proc = run_launcher(
+        LLAMA,
+        *sm(
+            "instance_type=ml.p5.48xlarge",
+            "recipes.trainer.num_nodes=2",
+            "recipes.model.shard_degree=8",
+            "recipes.run.time_limit=40-00:00:00",
+            f"git.repo_url_or_path={moto.adapter.path}",
+            f"git.commit={moto.adapter.first}",
+            tmp_path=tmp_path,
+        ),
+        env=moto.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (create,) = moto.calls("CreateTrainingJob")
+    assert create["StoppingCondition"]["MaxRuntimeInSeconds"] == 2419200
+    (warning,) = [line for line in proc.stdout.splitlines() if line.startswith("warning:")]
+    assert warning.startswith(
+        "warning: run.time_limit=40-00:00:00 (3456000 s) is beyond SageMaker's maximum run time "
+        "of 28 days (MaxRuntimeInSeconds 1-2419200); max_run=2419200"
+    )
