@@ -181,10 +181,11 @@ def test_nemo_explicit_log_dir_is_where_checkpoints_are(tmp_path: Path) -> None:
 
 def test_deepspeed_entry_resumes_itself(tmp_path: Path) -> None:
     ckpt = tmp_path / "ckpt"
-    tree(ckpt, {"step500/": 1, "latest": 1})
+    tree(ckpt, {"step500/": 1, "latest": 1, "../train.jsonl": 1})
     args, _ = resumed_with(
         tmp_path,
         *DEEPSPEED,
+        f"recipes.model.data.train_dir={tmp_path / 'train.jsonl'}",
         f"recipes.exp_manager.checkpoint_dir={ckpt}",
         "recipes.model.hf_model_name_or_path=/models/llama",
     )
