@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,20 +46,34 @@ def added_to_user_index(since: int, mentioning: str) -> list[str]:
     return [line for line in new.splitlines() if mentioning in line]
 
 
+STATE_VARIABLES = (
+    ("HPL_STATE_DIR", "state"),
+    ("XDG_STATE_HOME", "xdg-state"),
+    ("XDG_CACHE_HOME", "cache"),
+)
+
+
+def _isolate(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for var, sub in STATE_VARIABLES:
+        monkeypatch.setenv(var, str(root / sub))
+    return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_session_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Module- and session-scoped fixtures (shared Slurm jobs, say) launch before any
+    per-test fixture runs: they get the session's own folders."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield _isolate(tmp_path_factory.mktemp("session-user"), monkeypatch)
+
+
 @pytest.fixture(autouse=True)
 def isolated_state(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
     """Every test (and every process it starts, which inherits os.environ) records its launches
     and caches in its own folders, never in the user's."""
-    root = tmp_path_factory.mktemp("user")
-    for var, sub in (
-        ("HPL_STATE_DIR", "state"),
-        ("XDG_STATE_HOME", "xdg-state"),
-        ("XDG_CACHE_HOME", "cache"),
-    ):
-        monkeypatch.setenv(var, str(root / sub))
-    return root
+    return _isolate(tmp_path_factory.mktemp("user"), monkeypatch)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

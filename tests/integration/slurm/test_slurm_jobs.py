@@ -55,6 +55,7 @@ def jobs(
             submit(
                 results,
                 "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain",
+                "instance_type=none",  # the testbed's nodes are plain CPU nodes
                 "recipes.run.name=llama-recipe",
                 "recipes.trainer.num_nodes=2",
                 "recipes.trainer.devices=2",

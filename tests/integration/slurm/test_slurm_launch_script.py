@@ -48,7 +48,7 @@ def test_launch_script_runs_its_recipe_on_two_nodes(slurm_cluster: None, tmp_pat
         [
             "bash",
             str(SCRIPT),
-            "instance_type=null",
+            "instance_type=none",
             "recipes.trainer.num_nodes=2",
             "recipes.trainer.devices=2",
             "recipes.model.tensor_model_parallel_degree=1",

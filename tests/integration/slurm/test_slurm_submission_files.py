@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slurm
 
 RECIPE = (
     "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain",
+    "instance_type=none",  # the testbed's nodes are plain CPU nodes
     "recipes.trainer.num_nodes=2",
     "recipes.trainer.devices=1",
     "recipes.model.tensor_model_parallel_degree=1",
