@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +24,7 @@ from hyperpod_launcher import (
     recipe_checks,
     resources,
     time_limit,
+    training_code,
 )
 from hyperpod_launcher.config import cluster_keys, schema
 from hyperpod_launcher.config.recipe_schema import recipe_schema
@@ -139,6 +140,8 @@ class JobSpec:
     origins: tuple[str, ...] = ()
     # Paths the recipe (or a local entry script) names on this host, for container mounts.
     data_mounts: tuple[Mount, ...] = ()
+    # The training code's package in the checkout (training_code.PINS), put ahead of the image's.
+    code_package: str | None = None
 
     @property
     def world_size(self) -> int:
@@ -477,7 +480,7 @@ def build(
     )
     env, secret_env = _split_env(cfg.get("env_vars") or {}, job_env.default_env(facts))
 
-    recipe_file = recipe_yaml = exp_dir = resume = None
+    recipe_file = recipe_yaml = exp_dir = resume = code_package = None
     neuron_compile = False
     config_files: tuple[tuple[str, str], ...] = ()
     if custom is not None:
@@ -500,6 +503,11 @@ def build(
         recipe_yaml = _dump_yaml(recipe)
         exp_dir = _get(recipe, "exp_manager.exp_dir")
         resume = resume_rule(recipe_checks.stack_of(recipe), recipe)
+        pin = training_code.PINS.get(recipe_checks.stack_of(recipe))
+        if pin is not None and pin.is_repo(code.location):
+            code_package = pin.package
+            if not code.commit and not code.branch:  # the version the recipe was written for
+                code = replace(code, commit=pin.commit)
         neuron_compile = bool(_get(recipe, "run.compile", 0))
         config_files = ds_config.files(recipe, nodes * procs)
         module = git.get("entry_module")
@@ -569,6 +577,7 @@ def build(
             if o
         ),
         data_mounts=tuple(data_mounts),
+        code_package=code_package,
     )
     return spec, secrets
 

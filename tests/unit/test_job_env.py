@@ -69,7 +69,8 @@ def run_plan(
     tmp_path: Path, *overrides: str, nofile: tuple[int, int] | None = None
 ) -> tuple[dict[str, object], str]:
     the_plan = plan([*overrides, f"base_results_dir={tmp_path}"])
-    Path(the_plan.spec.workdir).mkdir(parents=True)
+    # The checkout, with the pinned training code's package (no warning about it).
+    (Path(the_plan.spec.workdir) / (the_plan.spec.code_package or "")).mkdir(parents=True)
     names = (*GPU_MULTI_NODE, "MALLOC_ARENA_MAX", "NCCL_DEBUG")
     proc, calls = node_script.run(
         the_plan.rendered.files["train_script.sh"].text, tmp_path, env_names=names, nofile=nofile

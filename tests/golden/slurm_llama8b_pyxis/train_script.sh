@@ -21,6 +21,12 @@ export NCCL_DEBUG=WARN
 unset SLURM_NTASKS SLURM_NTASKS_PER_NODE SLURM_NPROCS
 
 cd /fsx/results/llama-8b/code/golden
+# The checkout's training code comes ahead of the image's installed copy.
+if [ -d src/hyperpod_nemo_adapter ]; then
+  export PYTHONPATH="${PWD}/src${PYTHONPATH:+:${PYTHONPATH}}"
+else
+  echo "warning: the checkout has no src/hyperpod_nemo_adapter; the image's installed copy runs" >&2
+fi
 mkdir -p /fsx/exp/llama-8b
 
 # Every output line starts with its global rank: `hyperpod-launch logs --rank N` picks them.

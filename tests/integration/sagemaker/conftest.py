@@ -45,9 +45,11 @@ FAMILIES = {
 
 
 def sm(*overrides: str, tmp_path: Path) -> tuple[str, ...]:
-    """Overrides for a launch on cluster=sm_jobs against the stand-in's bucket and role."""
+    """Overrides for a launch on cluster=sm_jobs against the stand-in's bucket and role. The
+    fixture stands in for the adapter at its branch, not at the commit the recipes pin."""
     return (
         "cluster=sm_jobs",
+        "git.branch=main",
         f"base_results_dir={tmp_path}",
         f"cluster.sm_jobs_config.output_path=s3://{BUCKET}/jobs",
         f"cluster.sm_jobs_config.role={ROLE_ARN}",
