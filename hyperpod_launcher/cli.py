@@ -38,6 +38,10 @@ COMMANDS: dict[str, Command] = {
     "recipes": Command(
         "browse the recipe catalog: list, show", "hyperpod_launcher.recipe_commands:add_recipes"
     ),
+    "schema": Command(
+        "JSON Schema of config.yaml, a cluster file or a recipe kind",
+        "hyperpod_launcher.schema_command:add_schema",
+    ),
     "preflight": Command(
         "check a launch against its cluster, queueing nothing",
         "hyperpod_launcher.app:add_preflight",
