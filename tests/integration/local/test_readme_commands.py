@@ -1,9 +1,11 @@
 """Every command in the README's code blocks runs and does what the text says.
 
 Conventions (see CONTRIBUTING.md): a line `# error: <message>` right after a command means it
-must fail with `error: <message>`; `<!-- readme-test: skip <why> -->` right before a code block
-leaves that block's commands out. Anything else must succeed. Commands that would submit run
-as dry runs; `/fsx/...` paths live under a temporary folder; placeholders get test values.
+must fail with `error: <message>` on stderr, and `# fails: <text>` that it must exit non-zero
+printing `<text>` (a report such as preflight's); `<!-- readme-test: skip <why> -->` right
+before a code block leaves that block's commands out. Anything else must succeed. Commands
+that would submit run as dry runs; `/fsx/...` paths live under a temporary folder;
+placeholders get test values.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ PLACEHOLDERS = {
     "<sha>": "0123456789abcdef0123456789abcdef01234567",
     "<account>": "123456789012",
     "<region>": "us-west-2",
+    "<image>": "example.com/train:1",
     " ... ": " training_cfg.run.name=llama-8b ",  # `python main.py ... --wait`: the job below
 }
-JOB_COMMANDS = ("jobs", "status", "logs", "cancel", "recipes")
+FAILS = "# fails: "
+JOB_COMMANDS = ("jobs", "status", "logs", "cancel", "recipes", "preflight", "schema")
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ def examples(text: str = README) -> list[Example]:
             args = re.sub(r"\s+#.*$", "", match.group(3))  # a trailing comment
             following = lines[i + 1].strip() if i + 1 < len(lines) else ""
             error = following[2:] if following.startswith("# error: ") else None
+            if following.startswith(FAILS):
+                error = following[len(FAILS) :]
             env = tuple(tuple(a.split("=", 1)) for a in match.group(1).split())
             found.append(Example(start + 1, env, match.group(2), args, error))
         i += 1
@@ -189,4 +195,5 @@ def test_readme_example(example: Example, sandbox: Path) -> None:
         assert proc.returncode == 0, f"{example}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     else:
         assert proc.returncode != 0, f"{example}: expected to fail\n{proc.stdout[-3000:]}"
-        assert example.error in proc.stderr, f"{example}\n{proc.stderr[-3000:]}"
+        printed = proc.stderr if example.error.startswith("error: ") else proc.stdout + proc.stderr
+        assert example.error in printed, f"{example}\n{printed[-3000:]}"
