@@ -58,5 +58,9 @@ def test_wheel_ships_config_and_templates_and_the_console_script_runs(tmp_path: 
     assert proc.returncode == 0, proc.stderr
     job_dir = elsewhere / "results" / "allreduce-smoke"
     train = (job_dir / "train_script.sh").read_text()
-    assert str(venv) in train  # the example script comes from the installed package
+    # The example script travels in the job folder, copied from the installed package.
+    shipped = job_dir / "scripts" / "allreduce_smoke.py"
+    assert str(shipped) in train
+    installed = next(venv.rglob("hyperpod_launcher/examples/allreduce_smoke.py"))
+    assert shipped.read_bytes() == installed.read_bytes()
     assert str(REPO) not in train
