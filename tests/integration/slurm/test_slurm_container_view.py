@@ -64,6 +64,7 @@ def jobs(tmp_path_factory: pytest.TempPathFactory, slurm_cluster: None) -> dict[
     recipe = launch(
         root,
         "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain",
+        "instance_type=none",  # the testbed's nodes are plain CPU nodes
         "recipes.run.name=view-recipe",
         "recipes.trainer.num_nodes=2",
         "recipes.trainer.devices=1",
