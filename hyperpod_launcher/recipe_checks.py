@@ -18,13 +18,12 @@ Rules that need the hardware (Trainium vs GPU, fp8 on the p5 family only) run wh
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hyperpod_launcher import ds_config
+from hyperpod_launcher import ds_config, local_gpus
 from hyperpod_launcher.dotted import get as _get
 from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.instances import InstanceType
@@ -352,13 +351,6 @@ def _check_open_inputs(recipe: Mapping[str, Any]) -> None:
         )
 
 
-def _cuda_here() -> bool:
-    import glob
-
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    return bool(glob.glob("/dev/nvidia[0-9]*")) and visible not in ("", "-1")
-
-
 CPU_INSTANCE = re.compile(r"^(ml\.)?[cmrt]\d[a-z]*\.")  # c5, m6i, r7g, t3: no accelerator
 
 
@@ -379,7 +371,7 @@ def check_hardware(
             f"instance_type={instance_type}: QLoRA (recipes.model.peft.peft_type=qlora) needs "
             "CUDA GPUs; use a GPU instance or recipes.model.peft.peft_type=lora"
         )
-    if not instance_type and backend == "local" and not _cuda_here():
+    if not instance_type and backend == "local" and local_gpus.count() == 0:
         raise UserError(
             "recipes.model.peft.peft_type=qlora: QLoRA needs a CUDA GPU and this machine has "
             "none; use recipes.model.peft.peft_type=lora"
