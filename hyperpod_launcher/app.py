@@ -90,6 +90,25 @@ def _report(message: str, code: int) -> int:
     return code
 
 
+def _compose_for_mode_only_when_overridden() -> None:
+    """Hydra composes the whole config once just to read `hydra.mode`, then again to run it,
+    which doubles the cost of a launch. No launcher config sets `hydra.mode`, so only an
+    override can change it: compose for it only then (`-m` needs no compose: it is a flag)."""
+    from hydra._internal.hydra import Hydra
+
+    composing = Hydra.get_mode
+    if getattr(composing, "launcher_patched", False):
+        return
+
+    def get_mode(self: Hydra, config_name: str | None, overrides: list[str]) -> Any:
+        if any(o.lstrip("+~").startswith("hydra.mode=") for o in overrides):
+            return composing(self, config_name, overrides)
+        return None
+
+    get_mode.launcher_patched = True  # type: ignore[attr-defined]
+    Hydra.get_mode = get_mode  # type: ignore[method-assign]
+
+
 def launch(argv: list[str], help_text: Callable[[], str], *, preflight_only: bool = False) -> int:
     """Launch from a command line of Hydra overrides and flags; return the exit code.
     `--wait` is the launcher's flag, given to the config as `wait=true`; Hydra's `--help`
@@ -113,6 +132,7 @@ def launch(argv: list[str], help_text: Callable[[], str], *, preflight_only: boo
         args = parser.parse_args(overrides)
         # With HYDRA_FULL_ERROR set, Hydra re-raises instead of printing its own report.
         os.environ["HYDRA_FULL_ERROR"] = "1"
+        _compose_for_mode_only_when_overridden()
         _run_hydra(
             args=args,
             args_parser=parser,

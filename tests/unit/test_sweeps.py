@@ -66,3 +66,22 @@ def test_a_sweep_point_that_fails_a_check_stops_with_one_line(tmp_path: Path) ->
     ]
     jobs = sorted(p.name for p in results.iterdir() if p.name != ".sweeps")
     assert jobs == [f"{NAME}-0"]  # the valid point only
+
+
+def test_hydra_mode_multirun_as_an_override_sweeps_like_dash_m(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    proc = run_launcher(
+        "hydra.mode=MULTIRUN",
+        L8B,
+        "recipes.model.train_batch_size=1,2",
+        "cluster=slurm",
+        "dry_run=true",
+        f"base_results_dir={results}",
+        "recipes.exp_manager.exp_dir=/fsx/exp",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in results.iterdir() if p.name != ".sweeps") == [
+        f"{NAME}-0",
+        f"{NAME}-1",
+    ]
