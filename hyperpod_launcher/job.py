@@ -140,7 +140,7 @@ class JobSpec:
     origins: tuple[str, ...] = ()
     # Paths the recipe (or a local entry script) names on this host, for container mounts.
     data_mounts: tuple[Mount, ...] = ()
-    # The training code's package in the checkout (training_code.PINS), put ahead of the image's.
+    # The training code's package in the checkout (training_code.PACKAGES), ahead of the image's.
     code_package: str | None = None
 
     @property
@@ -503,7 +503,7 @@ def build(
         recipe_yaml = _dump_yaml(recipe)
         exp_dir = _get(recipe, "exp_manager.exp_dir")
         resume = resume_rule(recipe_checks.stack_of(recipe), recipe)
-        pin = training_code.PINS.get(recipe_checks.stack_of(recipe))
+        pin = training_code.pin_of(recipe, recipe_checks.stack_of(recipe))
         if pin is not None and pin.is_repo(code.location):
             code_package = pin.package
             if not code.commit and not code.branch:  # the version the recipe was written for

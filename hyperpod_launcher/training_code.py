@@ -1,22 +1,32 @@
-"""The training code each recipe kind (stack) was written for, pinned: one row per stack.
+"""The training code a recipe was written for, as the recipe names it.
 
-A launch whose code is the stack's repository and names no `git.commit` or `git.branch` checks
-out the pinned commit; the per-node script puts the checkout's package ahead of the image's
-(both packages are pure Python, so `PYTHONPATH=<checkout>/src` suffices) and says in one line
-when the checkout has no such package.
+A recipe kind's shared base names its code as metadata: `run.code_repo`, `run.code_version`
+(the release its keys follow) and `run.code_commit` (that release's commit). A launch whose
+code is that repository and names no `git.commit` or `git.branch` checks out the commit; the
+per-node script puts the checkout's package ahead of the image's (both stacks' packages are
+pure Python, so `PYTHONPATH=<checkout>/src` suffices) and says in one line when the checkout
+has no such package.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+# The package folder inside each stack's checkout.
+PACKAGES = {
+    "adapter": "src/hyperpod_nemo_adapter",
+    "neuron": "src/neuronx_distributed_training",
+}
 
 
 @dataclass(frozen=True)
 class Pin:
     repo: str
-    tag: str
+    version: str | None
     commit: str
-    package: str  # the package folder inside the checkout
+    package: str | None
 
     def is_repo(self, location: str | None) -> bool:
         def norm(url: str) -> str:
@@ -25,17 +35,15 @@ class Pin:
         return location is not None and norm(location) == norm(self.repo)
 
 
-PINS = {
-    "adapter": Pin(
-        "https://github.com/aws/sagemaker-hyperpod-training-adapter-for-nemo.git",
-        "v1.4.0",
-        "0f91fdd5839e26cf310665eb23e8224a3de6a267",
-        "src/hyperpod_nemo_adapter",
-    ),
-    "neuron": Pin(
-        "https://github.com/aws-neuron/neuronx-distributed-training.git",
-        "Neuron SDK 2.26.0",
-        "9169aa03f39efd4eb02da63891a7ed98defb1714",
-        "src/neuronx_distributed_training",
-    ),
-}
+def pin_of(recipe: Mapping[str, Any], stack: str) -> Pin | None:
+    """The code the recipe pins (its run.code_* keys); None when it names no commit."""
+    run = recipe.get("run")
+    if not isinstance(run, Mapping) or not run.get("code_repo") or not run.get("code_commit"):
+        return None
+    version = run.get("code_version")
+    return Pin(
+        str(run["code_repo"]),
+        None if version is None else str(version),
+        str(run["code_commit"]),
+        PACKAGES.get(stack),
+    )

@@ -56,5 +56,7 @@ class RunSection(Section):
     instance_type: str | None  # what the recipe was sized for
     entry_script: str | None
     code_repo: str | None
+    code_version: str | None  # the release of code_repo the recipe's keys follow
+    code_commit: str | None  # that release's commit: the default checkout pins it
     compile: int | None  # Trainium: 1 runs neuron_parallel_compile first
     dependency: str | None  # a Slurm dependency (HyperPod's NeMo recipes)

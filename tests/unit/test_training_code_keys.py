@@ -31,7 +31,7 @@ NXD_KEYS = frozenset(NXD["keys"])
 RUN_KEYS = frozenset(
     {
         *("name", "results_dir", "time_limit", "model_type", "compile"),
-        *("instance_type", "code_repo", "entry_script"),
+        *("instance_type", "code_repo", "code_version", "code_commit", "entry_script"),
     }
 )
 

@@ -1,12 +1,18 @@
-"""The training code a recipe kind was written for: the default checkout pins it, and the job
+"""The training code a recipe kind was written for is recipe metadata (run.code_repo,
+code_version, code_commit in the kind's shared base): the default checkout pins it, and the job
 puts the checkout's package ahead of the image's (the per-node script run for real in bash)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+
+from hyperpod_launcher import catalog, recipe_checks
 from hyperpod_launcher.compose import plan
-from hyperpod_launcher.training_code import PINS
+from hyperpod_launcher.training_code import PACKAGES
+from tests.conftest import REPO
 from tests.unit import node_script
 
 ADAPTER = (
@@ -19,28 +25,53 @@ TRN = (
     "instance_type=trn1.32xlarge",
     "cluster=slurm",
 )
+FIXTURES = REPO / "tests" / "fixtures" / "training_code"
+# The versions whose config keys the recipes are checked against (test_training_code_keys).
+KEYS_FROM = {
+    "adapter": json.loads((FIXTURES / "adapter_config_fields.json").read_text())["source"],
+    "neuron": json.loads((FIXTURES / "nxd_training_config_keys.json").read_text())["source"],
+}
 
 
-def test_pins_are_full_commits_of_the_stacks_repositories() -> None:
-    assert set(PINS) == {"adapter", "neuron"}
-    for pin in PINS.values():
-        assert len(pin.commit) == 40 and int(pin.commit, 16) >= 0
-        assert pin.repo.startswith("https://github.com/")
+def pinned_recipes() -> list[tuple[str, str, dict]]:
+    with catalog.Composer() as composer:
+        found = [
+            (name, recipe_checks.stack_of(cfg["recipes"]), cfg["recipes"]["run"])
+            for name, cfg in composer.many(catalog.recipe_names())
+            if isinstance(cfg.get("recipes"), dict) and "run" in cfg["recipes"]
+        ]
+    return [row for row in found if row[1] in PACKAGES]
 
 
-def test_the_default_checkout_pins_the_training_code(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "stack", "run"), pinned_recipes(), ids=lambda v: str(v)[:60])
+def test_every_recipe_names_the_release_its_keys_were_checked_against(
+    name: str, stack: str, run: dict
+) -> None:
+    source = KEYS_FROM[stack]
+    assert run["code_repo"] == f"https://github.com/{source['repository']}.git", name
+    assert run["code_commit"] == source["commit"], name
+    assert run["code_version"] == source.get("tag", source.get("release")), name
+
+
+def test_the_default_checkout_pins_the_recipes_commit(tmp_path: Path) -> None:
+    base = f"base_results_dir={tmp_path}"
     for overrides, stack in ((ADAPTER, "adapter"), (TRN, "neuron")):
-        spec = plan([*overrides, f"base_results_dir={tmp_path}"]).spec
-        assert spec.code.location == PINS[stack].repo
-        assert spec.code.commit == PINS[stack].commit
-        assert spec.code_package == PINS[stack].package
-    chosen = plan([*ADAPTER, f"base_results_dir={tmp_path}", "git.commit=abc1234"]).spec
+        spec = plan([*overrides, base]).spec
+        source = KEYS_FROM[stack]
+        assert spec.code.location == f"https://github.com/{source['repository']}.git"
+        assert spec.code.commit == source["commit"]
+        assert spec.code_package == PACKAGES[stack]
+    # The pin is the recipe's: overriding its metadata moves the checkout with it.
+    moved = plan([*ADAPTER, base, "recipes.run.code_commit=1234abc"]).spec
+    assert moved.code.commit == "1234abc"
+    unpinned = plan([*ADAPTER, base, "recipes.run.code_commit=null"]).spec
+    assert unpinned.code.commit is None and unpinned.code_package is None
+    # The user's git.* choice wins over the recipe's pin.
+    chosen = plan([*ADAPTER, base, "git.commit=abc1234"]).spec
     assert chosen.code.commit == "abc1234"
-    branch = plan([*ADAPTER, f"base_results_dir={tmp_path}", "git.branch=dev"]).spec
-    assert branch.code.commit is None
-    other = plan(
-        [*ADAPTER, f"base_results_dir={tmp_path}", "git.repo_url_or_path=https://x.example/y.git"]
-    ).spec
+    branch = plan([*ADAPTER, base, "git.branch=dev"]).spec
+    assert branch.code.commit is None and branch.code.branch == "dev"
+    other = plan([*ADAPTER, base, "git.repo_url_or_path=https://x.example/y.git"]).spec
     assert other.code.commit is None and other.code_package is None
 
 
