@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 
 from hyperpod_launcher import catalog, recipe_checks
 from hyperpod_launcher.compose import plan
+from hyperpod_launcher.config.recipe_common import RunSection
 from hyperpod_launcher.training_code import PACKAGES
-from tests.conftest import REPO
+from tests.conftest import REPO, run_launcher
 from tests.unit import node_script
 
 ADAPTER = (
@@ -73,6 +75,20 @@ def test_the_default_checkout_pins_the_recipes_commit(tmp_path: Path) -> None:
     assert branch.code.commit is None and branch.code.branch == "dev"
     other = plan([*ADAPTER, base, "git.repo_url_or_path=https://x.example/y.git"]).spec
     assert other.code.commit is None and other.code_package is None
+
+
+def test_the_recipe_schema_takes_the_metadata_and_checks_it(tmp_path: Path) -> None:
+    assert {"code_repo", "code_version", "code_commit"} <= set(get_type_hints(RunSection))
+    proc = run_launcher(
+        *ADAPTER,
+        f"base_results_dir={tmp_path / 'results'}",
+        "dry_run=true",
+        "recipes.run.code_commit=[1]",
+        env={"HPL_STATE_DIR": str(tmp_path / "state"), "XDG_CACHE_HOME": str(tmp_path / "c")},
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == "error: recipes.run.code_commit: expected str or null, got [1]\n"
+    assert not (tmp_path / "results").exists()
 
 
 def test_the_checkouts_package_comes_ahead_of_the_images(tmp_path: Path) -> None:
