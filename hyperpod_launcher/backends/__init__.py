@@ -27,16 +27,16 @@ class Entry:
 
 _REGISTRY: dict[str, Entry] = {
     "slurm": Entry(
-        "hyperpod_launcher.backends.slurm:SlurmBackend",
-        "hyperpod_launcher.config.schema:SlurmOptions",
+        "hyperpod_launcher.backends.slurm.backend:SlurmBackend",
+        "hyperpod_launcher.backends.slurm.options:SlurmOptions",
     ),
     "local": Entry(
-        "hyperpod_launcher.backends.local:LocalBackend",
-        "hyperpod_launcher.config.schema:LocalOptions",
+        "hyperpod_launcher.backends.local.backend:LocalBackend",
+        "hyperpod_launcher.backends.local.options:LocalOptions",
     ),
     "sm_jobs": Entry(
-        "hyperpod_launcher.backends.sagemaker:SageMakerBackend",
-        "hyperpod_launcher.config.schema_sm_jobs:SmJobsOptions",
+        "hyperpod_launcher.backends.sm_jobs.backend:SageMakerBackend",
+        "hyperpod_launcher.backends.sm_jobs.options:SmJobsOptions",
         (
             "cluster.sm_jobs_config.output_path=s3://hyperpod-launcher-catalog/output",
             "+cluster.sm_jobs_config.secrets.secrets_manager.HF_TOKEN=catalog/hf-token",
@@ -44,8 +44,8 @@ _REGISTRY: dict[str, Entry] = {
         ),
     ),
     "k8s": Entry(
-        "hyperpod_launcher.backends.k8s:K8sBackend",
-        "hyperpod_launcher.config.schema_k8s:K8sOptions",
+        "hyperpod_launcher.backends.k8s.backend:K8sBackend",
+        "hyperpod_launcher.backends.k8s.options:K8sOptions",
         ("container=public.ecr.aws/hyperpod-launcher/train:catalog",),
     ),
 }

@@ -1,4 +1,4 @@
-"""Schemas of config.yaml and the cluster files: the one source of truth for valid keys.
+"""Schemas of config.yaml and custom-script mode: the one source of truth for their keys.
 
 Each dataclass lists the keys a section accepts, with their types. `validate.check_section`
 walks a composed config against them, so an unknown or misspelt key is an error naming the
@@ -8,7 +8,7 @@ nearest valid keys, and a wrongly typed value is an error naming the type.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from hyperpod_launcher.config.rules import Count
 
@@ -61,46 +61,6 @@ class LauncherConfig:
     training_cfg: TrainingCfg | None = None
     cluster: Any = None
     recipes: Any = None
-
-
-@dataclass
-class SlurmDockerConfig:
-    docker_args: list[str] = field(default_factory=list)
-    post_launch_commands: list[str] = field(default_factory=list)
-
-
-@dataclass
-class SlurmOptions:
-    """cluster/slurm.yaml. Nodes come from trainer.num_nodes, time from run.time_limit."""
-
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    exclude: str | None = None
-    dependency: str | None = None
-    comment: str | None = None
-    gres: str | None = None
-    gpus_per_node: int | None = None
-    cpus_per_task: int | None = None
-    mem: int | str | None = 0
-    exclusive: bool = True
-    job_name_prefix: str = "sagemaker-"
-    stderr_to_stdout: bool = True
-    srun_args: list[str] = field(default_factory=list)
-    auto_resume: bool = False  # SageMaker HyperPod's `srun --auto-resume=1`
-    container_runtime: Literal["auto", "pyxis", "docker"] = "auto"
-    container_mounts: list[str] = field(default_factory=list)
-    slurm_docker_cfg: SlurmDockerConfig = field(default_factory=SlurmDockerConfig)
-    additional_parameters: dict[str, str | int | float | bool | None] = field(default_factory=dict)
-    slurm_create_submission_file_only: bool = False
-
-
-@dataclass
-class LocalOptions:
-    """cluster/local.yaml: run the job on this machine."""
-
-    detach: bool = False
 
 
 MOVED_KEYS = {

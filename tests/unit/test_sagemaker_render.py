@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hyperpod_launcher.backends import sagemaker_checks
+from hyperpod_launcher.backends.sm_jobs import checks as sagemaker_checks
 from hyperpod_launcher.errors import UserError
 from tests.conftest import REPO, run_launcher
 

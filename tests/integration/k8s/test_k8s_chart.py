@@ -20,7 +20,7 @@ import k8s_schemas
 import pytest
 import yaml
 
-from hyperpod_launcher.backends import k8s_values
+from hyperpod_launcher.backends.k8s import values as k8s_values
 from hyperpod_launcher.compose import plan
 from tests.conftest import REPO, require_tool, shellcheck
 
@@ -410,7 +410,7 @@ def test_each_launch_gets_its_own_release_name(tmp_path: Path) -> None:
 
 
 def test_chart_in_the_repo_is_what_the_launcher_copies() -> None:
-    from hyperpod_launcher.backends.k8s import chart_files
+    from hyperpod_launcher.backends.k8s.backend import chart_files
 
     k8s = REPO / "templates" / "k8s"
     for chart in ("pytorchjob", "hyperpodpytorchjob"):

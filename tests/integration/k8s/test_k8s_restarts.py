@@ -20,7 +20,7 @@ import k8s_standins
 import pytest
 import yaml
 
-from hyperpod_launcher.backends import k8s_values
+from hyperpod_launcher.backends.k8s import values as k8s_values
 from hyperpod_launcher.compose import plan
 from hyperpod_launcher.errors import UserError
 from tests.conftest import REPO, require, require_tool, run_launcher

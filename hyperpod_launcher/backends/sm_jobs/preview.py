@@ -1,4 +1,4 @@
-"""Dry run of an unmodified launch.py: `python sagemaker_preview.py <launch.py>`.
+"""Dry run of an unmodified launch.py: `python preview.py <launch.py>`.
 
 botocore event hooks answer every AWS call locally and stop at CreateTrainingJob, whose
 request body is printed after a marker line. Nothing leaves this process: sockets refuse to
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import runpy
 import socket
 import sys
@@ -72,9 +71,6 @@ def _install_hooks() -> None:
 
 
 def main(argv: list[str]) -> int:
-    # As `python launch.py` would: its own folder first, not this one (which has a
-    # sagemaker.py of its own that would shadow the SDK).
-    sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))
     socket.socket.connect = _no_network  # type: ignore[method-assign]
     socket.create_connection = _no_network  # type: ignore[assignment]
     _install_hooks()

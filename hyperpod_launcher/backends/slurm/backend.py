@@ -206,7 +206,7 @@ def docker_command(spec: JobSpec, train_script_path: str) -> str:
 
 class SlurmBackend(Backend):
     name = "slurm"
-    preflight_checks = "hyperpod_launcher.backends.slurm_preflight"  # what `preflight` asks
+    preflight_checks = "hyperpod_launcher.backends.slurm.preflight"  # what `preflight` asks
     capabilities = frozenset({STATUS, LOGS, CANCEL})
     # The nodes run the submit host's checkout; a dry run makes none.
     checkout_hint = "cluster.slurm_create_submission_file_only=true writes them and checks it out"

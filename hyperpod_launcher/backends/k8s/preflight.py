@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from hyperpod_launcher.backends import k8s_values
+from hyperpod_launcher.backends.k8s import values as k8s_values
 from hyperpod_launcher.preflight import Check, Result, fail, ok, warn
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ KUEUE = "kueue.x-k8s.io/v1beta1"
 
 def _kind(plan: Plan) -> tuple[str, str, str, str]:
     """(group, version, plural, kind) of the job this plan installs."""
-    from hyperpod_launcher.backends.k8s_jobs import DEFAULT_KIND, KINDS
+    from hyperpod_launcher.backends.k8s.jobs import DEFAULT_KIND, KINDS
 
     kind = "HyperPodPyTorchJob" if plan.spec.opts.get("use_hyperpod_pytorch_job") else DEFAULT_KIND
     api = KINDS[kind]
@@ -41,7 +41,7 @@ class Api:
     """GET/POST on API paths through the kubernetes client, errors as (status, message)."""
 
     def __init__(self, plan: Plan) -> None:
-        from hyperpod_launcher.backends.k8s_jobs import Cluster
+        from hyperpod_launcher.backends.k8s.jobs import Cluster
 
         self.cluster = Cluster(plan.spec.opts.get("kube_context") or None)
 
@@ -71,7 +71,7 @@ class Api:
 def check_helm() -> Result:
     path = shutil.which("helm")
     if path is None:
-        from hyperpod_launcher.backends.k8s import HELM_MISSING
+        from hyperpod_launcher.backends.k8s.backend import HELM_MISSING
 
         return fail("helm is not on PATH", HELM_MISSING)
     return ok(f"helm at {path}")
@@ -278,7 +278,7 @@ def check_helm_dry_run(plan: Plan) -> Result:
 
 
 def k8s_values_chart_prefix() -> str:
-    from hyperpod_launcher.backends.k8s import CHART_DIR
+    from hyperpod_launcher.backends.k8s.backend import CHART_DIR
 
     return CHART_DIR + "/"
 

@@ -1,4 +1,4 @@
-"""cluster/sm_jobs.yaml: the SageMaker backend's options (see config/schema.py)."""
+"""cluster/sm_jobs.yaml: the SageMaker backend's options."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""cluster/k8s.yaml: the Kubernetes backend's options (see config/schema.py)."""
+"""cluster/k8s.yaml: the Kubernetes backend's options."""
 
 from __future__ import annotations
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hyperpod_launcher import __version__, resources, templating
-from hyperpod_launcher.backends import k8s_secret, k8s_values
 from hyperpod_launcher.backends.base import (
     CANCEL,
     LOGS,
@@ -28,7 +27,9 @@ from hyperpod_launcher.backends.base import (
     RenderedFile,
     Submitted,
 )
-from hyperpod_launcher.backends.k8s_jobs import HELM_MISSING, K8sJobs
+from hyperpod_launcher.backends.k8s import secret as k8s_secret
+from hyperpod_launcher.backends.k8s import values as k8s_values
+from hyperpod_launcher.backends.k8s.jobs import HELM_MISSING, K8sJobs
 from hyperpod_launcher.errors import BackendError
 from hyperpod_launcher.job import JobSpec, Secrets
 
@@ -131,10 +132,10 @@ def chart_of(spec: JobSpec) -> str:
 
 class K8sBackend(Backend):
     name = "k8s"
-    preflight_checks = "hyperpod_launcher.backends.k8s_preflight"  # what `preflight` asks
+    preflight_checks = "hyperpod_launcher.backends.k8s.preflight"  # what `preflight` asks
     capabilities = frozenset({STATUS, LOGS, CANCEL})
 
-    # The job commands (k8s_jobs) use the kubernetes client, which they import on first use.
+    # The job commands (jobs.py) use the kubernetes client, which they import on first use.
     def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[JobStatus]:
         return K8sJobs().status(records, detailed)
 

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from hyperpod_launcher import job
-from hyperpod_launcher.backends import k8s_hyperpod
 from hyperpod_launcher.backends.base import train_script
-from hyperpod_launcher.config import schema_k8s
+from hyperpod_launcher.backends.k8s import hyperpod as k8s_hyperpod
+from hyperpod_launcher.backends.k8s import options as schema_k8s
 from hyperpod_launcher.config.validate import check_section
 from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.job import JobSpec

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hyperpod_launcher import recipe_checks
-from hyperpod_launcher.config import schema_k8s
+from hyperpod_launcher.backends.k8s import options as schema_k8s
 from hyperpod_launcher.config.validate import check_section
 from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.job import JobSpec

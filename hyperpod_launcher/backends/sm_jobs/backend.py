@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hyperpod_launcher import __version__, templating
-from hyperpod_launcher.backends import sagemaker_checks as checks
 from hyperpod_launcher.backends.base import (
     CANCEL,
     LOGS,
@@ -34,6 +33,7 @@ from hyperpod_launcher.backends.base import (
     Submitted,
     train_script,
 )
+from hyperpod_launcher.backends.sm_jobs import checks
 from hyperpod_launcher.errors import BackendError, UserError
 from hyperpod_launcher.job import RECIPE_SECRETS, SECRET_ENV, Entry, JobSpec, Secrets
 from hyperpod_launcher.resume import CHECKPOINT_KEYS
@@ -451,22 +451,22 @@ def _torch_distributed() -> dict[str, Any]:
 
 class SageMakerBackend(Backend):
     name = "sm_jobs"
-    preflight_checks = "hyperpod_launcher.backends.sagemaker_preflight"  # what `preflight` asks
+    preflight_checks = "hyperpod_launcher.backends.sm_jobs.preflight"  # what `preflight` asks
     capabilities = frozenset({STATUS, LOGS, CANCEL})
 
     # The job commands need boto3 and none of the rendering code: they live apart.
     def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[JobStatus]:
-        from hyperpod_launcher.backends.sagemaker_jobs import SageMakerJobs
+        from hyperpod_launcher.backends.sm_jobs.jobs import SageMakerJobs
 
         return SageMakerJobs().status(records, detailed)
 
     def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> Iterator[str]:
-        from hyperpod_launcher.backends.sagemaker_jobs import SageMakerJobs
+        from hyperpod_launcher.backends.sm_jobs.jobs import SageMakerJobs
 
         return SageMakerJobs().logs(record, follow, rank)
 
     def cancel(self, record: dict[str, Any]) -> str:
-        from hyperpod_launcher.backends.sagemaker_jobs import SageMakerJobs
+        from hyperpod_launcher.backends.sm_jobs.jobs import SageMakerJobs
 
         return SageMakerJobs().cancel(record)
 
@@ -571,7 +571,7 @@ class SageMakerBackend(Backend):
             from hyperpod_launcher import code
 
             code.checkout(spec.code, Secrets())
-        runner = os.path.join(os.path.dirname(__file__), "sagemaker_preview.py")
+        runner = os.path.join(os.path.dirname(__file__), "preview.py")
         proc = subprocess.run(
             [sys.executable, runner, rendered.submit_argv[-1]],
             cwd=spec.job_dir,

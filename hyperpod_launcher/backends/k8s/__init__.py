@@ -1,0 +1,5 @@
+"""The Kubernetes backend: a Helm chart per job (PyTorchJob or HyperPodPyTorchJob).
+
+Modules load on demand: the registry names `backend` and `options` apart, so checking a
+cluster file never imports the renderer, and rendering never imports an SDK.
+"""
