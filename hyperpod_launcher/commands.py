@@ -22,12 +22,12 @@ def jobs(args: argparse.Namespace) -> int:
     for entry, state in zip(entries, states, strict=True):
         rows.append(
             (
-                entry.get("name") or "",
-                entry.get("backend") or "",
-                str(entry.get("job_id") or "-"),
+                entry.name,
+                entry.backend,
+                entry.job_id or "-",
                 state.short(),
-                entry.get("submitted_at") or "",
-                entry.get("job_dir") or "",
+                entry.submitted_at or "",
+                entry.job_dir,
             )
         )
     print(format_table(rows))
@@ -42,21 +42,21 @@ def status(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     **state.as_dict(),
-                    "name": record["name"],
-                    "job_id": record["job_id"],
-                    "backend": record["backend"],
-                    "job_dir": record["job_dir"],
+                    "name": record.name,
+                    "job_id": record.job_id,
+                    "backend": record.backend,
+                    "job_dir": record.job_dir,
                 }
             )
         )
     else:
-        print(f"{record['name']} ({record['backend']} job {record['job_id']}): {state.describe()}")
+        print(f"{record.name} ({record.backend} job {record.job_id}): {state.describe()}")
     return 0
 
 
 def logs(args: argparse.Namespace) -> int:
     record = records.resolve(args.job)
-    impl = lifecycle.implementation(record["backend"], "logs")
+    impl = lifecycle.implementation(record.backend, "logs")
     for line in impl.logs(record, follow=args.follow, rank=args.rank):
         print(line, flush=args.follow)
     return 0
@@ -64,7 +64,7 @@ def logs(args: argparse.Namespace) -> int:
 
 def cancel(args: argparse.Namespace) -> int:
     record = records.resolve(args.job)
-    print(lifecycle.implementation(record["backend"], "cancel").cancel(record))
+    print(lifecycle.implementation(record.backend, "cancel").cancel(record))
     return 0
 
 

@@ -13,9 +13,8 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from hyperpod_launcher.records import ARCHIVE, RECORD, read_record
+from hyperpod_launcher.records import ARCHIVE, RECORD, JobRecord, read_record
 
 
 def _atomic_write(path: Path, data: bytes, mode: int) -> None:
@@ -35,7 +34,7 @@ class JobDir:
         self.path = Path(path)
         self.launch_id = launch_id
         previous = read_record(self.path)
-        self._previous_launch = previous.get("launch_id") if previous else None
+        self._previous_launch = previous.launch_id if previous else None
 
     def _archive(self, target: Path, relpath: str) -> None:
         """Keep the earlier launch's version of a file before it is replaced."""
@@ -64,5 +63,6 @@ class JobDir:
             self.write(relpath, text, mode)
         return sorted(files)
 
-    def write_record(self, record: Mapping[str, Any]) -> Path:
-        return self.write(RECORD, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    def write_record(self, record: JobRecord) -> Path:
+        text = json.dumps(record.to_dict(), indent=2, sort_keys=True)
+        return self.write(RECORD, text + "\n")

@@ -86,34 +86,34 @@ def _launcher_cmd_log(plan: Plan, argv: list[str]) -> str:
     return plan.secrets.mask("\n".join(lines) + "\n")
 
 
-def _record(plan: Plan, artifacts: list[str], status: str, **extra: Any) -> dict[str, Any]:
+def _record(plan: Plan, artifacts: list[str], status: str, **outcome: Any) -> records.JobRecord:
     spec = plan.spec
-    return {
-        "schema_version": 1,
-        "name": spec.name,
-        "launch_id": spec.launch_id,
-        "backend": spec.backend,
-        "mode": spec.mode,
-        "recipe": spec.recipe,
-        "job_dir": spec.job_dir,
-        "launcher_version": __version__,
-        "submitted_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "nodes": spec.nodes,
-        "procs_per_node": spec.procs_per_node,
-        "instance_type": spec.instance_type,
-        "image": spec.image,
-        "code": {
+    return records.JobRecord(
+        name=spec.name,
+        launch_id=spec.launch_id,
+        backend=spec.backend,
+        mode=spec.mode,
+        recipe=spec.recipe,
+        job_dir=spec.job_dir,
+        launcher_version=__version__,
+        submitted_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        nodes=spec.nodes,
+        procs_per_node=spec.procs_per_node,
+        instance_type=spec.instance_type,
+        image=spec.image,
+        code={
             "location": plan.secrets.mask(spec.code.location or "") or None,
             "branch": spec.code.branch,
             "commit": spec.code.commit,
             "checkout_dir": spec.code.checkout_dir,
         },
-        "overrides": list(spec.overrides),
-        "recipe_sha256": spec.recipe_sha256,
-        "artifacts": artifacts,
-        "submit": {"command": plan.rendered.submit_command, "status": status},
-        **extra,
-    }
+        overrides=tuple(spec.overrides),
+        recipe_sha256=spec.recipe_sha256,
+        artifacts=tuple(artifacts),
+        submit_command=plan.rendered.submit_command,
+        submit_status=status,
+        **outcome,
+    )
 
 
 def _review_only_note(plan: Plan) -> str | None:

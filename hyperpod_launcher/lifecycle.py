@@ -8,6 +8,7 @@ from typing import Any
 
 from hyperpod_launcher import status as st
 from hyperpod_launcher.errors import LauncherError, UserError
+from hyperpod_launcher.records import JobRecord
 
 
 def implementation(backend: str, verb: str) -> Any:
@@ -20,16 +21,16 @@ def implementation(backend: str, verb: str) -> Any:
     return impl
 
 
-def statuses(entries: list[dict[str, Any]], detailed: bool = False) -> list[st.JobStatus]:
+def statuses(entries: list[JobRecord], detailed: bool = False) -> list[st.JobStatus]:
     """One status query per backend for many jobs. Without `detailed`, a backend that cannot
     be asked is reported as one warning and its jobs as unknown."""
     by_backend: dict[str, list[int]] = defaultdict(list)
     result: list[st.JobStatus] = [st.JobStatus(st.UNKNOWN, "?")] * len(entries)
     for i, entry in enumerate(entries):
-        if entry.get("job_id") is None:  # the submit failed: there is nothing to ask
+        if entry.job_id is None:  # the submit failed: there is nothing to ask
             result[i] = st.JobStatus(st.FAILED, "not submitted", detail="see its job.json")
         else:
-            by_backend[entry["backend"]].append(i)
+            by_backend[entry.backend].append(i)
     for backend, indexes in by_backend.items():
         try:
             found = implementation(backend, "status").status(
@@ -45,9 +46,9 @@ def statuses(entries: list[dict[str, Any]], detailed: bool = False) -> list[st.J
     return result
 
 
-def follow(record: dict[str, Any], rank: int | None = None) -> st.JobStatus:
+def follow(record: JobRecord, rank: int | None = None) -> st.JobStatus:
     """Stream the job's logs until it ends; return its final status."""
-    impl = implementation(record["backend"], "logs")
+    impl = implementation(record.backend, "logs")
     for line in impl.logs(record, follow=True, rank=rank):
         print(line, flush=True)
     return impl.status([record], detailed=True)[0]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from hyperpod_launcher import __version__, templating
 from hyperpod_launcher.job import MASK, SECRET_ENV, JobSpec, Secrets
+from hyperpod_launcher.records import JobRecord
 
 if TYPE_CHECKING:
     from hyperpod_launcher.status import JobStatus
@@ -100,15 +101,15 @@ class Backend(ABC):
         """What only a dry run adds to the job folder (file names); nothing by default."""
         return []
 
-    def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[JobStatus]:
+    def status(self, records: list[JobRecord], detailed: bool = False) -> list[JobStatus]:
         """The states of many jobs in as few queries as the backend allows."""
         raise NotImplementedError(f"{self.name} does not support status")
 
-    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> Iterator[str]:
+    def logs(self, record: JobRecord, follow: bool, rank: int | None) -> Iterator[str]:
         """The job's output lines (only global rank `rank`'s); with `follow`, until it ends."""
         raise NotImplementedError(f"{self.name} does not support logs")
 
-    def cancel(self, record: dict[str, Any]) -> str:
+    def cancel(self, record: JobRecord) -> str:
         """Stop the job; say what was done (a finished job is left alone)."""
         raise NotImplementedError(f"{self.name} does not support cancel")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,6 +13,7 @@ from hyperpod_launcher import backends, cli
 from hyperpod_launcher import status as st
 from hyperpod_launcher.backends.base import STATUS, Backend, Rendered, RenderedFile, Submitted
 from hyperpod_launcher.job import JobSpec, Secrets
+from hyperpod_launcher.records import JobRecord
 
 
 @dataclass
@@ -35,8 +35,8 @@ class ToyBackend(Backend):
         Path(spec.job_dir, "toy.state").write_text("RUNNING")
         return Submitted(job_id=f"toy-{spec.launch_id}")
 
-    def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[st.JobStatus]:
-        words = [Path(r["job_dir"], "toy.state").read_text() for r in records]
+    def status(self, records: list[JobRecord], detailed: bool = False) -> list[st.JobStatus]:
+        words = [Path(r.job_dir, "toy.state").read_text() for r in records]
         return [st.JobStatus(st.RUNNING if w == "RUNNING" else st.UNKNOWN, w) for w in words]
 
 

@@ -45,8 +45,8 @@ def test_a_real_launch_is_indexed_here_and_not_in_the_users_index(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert added_to_user_index(before, str(tmp_path)) == []
     (entry,) = records.index_entries()
-    assert entry["name"] == "isolated"
-    assert entry["job_dir"] == str(tmp_path / "results" / "isolated")
+    assert entry.name == "isolated"
+    assert entry.job_dir == str(tmp_path / "results" / "isolated")
 
 
 def _index(tmp_path: Path, *entries: dict[str, object]) -> None:

@@ -32,6 +32,7 @@ from hyperpod_launcher.backends.k8s import values as k8s_values
 from hyperpod_launcher.backends.k8s.jobs import HELM_MISSING, K8sJobs
 from hyperpod_launcher.errors import BackendError
 from hyperpod_launcher.job import JobSpec, Secrets
+from hyperpod_launcher.records import JobRecord
 
 if TYPE_CHECKING:
     from hyperpod_launcher.status import JobStatus
@@ -136,13 +137,13 @@ class K8sBackend(Backend):
     capabilities = frozenset({STATUS, LOGS, CANCEL})
 
     # The job commands (jobs.py) use the kubernetes client, which they import on first use.
-    def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[JobStatus]:
+    def status(self, records: list[JobRecord], detailed: bool = False) -> list[JobStatus]:
         return K8sJobs().status(records, detailed)
 
-    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> Iterator[str]:
+    def logs(self, record: JobRecord, follow: bool, rank: int | None) -> Iterator[str]:
         return K8sJobs().logs(record, follow, rank)
 
-    def cancel(self, record: dict[str, Any]) -> str:
+    def cancel(self, record: JobRecord) -> str:
         return K8sJobs().cancel(record)
 
     def render(self, spec: JobSpec) -> Rendered:

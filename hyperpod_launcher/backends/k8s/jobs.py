@@ -8,6 +8,7 @@ absent), .kube_context and .secret; `cancel` adds `cancelled_at`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -24,6 +25,7 @@ from typing import Any
 from hyperpod_launcher import records
 from hyperpod_launcher import status as st
 from hyperpod_launcher.errors import BackendError
+from hyperpod_launcher.records import JobRecord
 
 
 @dataclass(frozen=True)
@@ -84,23 +86,23 @@ class Ref:
     secret: str | None  # the tokens' Secret, when this launch created it
     kept_secret: str | None  # a Secret that existed before the launch (updated, not created)
     cancelled_at: str | None
-    record: dict[str, Any]
+    record: JobRecord
 
     @classmethod
-    def of(cls, record: dict[str, Any]) -> Ref:
-        details = record.get("details") or {}
-        namespace, _, name = str(record["job_id"]).partition("/")
+    def of(cls, record: JobRecord) -> Ref:
+        details = record.details
+        namespace, _, name = str(record.job_id).partition("/")
         secret = details.get("secret") or {}
         created = secret.get("action") == "created"
         return cls(
-            job_id=str(record["job_id"]),
+            job_id=str(record.job_id),
             namespace=details.get("namespace") or namespace,
             name=details.get("release") or name,
             kind=details.get("kind") if details.get("kind") in KINDS else DEFAULT_KIND,
             context=details.get("kube_context") or None,
             secret=secret.get("name") if created else None,
             kept_secret=secret.get("name") if secret and not created else None,
-            cancelled_at=record.get("cancelled_at"),
+            cancelled_at=record.cancelled_at,
             record=record,
         )
 
@@ -113,20 +115,13 @@ class Ref:
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
-def full_record(entry: dict[str, Any]) -> dict[str, Any]:
-    """`jobs` passes index entries (a few keys); the job folder's record has the details."""
-    if "details" in entry or "submit" in entry or not entry.get("job_dir"):
-        return entry
-    return records.read_record(entry["job_dir"], entry.get("launch_id")) or entry
-
-
-def unsubmitted(record: dict[str, Any]) -> st.JobStatus | None:
+def unsubmitted(record: JobRecord) -> st.JobStatus | None:
     """The status of a launch that never reached the cluster, or None."""
-    submit = (record.get("submit") or {}).get("status")
+    submit = record.submit_status
     if submit == "dry_run":
         return st.JobStatus(st.UNKNOWN, "dry run", detail="a dry run: nothing was submitted")
-    if submit == "failed" or not record.get("job_id"):
-        detail = record.get("error") or "the submit failed"
+    if submit == "failed" or not record.job_id:
+        detail = record.error or "the submit failed"
         return st.JobStatus(st.FAILED, "not submitted", detail=detail)
     return None
 
@@ -454,8 +449,8 @@ class K8sJobs:
             self._clusters[ref.context] = Cluster(ref.context)
         return self._clusters[ref.context]
 
-    def _status(self, record: dict[str, Any], detailed: bool) -> st.JobStatus:
-        full = full_record(record)
+    def _status(self, record: JobRecord, detailed: bool) -> st.JobStatus:
+        full = records.full(record)
         early = unsubmitted(full)
         if early is not None:
             return early
@@ -470,7 +465,7 @@ class K8sJobs:
         )
         return job_status(ref, job, pods, gone)
 
-    def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[st.JobStatus]:
+    def status(self, records: list[JobRecord], detailed: bool = False) -> list[st.JobStatus]:
         if detailed:
             return [self._status(record, True) for record in records]
         # `jobs`: one unreachable cluster must not hide the others' jobs.
@@ -485,10 +480,10 @@ class K8sJobs:
                 result.append(st.JobStatus(st.UNKNOWN, "?"))
         return result
 
-    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> Iterator[str]:
+    def logs(self, record: JobRecord, follow: bool, rank: int | None) -> Iterator[str]:
         from hyperpod_launcher.logfiles import rank_filter
 
-        full = full_record(record)
+        full = records.full(record)
         early = unsubmitted(full)
         if early is not None:
             raise BackendError(f"no logs: {early.describe()}")
@@ -515,8 +510,8 @@ class K8sJobs:
                 continue
             yield from filter(keep, text.splitlines())
 
-    def cancel(self, record: dict[str, Any]) -> str:
-        full = full_record(record)
+    def cancel(self, record: JobRecord) -> str:
+        full = records.full(record)
         early = unsubmitted(full)
         if early is not None:
             return f"nothing to cancel: {early.describe()}"
@@ -567,18 +562,19 @@ def _helm_uninstall(ref: Ref) -> bool:
     raise BackendError(f"helm uninstall failed (exit {proc.returncode}): {message}")
 
 
-def _mark_cancelled(record: dict[str, Any]) -> None:
+def _mark_cancelled(record: JobRecord) -> None:
     """Write cancelled_at into the launch's job.json (the folder's, or the archived one)."""
     import datetime as dt
 
     from hyperpod_launcher.jobdir import JobDir
 
-    folder = record["job_dir"]
-    current = records.read_record(folder) or {}
-    if current.get("launch_id") != record.get("launch_id"):
-        folder = os.path.join(folder, records.ARCHIVE, str(record.get("launch_id")))
+    folder = record.job_dir
+    current = records.read_record(folder)
+    if current is None or current.launch_id != record.launch_id:
+        folder = os.path.join(folder, records.ARCHIVE, str(record.launch_id))
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    JobDir(folder, str(record.get("launch_id"))).write_record({**record, "cancelled_at": now})
+    cancelled = dataclasses.replace(record, cancelled_at=now)
+    JobDir(folder, str(record.launch_id)).write_record(cancelled)
 
 
 class _Follower:

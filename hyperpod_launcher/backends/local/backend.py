@@ -9,7 +9,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from hyperpod_launcher import __version__, templating
 from hyperpod_launcher import status as st
@@ -26,6 +25,7 @@ from hyperpod_launcher.backends.base import (
 )
 from hyperpod_launcher.errors import BackendError, UserError
 from hyperpod_launcher.job import JobSpec, Secrets
+from hyperpod_launcher.records import JobRecord
 
 RUN_SCRIPT = "local_run.sh"
 
@@ -48,9 +48,9 @@ def _alive(pid: int, job_dir: str) -> bool:
     return job_dir.encode() in cmdline and stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def local_status(record: dict[str, Any]) -> st.JobStatus:
+def local_status(record: JobRecord) -> st.JobStatus:
     try:
-        word = exit_file(record["job_dir"], record["launch_id"]).read_text().strip()
+        word = exit_file(record.job_dir, str(record.launch_id)).read_text().strip()
     except FileNotFoundError:
         word = ""
     if word == "cancelled":
@@ -58,8 +58,8 @@ def local_status(record: dict[str, Any]) -> st.JobStatus:
     if word.lstrip("-").isdigit():
         code = int(word)
         status = st.JobStatus(st.SUCCEEDED if code == 0 else st.FAILED, "exited", code)
-        return status.with_cause([Path((record.get("details") or {}).get("log") or "/dev/null")])
-    if record.get("job_id") and _alive(int(record["job_id"]), record["job_dir"]):
+        return status.with_cause([Path(record.details.get("log") or "/dev/null")])
+    if record.job_id and _alive(int(record.job_id), record.job_dir):
         return st.JobStatus(st.RUNNING, "running")
     return st.JobStatus(st.FAILED, "gone", detail="the process ended without an exit status")
 
@@ -106,29 +106,29 @@ class LocalBackend(Backend):
             return Submitted(job_id=str(proc.pid), details={"log": log_path, "detached": True})
         return _run_foreground(rendered.submit_argv, env, log_path, secrets)
 
-    def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[st.JobStatus]:
+    def status(self, records: list[JobRecord], detailed: bool = False) -> list[st.JobStatus]:
         return [local_status(r) for r in records]
 
-    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> Iterator[str]:
+    def logs(self, record: JobRecord, follow: bool, rank: int | None) -> Iterator[str]:
         from hyperpod_launcher import logfiles
 
-        log = Path(record.get("details", {}).get("log") or "")
+        log = Path(record.details.get("log") or "")
         return logfiles.lines(
             lambda: [log], lambda: local_status(record).finished, follow=follow, rank=rank
         )
 
-    def cancel(self, record: dict[str, Any]) -> str:
+    def cancel(self, record: JobRecord) -> str:
         current = local_status(record)
         if current.finished:
-            return f"local job {record['job_id']} already finished: {current.describe()}"
-        pid = int(record["job_id"])
+            return f"local job {record.job_id} already finished: {current.describe()}"
+        pid = int(str(record.job_id))
         os.killpg(pid, signal.SIGTERM)  # the job runs in its own session: pgid == pid
         deadline = time.monotonic() + 10
-        while _alive(pid, record["job_dir"]) and time.monotonic() < deadline:
+        while _alive(pid, record.job_dir) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid, record["job_dir"]):
+        if _alive(pid, record.job_dir):
             os.killpg(pid, signal.SIGKILL)
-        exit_file(record["job_dir"], record["launch_id"]).write_text("cancelled\n")
+        exit_file(record.job_dir, str(record.launch_id)).write_text("cancelled\n")
         return f"cancelled local job {pid}"
 
 

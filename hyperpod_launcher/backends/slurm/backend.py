@@ -25,6 +25,7 @@ from hyperpod_launcher.backends.base import (
 )
 from hyperpod_launcher.errors import BackendError, UserError
 from hyperpod_launcher.job import JobSpec, Mount, Secrets
+from hyperpod_launcher.records import JobRecord
 
 # Slurm's job states in the launcher's vocabulary.
 SLURM_STATES = {
@@ -270,17 +271,17 @@ class SlurmBackend(Backend):
         job_id = proc.stdout.strip().split(";")[0]
         return Submitted(job_id=job_id, details={"sbatch_stdout": proc.stdout.strip()})
 
-    def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[st.JobStatus]:
-        states = query([str(r["job_id"]) for r in records])
+    def status(self, records: list[JobRecord], detailed: bool = False) -> list[st.JobStatus]:
+        states = query([str(r.job_id) for r in records])
         return [
-            states[str(r["job_id"])].with_cause(Path(r["job_dir"]).glob(f"log-*_{r['job_id']}.*"))
+            states[str(r.job_id)].with_cause(Path(r.job_dir).glob(f"log-*_{r.job_id}.*"))
             for r in records
         ]
 
-    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> Iterator[str]:
+    def logs(self, record: JobRecord, follow: bool, rank: int | None) -> Iterator[str]:
         from hyperpod_launcher import logfiles
 
-        job_dir, job_id = Path(record["job_dir"]), str(record["job_id"])
+        job_dir, job_id = Path(record.job_dir), str(record.job_id)
         return logfiles.lines(
             lambda: job_dir.glob(f"log-*_{job_id}.*"),
             lambda: query([job_id])[job_id].finished,
@@ -288,8 +289,8 @@ class SlurmBackend(Backend):
             rank=rank,
         )
 
-    def cancel(self, record: dict[str, Any]) -> str:
-        job_id = str(record["job_id"])
+    def cancel(self, record: JobRecord) -> str:
+        job_id = str(record.job_id)
         current = query([job_id])[job_id]
         if current.finished:
             return f"job {job_id} already finished: {current.describe()}"

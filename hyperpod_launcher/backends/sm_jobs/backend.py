@@ -36,6 +36,7 @@ from hyperpod_launcher.backends.base import (
 from hyperpod_launcher.backends.sm_jobs import checks
 from hyperpod_launcher.errors import BackendError, UserError
 from hyperpod_launcher.job import RECIPE_SECRETS, SECRET_ENV, Entry, JobSpec, Secrets
+from hyperpod_launcher.records import JobRecord
 from hyperpod_launcher.resume import CHECKPOINT_KEYS
 
 if TYPE_CHECKING:
@@ -455,17 +456,17 @@ class SageMakerBackend(Backend):
     capabilities = frozenset({STATUS, LOGS, CANCEL})
 
     # The job commands need boto3 and none of the rendering code: they live apart.
-    def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[JobStatus]:
+    def status(self, records: list[JobRecord], detailed: bool = False) -> list[JobStatus]:
         from hyperpod_launcher.backends.sm_jobs.jobs import SageMakerJobs
 
         return SageMakerJobs().status(records, detailed)
 
-    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> Iterator[str]:
+    def logs(self, record: JobRecord, follow: bool, rank: int | None) -> Iterator[str]:
         from hyperpod_launcher.backends.sm_jobs.jobs import SageMakerJobs
 
         return SageMakerJobs().logs(record, follow, rank)
 
-    def cancel(self, record: dict[str, Any]) -> str:
+    def cancel(self, record: JobRecord) -> str:
         from hyperpod_launcher.backends.sm_jobs.jobs import SageMakerJobs
 
         return SageMakerJobs().cancel(record)

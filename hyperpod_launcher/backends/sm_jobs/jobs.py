@@ -10,8 +10,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from hyperpod_launcher import records
 from hyperpod_launcher import status as st
 from hyperpod_launcher.errors import BackendError
+from hyperpod_launcher.records import JobRecord
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 STARTING = {
@@ -25,14 +27,14 @@ STARTING = {
 FINISHED = {"Completed", "Failed", "Stopped"}
 
 
-def _client(service: str, record: dict[str, Any]) -> Any:
+def _client(service: str, record: JobRecord) -> Any:
     try:
         import boto3
     except ImportError:
         raise BackendError(
             "boto3 is not installed: pip install 'hyperpod-launcher[sagemaker]'"
         ) from None
-    region = (record.get("details") or {}).get("region")
+    region = records.full(record).details.get("region")
     return _call(boto3.client, service_name=service, **({"region_name": region} if region else {}))
 
 
@@ -52,8 +54,8 @@ def _call(fn: Any, **kwargs: Any) -> Any:
         raise BackendError(f"cannot reach AWS: {err}") from None
 
 
-def _name(record: dict[str, Any]) -> str:
-    return str((record.get("details") or {}).get("training_job_name") or record["job_id"])
+def _name(record: JobRecord) -> str:
+    return str(record.details.get("training_job_name") or record.job_id)
 
 
 def _status(job: dict[str, Any]) -> st.JobStatus:
@@ -73,7 +75,7 @@ def _status(job: dict[str, Any]) -> st.JobStatus:
 
 
 class SageMakerJobs:
-    def status(self, records: list[dict[str, Any]], detailed: bool = False) -> list[st.JobStatus]:
+    def status(self, records: list[JobRecord], detailed: bool = False) -> list[st.JobStatus]:
         result = []
         for record in records:
             client = _client("sagemaker", record)
@@ -82,7 +84,7 @@ class SageMakerJobs:
             )
         return result
 
-    def logs(self, record: dict[str, Any], follow: bool, rank: int | None) -> Iterator[str]:
+    def logs(self, record: JobRecord, follow: bool, rank: int | None) -> Iterator[str]:
         from hyperpod_launcher.logfiles import rank_filter
 
         logs = _client("logs", record)
@@ -108,7 +110,7 @@ class SageMakerJobs:
                 return
             time.sleep(5)
 
-    def cancel(self, record: dict[str, Any]) -> str:
+    def cancel(self, record: JobRecord) -> str:
         name = _name(record)
         client = _client("sagemaker", record)
         job = _call(client.describe_training_job, TrainingJobName=name)
