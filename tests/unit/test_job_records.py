@@ -3,10 +3,13 @@ records written by earlier versions still load."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
-from hyperpod_launcher import records
+import pytest
+
+from hyperpod_launcher import commands, lifecycle, records
 from hyperpod_launcher.jobdir import JobDir
 from hyperpod_launcher.records import JobRecord
 
@@ -82,3 +85,16 @@ def test_job_json_of_an_earlier_version_round_trips(tmp_path: Path) -> None:
     assert records.read_record(folder) == record
     index_line = JobRecord.from_dict({**OLD_JOB_JSON, "job_dir": str(folder)}).index_line()
     assert records.full(JobRecord.from_dict(index_line)).details == OLD_JOB_JSON["details"]
+
+
+def test_jobs_lists_lines_of_an_earlier_version(capsys: pytest.CaptureFixture[str]) -> None:
+    never_submitted = json.dumps({**json.loads(OLD_LINE), "name": "broken", "job_id": None})
+    records.index_path().parent.mkdir(parents=True, exist_ok=True)
+    records.index_path().write_text(never_submitted + "\n")
+    (entry,) = records.index_entries()
+    (state,) = lifecycle.statuses([entry])
+    assert (state.state, state.backend_state) == ("failed", "not submitted")
+    assert commands.jobs(argparse.Namespace(all=True, limit=20)) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split()[:2] == ["NAME", "BACKEND"]
+    assert row.split()[:4] == ["broken", "slurm", "-", "failed"]
