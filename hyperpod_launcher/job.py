@@ -25,6 +25,7 @@ from hyperpod_launcher import (
     resources,
     time_limit,
     training_code,
+    yaml_text,
 )
 from hyperpod_launcher.config import cluster_keys, schema
 from hyperpod_launcher.config.recipe_schema import recipe_schema
@@ -144,10 +145,6 @@ class JobSpec:
     code_package: str | None = None
 
     @property
-    def world_size(self) -> int:
-        return self.nodes * self.procs_per_node
-
-    @property
     def recipe_sha256(self) -> str | None:
         if self.recipe_yaml is None:
             return None
@@ -252,14 +249,6 @@ def _code_source(git: Mapping[str, Any], job_dir: str, launch_id: str) -> CodeSo
         if problem:
             shown = re.sub(r"//[^/@]*@", "//****@", location)  # credentials in the URL
             raise UserError(f"git.repo_url_or_path={shown!r}: {problem}")
-    else:
-        path = Path(location).expanduser()
-        if not path.exists():
-            raise UserError(
-                f"git.repo_url_or_path: local path {location!r} does not exist; "
-                "give an existing directory or a git URL"
-            )
-        location = str(path.resolve())
     for key in ("branch", "commit"):
         value = git.get(key)
         if value is not None and (not value or any(c.isspace() for c in value)):
@@ -366,22 +355,68 @@ def added_keys(overrides: tuple[str, ...]) -> frozenset[str]:
     return frozenset(o.lstrip("+").split("=", 1)[0] for o in overrides if o.startswith("+"))
 
 
-def _dump_yaml(data: Any) -> str:
-    import yaml
+@dataclass(frozen=True)
+class _Launch:
+    """What both modes share: the checked launcher settings of this launch."""
 
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False)
+    cfg: Mapping[str, Any]
+    backend: str
+    opts: Mapping[str, Any]
+    results_root: str
+    git: Mapping[str, Any]
+    recipe_choice: str | None
+    launch_id: str
+    overrides: tuple[str, ...]
 
 
-def build(
+@dataclass(frozen=True)
+class _Run:
+    """The run's name, size and time limit, read from the mode's own section."""
+
+    name: str
+    nodes: int
+    procs_key: str
+    explicit_procs: Any
+    time_limit: str | None
+
+
+@dataclass(frozen=True)
+class _Machine:
+    instance_type: str | None
+    instance: InstanceType | None
+    procs: int
+    accelerator: instances.Accelerator
+    origins: tuple[str | None, ...]  # the instance type's origin, this machine's GPUs
+
+
+@dataclass(frozen=True)
+class _ModeJob:
+    """What one mode's builder adds to the shared part."""
+
+    mode: Literal["recipe", "custom"]
+    machine: _Machine
+    entry: Entry
+    code: CodeSource
+    stack: str | None = None
+    secret_env: Mapping[str, str] = field(default_factory=dict)
+    recipe_file: str | None = None
+    recipe_yaml: str | None = None
+    exp_dir: str | None = None
+    resume: Resume | None = None
+    code_package: str | None = None
+    neuron_compile: bool = False
+    config_files: tuple[tuple[str, str], ...] = ()
+    data_mounts: tuple[Mount, ...] = ()
+    host_script: str | None = None  # an entry script of this host, checked by _on_this_host
+
+
+def _check_launch(
     cfg: dict[str, Any],
-    *,
     cluster_choice: str | None,
     recipe_choice: str | None,
     launch_id: str,
-    overrides: tuple[str, ...] = (),
-) -> tuple[JobSpec, Secrets]:
-    """Validate the resolved config and build the JobSpec. Raises UserError on bad input."""
+    overrides: tuple[str, ...],
+) -> _Launch:
     check_section({k: v for k, v in cfg.items() if k != "hydra"}, schema.LauncherConfig, "")
     backend = backend_of(cluster_choice, cfg.get("cluster_type"))
     opts = cfg.get("cluster") or {}
@@ -390,17 +425,25 @@ def build(
         if advice:
             raise UserError(advice)
     check_section(opts, backends.options_schema(backend), "cluster", schema.MOVED_KEYS)
-
     base = cfg.get("base_results_dir")
     if not base:
         raise UserError(
             "base_results_dir is not set; give a folder every node can see, "
             "e.g. base_results_dir=/fsx/results"
         )
-    results_root = os.path.abspath(os.path.expanduser(str(base)))
+    return _Launch(
+        cfg=cfg,
+        backend=backend,
+        opts=opts,
+        results_root=os.path.abspath(os.path.expanduser(str(base))),
+        git=cfg.get("git") or {},
+        recipe_choice=recipe_choice,
+        launch_id=launch_id,
+        overrides=overrides,
+    )
 
-    custom = cfg.get("training_cfg")
-    recipe = cfg.get("recipes")
+
+def _check_one_mode(recipe: Any, custom: Any) -> None:
     if custom is not None and recipe:
         raise UserError(
             "both a recipe and training_cfg are set; choose recipes=<name> or custom-script "
@@ -411,173 +454,285 @@ def build(
             "no recipe selected: set recipes=<name> (see `hyperpod-launch recipes list`)"
         )
 
+
+def _run(
+    name: tuple[str, Any],
+    nodes: tuple[str, Any],
+    procs: tuple[str, Any],
+    limit: tuple[str, Any],
+) -> _Run:
+    """Each argument is (key, value) as the mode's section spells it."""
+    node_count = _positive_int(nodes[1], nodes[0])
+    normalized_limit = time_limit.normalize(limit[1], limit[0])
+    if not isinstance(name[1], str) or not SAFE_NAME.match(name[1]):
+        raise UserError(
+            f"{name[0]}={name[1]!r} is not a safe job name: use letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit, at most 120 characters"
+        )
+    return _Run(name[1], node_count, procs[0], procs[1], normalized_limit)
+
+
+def _recipe_run(recipe: dict[str, Any]) -> _Run:
+    return _run(
+        ("recipes.run.name", _get(recipe, "run.name")),
+        ("recipes.trainer.num_nodes", _get(recipe, "trainer.num_nodes")),
+        ("recipes.trainer.devices", _get(recipe, "trainer.devices")),
+        ("recipes.run.time_limit", _get(recipe, "run.time_limit")),
+    )
+
+
+def _custom_run(custom: dict[str, Any]) -> _Run:
+    return _run(
+        ("training_cfg.run.name", _get(custom, "run.name")),
+        ("training_cfg.run.nodes", _get(custom, "run.nodes", 1)),
+        ("training_cfg.run.ntasks_per_node", _get(custom, "run.ntasks_per_node")),
+        ("training_cfg.run.time_limit", _get(custom, "run.time_limit")),
+    )
+
+
+def _local_gpus(backend: str) -> int | None:
+    """On cluster=local this machine is the hardware: its GPU count; elsewhere None."""
+    if backend != "local":
+        return None
+    from hyperpod_launcher import local_gpus
+
+    return local_gpus.count()
+
+
+def _machine(
+    chosen: instance_choice.InstanceChoice,
+    instance: InstanceType | None,
+    procs: int,
+    gpus: int | None,
+) -> _Machine:
+    accelerator = instance.accelerator if instance else chosen.plain_accelerator
+    machine = None
+    if gpus is not None:
+        accelerator = "gpu" if gpus else "cpu"
+        machine = f"this machine: {gpus} GPU(s)" if gpus else "this machine: no GPU (gloo)"
+    return _Machine(chosen.instance_type, instance, procs, accelerator, (chosen.origin, machine))
+
+
+def _recipe_machine(launch: _Launch, recipe: dict[str, Any], run: _Run) -> _Machine:
+    """Recipes use every device of the instance they are checked against."""
+    chosen = instance_choice.choose(launch.cfg.get("instance_type"), recipe, launch.backend)
+    instance = instances.lookup(chosen.instance_type)
+    # a Trainium recipe on a GPU instance, fp8 off p5, ...
+    recipe_checks.check_instance(recipe, instance, force_fp8=bool(launch.cfg.get("force_fp8")))
+    recipe_checks.check_hardware(recipe, chosen.instance_type, instance, launch.backend)
+    procs = _procs_per_node(
+        run.explicit_procs, run.procs_key, instance, chosen.instance_type, exact=True
+    )
+    gpus = _local_gpus(launch.backend)
+    if gpus and gpus < procs:
+        raise UserError(
+            f"{run.procs_key}={procs}: cluster=local has {gpus} GPU(s) on this machine; "
+            f"set {run.procs_key}={gpus} or fewer"
+        )
+    return _machine(chosen, instance, procs, gpus)
+
+
+def _custom_machine(launch: _Launch, run: _Run) -> _Machine:
+    """A custom script may start fewer processes than devices (one can drive several)."""
+    chosen = instance_choice.choose(launch.cfg.get("instance_type"), None, launch.backend)
+    instance = instances.lookup(chosen.instance_type)
+    procs = _procs_per_node(
+        run.explicit_procs, run.procs_key, instance, chosen.instance_type, exact=False
+    )
+    gpus = _local_gpus(launch.backend)
+    if gpus and not _given(launch.overrides, run.procs_key):
+        procs = gpus  # the config's count is for CPU processes; the command line wins
+    return _machine(chosen, instance, procs, gpus)
+
+
+def _recipe_entry(
+    launch: _Launch, recipe: dict[str, Any], code: CodeSource, config_args: tuple[str, ...]
+) -> Entry:
+    """git.entry_script/entry_module win; then the script the recipe names
+    (run.entry_script); then the model family's pretraining example of the training code."""
+    module = launch.git.get("entry_module")
+    script = launch.git.get("entry_script") or (
+        None if module else _get(recipe, "run.entry_script")
+    )
+    if not module and not script:
+        family = _recipe_family(launch.recipe_choice, _get(recipe, "model.model_type"))
+        if family is None:
+            raise UserError(
+                f"recipes={launch.recipe_choice}: cannot tell the model family for the entry "
+                "script; set git.entry_script or git.entry_module"
+            )
+        script = f"examples/{family}/{family}_pretrain.py"
+    if not code.location and script and not os.path.isabs(script):
+        raise UserError(
+            "git.repo_url_or_path is not set, so the recipe's entry script "
+            f"{script!r} has no code to come from; set git.repo_url_or_path"
+        )
+    return Entry(None if module else script, module, config_args)
+
+
+def _recipe_job(
+    launch: _Launch, recipe: dict[str, Any], run: _Run, code: CodeSource, job_dir: str
+) -> _ModeJob:
+    stack = recipe_checks.stack_of(recipe)
+    machine = _recipe_machine(launch, recipe, run)
+    # parallel math, batch sizes, sequence length, fine-tuning, data
+    recipe_checks.check(recipe, nodes=run.nodes, devices=machine.procs)
+    recipe = copy.deepcopy(recipe)  # secrets are replaced next; the caller's dict stays
+    secret_env = _strip_recipe_secrets(recipe)
+    recipe_file = f"{run.name}_hydra.yaml"
+    pin = training_code.pin_of(recipe, stack)
+    code_package = None
+    if pin is not None and pin.is_repo(code.location):
+        code_package = pin.package
+        if not code.commit and not code.branch:  # the version the recipe was written for
+            code = replace(code, commit=pin.commit)
+    exp_dir = _get(recipe, "exp_manager.exp_dir")
+    return _ModeJob(
+        mode="recipe",
+        machine=machine,
+        entry=_recipe_entry(
+            launch, recipe, code, (f"--config-path={job_dir}", f"--config-name={recipe_file}")
+        ),
+        code=code,
+        stack=stack,
+        secret_env=secret_env,
+        recipe_file=recipe_file,
+        recipe_yaml=yaml_text.dump(recipe),
+        exp_dir=str(exp_dir) if exp_dir else None,
+        resume=resume_rule(stack, recipe),
+        code_package=code_package,
+        neuron_compile=bool(_get(recipe, "run.compile", 0)),
+        config_files=ds_config.files(recipe, run.nodes * machine.procs),
+        data_mounts=tuple(recipe_mounts(recipe)),
+    )
+
+
+def _custom_job(launch: _Launch, custom: dict[str, Any], run: _Run, code: CodeSource) -> _ModeJob:
+    machine = _custom_machine(launch, run)
+    script = custom.get("entry_script")
+    module = launch.git.get("entry_module")
+    if not script and not module:
+        raise UserError("training_cfg.entry_script is not set: name the script to run")
+    return _ModeJob(
+        mode="custom",
+        machine=machine,
+        entry=Entry(
+            None if module else script, module, _script_args(custom.get("script_args", []))
+        ),
+        code=code,
+        host_script=script if script and not code.location else None,
+    )
+
+
+def _on_this_host(job: _ModeJob) -> _ModeJob:
+    """The filesystem step: a local code folder and a local entry script must exist (both
+    become absolute paths), and a script of this host is mounted with its folder."""
+    code, entry = job.code, job.entry
+    if code.location and not _is_remote_git(code.location):
+        path = Path(code.location).expanduser()
+        if not path.exists():
+            raise UserError(
+                f"git.repo_url_or_path: local path {code.location!r} does not exist; "
+                "give an existing directory or a git URL"
+            )
+        code = replace(code, location=str(path.resolve()))
+    if job.host_script:
+        path = Path(job.host_script).expanduser()
+        if not path.is_file():
+            raise UserError(f"training_cfg.entry_script: {job.host_script!r} does not exist")
+        if entry.script:
+            entry = replace(entry, script=str(path.resolve()))
+    mounts = job.data_mounts
+    script = entry.script
+    if script and os.path.isfile(script) and not resources.is_example(script):
+        folder = os.path.dirname(script)
+        mounts = (*mounts, Mount(folder, folder, "ro"))
+    return replace(job, code=code, entry=entry, data_mounts=mounts)
+
+
+def build(
+    cfg: dict[str, Any],
+    *,
+    cluster_choice: str | None,
+    recipe_choice: str | None,
+    launch_id: str,
+    overrides: tuple[str, ...] = (),
+) -> tuple[JobSpec, Secrets]:
+    """Validate the resolved config and build the JobSpec. Raises UserError on bad input.
+
+    The shared part checks the launcher settings; one builder per mode (recipe or custom
+    script) reads its own section; the filesystem step comes last."""
+    launch = _check_launch(cfg, cluster_choice, recipe_choice, launch_id, overrides)
+    recipe, custom = cfg.get("recipes"), cfg.get("training_cfg")
+    _check_one_mode(recipe, custom)
     if custom is None:  # keys, types and value rules of the recipe's kind
         kind = recipe_checks.stack_of(recipe)
         check_section(recipe, recipe_schema(kind), "recipes", added=added_keys(overrides))
-
-    git = cfg.get("git") or {}
-    if custom is not None:
-        name_key, name = "training_cfg.run.name", _get(custom, "run.name")
-        nodes = _positive_int(_get(custom, "run.nodes", 1), "training_cfg.run.nodes")
-        procs_key, explicit_procs = (
-            "training_cfg.run.ntasks_per_node",
-            _get(custom, "run.ntasks_per_node"),
-        )
-        time_key = "training_cfg.run.time_limit"
-        time_value = _get(custom, "run.time_limit")
+        run = _recipe_run(recipe)
     else:
-        name_key, name = "recipes.run.name", _get(recipe, "run.name")
-        nodes = _positive_int(_get(recipe, "trainer.num_nodes"), "recipes.trainer.num_nodes")
-        procs_key, explicit_procs = "recipes.trainer.devices", _get(recipe, "trainer.devices")
-        time_key, time_value = "recipes.run.time_limit", _get(recipe, "run.time_limit")
-    limit = time_limit.normalize(time_value, time_key)
-    if not isinstance(name, str) or not SAFE_NAME.match(name):
-        raise UserError(
-            f"{name_key}={name!r} is not a safe job name: use letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit, at most 120 characters"
-        )
-    job_dir = os.path.join(results_root, name)
-
-    chosen = instance_choice.choose(
-        cfg.get("instance_type"), recipe if custom is None else None, backend
-    )
-    instance_type = chosen.instance_type
-    instance = instances.lookup(instance_type)
-    if custom is None:  # a Trainium recipe on a GPU instance, fp8 off p5, ...
-        recipe_checks.check_instance(recipe, instance, force_fp8=bool(cfg.get("force_fp8")))
-        recipe_checks.check_hardware(recipe, instance_type, instance, backend)
-    procs = _procs_per_node(
-        explicit_procs, procs_key, instance, instance_type, exact=custom is None
-    )
-    accelerator = instance.accelerator if instance else chosen.plain_accelerator
-    machine = None
-    if backend == "local":  # this machine is the hardware: count its GPUs
-        from hyperpod_launcher import local_gpus
-
-        gpus = local_gpus.count()
-        accelerator = "gpu" if gpus else "cpu"
-        machine = f"this machine: {gpus} GPU(s)" if gpus else "this machine: no GPU (gloo)"
-        if custom is not None and gpus and not _given(overrides, procs_key):
-            procs = gpus  # the config's count is for CPU processes; the command line wins
-        elif custom is None and 0 < gpus < procs:
-            raise UserError(
-                f"{procs_key}={procs}: cluster=local has {gpus} GPU(s) on this machine; "
-                f"set {procs_key}={gpus} or fewer"
-            )
-    if custom is None:  # parallel math, batch sizes, sequence length, fine-tuning, data
-        recipe_checks.check(recipe, nodes=nodes, devices=procs)
-
+        run = _custom_run(custom)
+    job_dir = os.path.join(launch.results_root, run.name)
     mounts = [
         parse_mount(m, "container_mounts")
-        for m in [*cfg.get("container_mounts", []), *opts.get("container_mounts", [])]
+        for m in [*cfg.get("container_mounts", []), *launch.opts.get("container_mounts", [])]
     ]
-    code = _code_source(git, job_dir, launch_id)
-    if git.get("token") and code.location and not _is_remote_git(code.location):
+    code = _code_source(launch.git, job_dir, launch_id)
+    if launch.git.get("token") and code.location and not _is_remote_git(code.location):
         raise UserError("git.token is set but git.repo_url_or_path is a local path; drop the token")
-
-    facts = job_env.JobFacts(
-        accelerator, instance, nodes, recipe_checks.stack_of(recipe) if custom is None else None
-    )
-    env, secret_env = _split_env(cfg.get("env_vars") or {}, job_env.default_env(facts))
-
-    recipe_file = recipe_yaml = exp_dir = resume = code_package = None
-    neuron_compile = False
-    config_files: tuple[tuple[str, str], ...] = ()
-    if custom is not None:
-        script = custom.get("entry_script")
-        module = git.get("entry_module")
-        if not script and not module:
-            raise UserError("training_cfg.entry_script is not set: name the script to run")
-        if script and not code.location:
-            path = Path(script).expanduser()
-            if not path.is_file():
-                raise UserError(f"training_cfg.entry_script: {script!r} does not exist")
-            script = str(path.resolve())
-        entry = Entry(
-            None if module else script, module, _script_args(custom.get("script_args", []))
-        )
+    if custom is None:
+        job = _recipe_job(launch, recipe, run, code, job_dir)
     else:
-        recipe = copy.deepcopy(recipe)  # secrets are replaced below; the caller's dict stays
-        secret_env.update(_strip_recipe_secrets(recipe))
-        recipe_file = f"{name}_hydra.yaml"
-        recipe_yaml = _dump_yaml(recipe)
-        exp_dir = _get(recipe, "exp_manager.exp_dir")
-        resume = resume_rule(recipe_checks.stack_of(recipe), recipe)
-        pin = training_code.pin_of(recipe, recipe_checks.stack_of(recipe))
-        if pin is not None and pin.is_repo(code.location):
-            code_package = pin.package
-            if not code.commit and not code.branch:  # the version the recipe was written for
-                code = replace(code, commit=pin.commit)
-        neuron_compile = bool(_get(recipe, "run.compile", 0))
-        config_files = ds_config.files(recipe, nodes * procs)
-        module = git.get("entry_module")
-        # git.entry_script/entry_module win; then the script the recipe names (run.entry_script)
-        script = git.get("entry_script") or (None if module else _get(recipe, "run.entry_script"))
-        if not module and not script:
-            family = _recipe_family(recipe_choice, _get(recipe, "model.model_type"))
-            if family is None:
-                raise UserError(
-                    f"recipes={recipe_choice}: cannot tell the model family for the entry script; "
-                    "set git.entry_script or git.entry_module"
-                )
-            script = f"examples/{family}/{family}_pretrain.py"
-        if not code.location and script and not os.path.isabs(script):
-            raise UserError(
-                "git.repo_url_or_path is not set, so the recipe's entry script "
-                f"{script!r} has no code to come from; set git.repo_url_or_path"
-            )
-        entry = Entry(
-            None if module else script,
-            module,
-            (f"--config-path={job_dir}", f"--config-name={recipe_file}"),
-        )
+        job = _custom_job(launch, custom, run, code)
+    job = _on_this_host(job)
+    return _assemble(launch, run, job, job_dir, mounts)
 
-    data_mounts = recipe_mounts(recipe) if custom is None else []
-    if entry.script and os.path.isfile(entry.script) and not resources.is_example(entry.script):
-        folder = os.path.dirname(entry.script)  # a script of this host: mounted with its folder
-        data_mounts.append(Mount(folder, folder, "ro"))
 
-    secrets = Secrets(env=secret_env, git_token=git.get("token"))
+def _assemble(
+    launch: _Launch, run: _Run, job: _ModeJob, job_dir: str, mounts: list[Mount]
+) -> tuple[JobSpec, Secrets]:
+    machine = job.machine
+    facts = job_env.JobFacts(machine.accelerator, machine.instance, run.nodes, job.stack)
+    env, secret_env = _split_env(launch.cfg.get("env_vars") or {}, job_env.default_env(facts))
+    secret_env.update(job.secret_env)
+    secrets = Secrets(env=secret_env, git_token=launch.git.get("token"))
+    cfg = launch.cfg
+    cluster = cluster_origin(launch.backend, launch.recipe_choice, launch.overrides)
     spec = JobSpec(
-        name=name,
-        launch_id=launch_id,
-        backend=backend,
-        mode="custom" if custom is not None else "recipe",
-        recipe=recipe_choice,
-        nodes=nodes,
-        procs_per_node=procs,
-        accelerator=accelerator,
-        instance_type=instances.normalize(instance_type) if instance_type else None,
-        instance=instance,
+        name=run.name,
+        launch_id=launch.launch_id,
+        backend=launch.backend,
+        mode=job.mode,
+        recipe=launch.recipe_choice,
+        nodes=run.nodes,
+        procs_per_node=machine.procs,
+        accelerator=machine.accelerator,
+        instance_type=instances.normalize(machine.instance_type) if machine.instance_type else None,
+        instance=machine.instance,
         image=cfg.get("container") or None,
         mounts=tuple(mounts),
         env=tuple(env.items()),
         secret_env=tuple(sorted(secret_env)),
-        entry=entry,
-        code=code,
-        workdir=code.checkout_dir or job_dir,
+        entry=job.entry,
+        code=job.code,
+        workdir=job.code.checkout_dir or job_dir,
         job_dir=job_dir,
-        results_root=results_root,
-        exp_dir=str(exp_dir) if exp_dir else None,
-        recipe_file=recipe_file,
-        recipe_yaml=recipe_yaml,
-        time_limit=limit,
-        neuron_compile=neuron_compile,
-        opts=opts,
-        overrides=tuple(secrets.mask(o) for o in overrides),
+        results_root=launch.results_root,
+        exp_dir=job.exp_dir,
+        recipe_file=job.recipe_file,
+        recipe_yaml=job.recipe_yaml,
+        time_limit=run.time_limit,
+        neuron_compile=job.neuron_compile,
+        opts=launch.opts,
+        overrides=tuple(secrets.mask(o) for o in launch.overrides),
         dry_run=bool(cfg.get("dry_run")),
         wait=cfg.get("wait"),
         max_restarts=_non_negative_int(cfg.get("max_restarts", 0), "max_restarts"),
-        resume=resume,
-        config_files=config_files,
+        resume=job.resume,
+        config_files=job.config_files,
         open_files=job_env.open_files_limit(facts),
-        origins=tuple(
-            o
-            for o in (cluster_origin(backend, recipe_choice, overrides), chosen.origin, machine)
-            if o
-        ),
-        data_mounts=tuple(data_mounts),
-        code_package=code_package,
+        origins=tuple(o for o in (cluster, *machine.origins) if o),
+        data_mounts=job.data_mounts,
+        code_package=job.code_package,
     )
     return spec, secrets
 

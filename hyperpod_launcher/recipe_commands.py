@@ -83,9 +83,7 @@ def _checks(recipe: dict[str, Any], cfg: dict[str, Any], info: Any) -> str:
 
 
 def recipes_show(args: argparse.Namespace) -> int:
-    import yaml
-
-    from hyperpod_launcher import catalog, job
+    from hyperpod_launcher import catalog, job, yaml_text
 
     name = catalog.check_name(args.name)
     for override in args.overrides:
@@ -127,7 +125,7 @@ def recipes_show(args: argparse.Namespace) -> int:
     else:
         body = {"training_cfg": cfg.get("training_cfg"), "git": cfg.get("git")}
     print("\n".join(f"# {line}" for line in lines))
-    print(yaml.safe_dump(body, sort_keys=False, default_flow_style=False), end="")
+    print(yaml_text.dump(body), end="")
     return 0
 
 

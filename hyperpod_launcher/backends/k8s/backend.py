@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hyperpod_launcher import __version__, resources, templating
+from hyperpod_launcher import __version__, resources, templating, yaml_text
 from hyperpod_launcher.backends.base import (
     CANCEL,
     LOGS,
@@ -66,28 +66,6 @@ def chart_files(chart: str = CHART) -> dict[str, str]:
     for relpath, text in _tree(LIBRARY_CHART).items():
         files[f"charts/{LIBRARY_CHART}/{relpath}"] = text
     return files
-
-
-@cache
-def _dumper() -> type:
-    import yaml
-
-    base = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-    def text(dumper: Any, value: str) -> Any:
-        style = "|" if "\n" in value else None
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-    dumper = type("ValuesDumper", (base,), {})
-    dumper.add_representer(str, text)
-    return dumper
-
-
-def dump_yaml(data: Any) -> str:
-    """YAML with multi-line strings as literal blocks, so scripts stay readable."""
-    import yaml
-
-    return yaml.dump(data, Dumper=_dumper(), sort_keys=False, default_flow_style=False, width=100)
 
 
 def values_header(spec: JobSpec, name: str) -> str:
@@ -153,7 +131,7 @@ class K8sBackend(Backend):
             f"{CHART_DIR}/{path}": RenderedFile(text)
             for path, text in chart_files(chart.chart).items()
         }
-        files[VALUES] = RenderedFile(values_header(spec, name) + dump_yaml(values))
+        files[VALUES] = RenderedFile(values_header(spec, name) + yaml_text.dump(values))
         argv = install_argv(spec, name, chart.helm_args)
         keys = [e["key"] for e in values["secretEnv"]]
         if values["code"]["repo"]:
@@ -284,7 +262,7 @@ def _pin_commit(spec: JobSpec) -> str | None:
     values["code"]["commit"] = sha
     header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
     tmp = path.with_name(f".{path.name}.pin")
-    tmp.write_text(header + f"# code.commit pinned at submit to {sha}\n" + dump_yaml(values))
+    tmp.write_text(header + f"# code.commit pinned at submit to {sha}\n" + yaml_text.dump(values))
     os.replace(tmp, path)
     return sha
 

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from hyperpod_launcher import __version__, templating
+from hyperpod_launcher import __version__, templating, yaml_text
 from hyperpod_launcher.backends.base import (
     CANCEL,
     LOGS,
@@ -79,13 +79,6 @@ def sdk_installed() -> bool:
         return importlib.util.find_spec("sagemaker") is not None
     except (ImportError, ValueError):
         return False
-
-
-def _dump_yaml(data: Any) -> str:
-    import yaml
-
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False)
 
 
 def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -307,7 +300,7 @@ def plan(spec: JobSpec) -> Plan:
             )
         overrides = _checkpoints_in_sagemaker(spec, overrides, kwargs)
         recipe = _resolved_recipe(spec, overrides)
-        files[RECIPE_YAML] = RenderedFile(_dump_yaml(recipe))
+        files[RECIPE_YAML] = RenderedFile(yaml_text.dump(recipe))
         model_type = _model_type(recipe)
         if kind == "trainium" or model_type.startswith(SDK_MODEL_TYPES):
             mode = "sdk_recipe"
