@@ -306,7 +306,8 @@ def plan(spec: JobSpec) -> Plan:
             mode = "sdk_recipe"
             literals |= {
                 "recipe_overrides": overrides,
-                "adapter_checkout": checkout or "code/none",
+                "code_checkout": checkout or "code/none",
+                "trainium": kind == "trainium",
             }
         else:
             mode = "plain_recipe"
@@ -560,7 +561,7 @@ class SageMakerBackend(Backend):
             say("dry run: the exact CreateTrainingJob request needs the code checkout (at submit)")
             return []
         if spec.code.is_local and spec.code.checkout_dir:
-            # launch.py serves the SDK's adapter clone from this checkout, as at submit; a
+            # launch.py serves the SDK's code clone from this checkout, as at submit; a
             # local repository needs no network, so the dry run makes it too.
             from hyperpod_launcher import code
 

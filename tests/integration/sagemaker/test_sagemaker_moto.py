@@ -22,6 +22,7 @@ from conftest import BUCKET, ROLE_ARN, sm
 from tests.conftest import run_launcher
 
 LLAMA = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
+TRN = "recipes=training/llama/hf_llama3_8b_seq8k_trn1x4_pretrain"
 HF = "hf_not_a_real_token_789"
 
 
@@ -105,6 +106,37 @@ def test_llama_recipe_becomes_the_sdk_recipe_training_job(moto: Any, tmp_path: P
     assert shipped == written
     assert shipped["trainer"]["num_nodes"] == 2 and shipped["trainer"]["max_steps"] == 7
     assert shipped["model"]["hf_access_token"] is None
+
+
+def test_trainium_recipe_clones_nxd_training_from_the_pinned_checkout(
+    moto: Any, tmp_path: Path
+) -> None:
+    """The SDK clones NxD Training from a fixed URL; launch.py serves that clone from the
+    launcher's checkout at the pinned commit, ahead of any other rewrite of the URL (the
+    stand-in's own sends it to the fixture's newer commit)."""
+    moto.start_recording()
+    proc = run_launcher(
+        TRN,
+        *sm(
+            "instance_type=ml.trn1.32xlarge",
+            "recipes.trainer.num_nodes=1",
+            f"git.commit={moto.adapter.first}",
+            tmp_path=tmp_path,
+        ),
+        env=moto.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (create,) = moto.calls("CreateTrainingJob")
+    hyper = {k: json.loads(v) for k, v in create["HyperParameters"].items()}
+    assert hyper["sagemaker_program"] == "training_orchestrator.py"
+    files = _archive(moto, create)
+    assert files["training_orchestrator.py"] == b"print('neuron v1')\n"
+    assert "/pytorch-training-neuronx:" in create["AlgorithmSpecification"]["TrainingImage"]
+    checkout = next(the_job_dir(tmp_path).glob("code/*"))
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True, check=True
+    )
+    assert head.stdout.strip() == moto.adapter.first
 
 
 def test_secret_reaches_the_job_environment_only_on_opt_in(moto: Any, tmp_path: Path) -> None:
