@@ -181,6 +181,7 @@ def hydra_task(cfg: Any, command_line: list[str], preflight_only: bool = False) 
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from hyperpod_launcher import required
     from hyperpod_launcher.launch import execute, make_plan, new_launch_id
 
     hydra_cfg = HydraConfig.get()
@@ -190,6 +191,7 @@ def hydra_task(cfg: Any, command_line: list[str], preflight_only: bool = False) 
     try:
         if multirun:  # before resolving, so results_dir, checkpoint_dir... follow the name
             sweep_point(cfg, hydra_cfg.job.num)
+        defaults = required.launch_defaults(cfg, choices.get("cluster"), choices.get("recipes"))
         resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         plan = make_plan(
             resolved,  # type: ignore[arg-type]
@@ -202,8 +204,10 @@ def hydra_task(cfg: Any, command_line: list[str], preflight_only: bool = False) 
 
         if preflight_only:
             sys.exit(0 if preflight.run(plan, cheap_only=False) else 1)
+        if plan.spec.refused:  # a dry run only shows the job, and warns of what it lacks
+            raise UserError(plan.spec.missing[0])
         preflight.before_launch(plan, resolved.get("preflight"))  # type: ignore[union-attr]
-        returncode = execute(plan, command_line)
+        returncode = execute(plan, command_line, defaults=defaults)
     except LauncherError as err:
         sys.exit(_report(str(err), err.exit_code))
     except OmegaConfBaseException as err:

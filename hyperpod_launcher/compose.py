@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from hyperpod_launcher import resources
+from hyperpod_launcher import required, resources
 from hyperpod_launcher.config import resolvers
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ def compose(overrides: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, st
     choices = dict(cfg.hydra.runtime.choices)
     with open_dict(cfg):
         del cfg["hydra"]
+    required.launch_defaults(cfg, choices.get("cluster"), choices.get("recipes"))
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     return resolved, choices  # type: ignore[return-value]
 

@@ -22,6 +22,7 @@ from hyperpod_launcher import (
     instances,
     job_env,
     recipe_checks,
+    required,
     resources,
     time_limit,
     training_code,
@@ -143,6 +144,12 @@ class JobSpec:
     data_mounts: tuple[Mount, ...] = ()
     # The training code's package in the checkout (training_code.PACKAGES), ahead of the image's.
     code_package: str | None = None
+    missing: tuple[str, ...] = ()  # required values it lacks (required.py), one line each
+
+    @property
+    def refused(self) -> bool:
+        """Lacks a required value, and is no dry run (which only shows the job)."""
+        return bool(self.missing) and not self.dry_run
 
     @property
     def recipe_sha256(self) -> str | None:
@@ -408,6 +415,7 @@ class _ModeJob:
     config_files: tuple[tuple[str, str], ...] = ()
     data_mounts: tuple[Mount, ...] = ()
     host_script: str | None = None  # an entry script of this host, checked by _on_this_host
+    missing: tuple[str, ...] = ()  # required values it lacks (required.py)
 
 
 def _check_launch(
@@ -577,6 +585,7 @@ def _recipe_job(
     machine = _recipe_machine(launch, recipe, run)
     # parallel math, batch sizes, sequence length, fine-tuning, data
     recipe_checks.check(recipe, nodes=run.nodes, devices=machine.procs)
+    missing = required.problems(recipe, stack, launch.recipe_choice, launch.backend)
     recipe = copy.deepcopy(recipe)  # secrets are replaced next; the caller's dict stays
     secret_env = _strip_recipe_secrets(recipe)
     recipe_file = f"{run.name}_hydra.yaml"
@@ -604,6 +613,7 @@ def _recipe_job(
         neuron_compile=bool(_get(recipe, "run.compile", 0)),
         config_files=ds_config.files(recipe, run.nodes * machine.procs),
         data_mounts=tuple(recipe_mounts(recipe)),
+        missing=tuple(missing),
     )
 
 
@@ -733,6 +743,7 @@ def _assemble(
         origins=tuple(o for o in (cluster, *machine.origins) if o),
         data_mounts=job.data_mounts,
         code_package=job.code_package,
+        missing=job.missing,
     )
     return spec, secrets
 

@@ -8,7 +8,7 @@ import secrets as _random
 import shlex
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,9 +149,15 @@ def summary_line(plan: Plan) -> str:
     return head + sep + rest
 
 
-def execute(plan: Plan, argv: list[str], say: Callable[[str], None] = print) -> int:
+def execute(
+    plan: Plan,
+    argv: list[str],
+    say: Callable[[str], None] = print,
+    defaults: Sequence[str] = (),
+) -> int:
     """Write the job folder, then (unless a dry run) check out the code and submit.
-    `argv` is the launcher's whole command line (for launcher_cmd.log)."""
+    `argv` is the launcher's whole command line (for launcher_cmd.log); `defaults` the
+    `key=value` required values the backend filled in (required.apply_defaults)."""
     from hyperpod_launcher import code
 
     spec = plan.spec
@@ -160,6 +166,8 @@ def execute(plan: Plan, argv: list[str], say: Callable[[str], None] = print) -> 
     files[LAUNCHER_CMD_LOG] = (_launcher_cmd_log(plan, argv), 0o644)
     artifacts = [*jobdir.write_all(files), RECORD]
     say(plan.secrets.mask(f"{summary_line(plan)}; job folder {spec.job_dir}"))
+    if defaults:
+        say(f"cluster={spec.backend} defaults: {', '.join(defaults)}")
 
     if plan.submit_only_files:
         # "Write it, I'll submit it" checks the code out so that the printed command works; a
@@ -173,6 +181,8 @@ def execute(plan: Plan, argv: list[str], say: Callable[[str], None] = print) -> 
         note = _review_only_note(plan) if spec.dry_run else None
         if note:
             say(note)
+        for line in spec.missing:
+            say(f"warning: {line}; a launch without dry_run refuses this")
         say(f"submit with: {plan.rendered.submit_command}")
         return 0
 

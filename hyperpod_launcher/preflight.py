@@ -86,8 +86,11 @@ def _bounded(check: Check) -> Result:
 
 
 def run(plan: Plan, cheap_only: bool, say: Callable[[str], None] = print) -> bool:
-    """Run the checks, one line each; False when any failed."""
-    passed = True
+    """Run the checks, one line each; False when any failed. A required value the job lacks
+    (required.py) is a failed check too (a launch refuses it before its preflight)."""
+    passed = not plan.spec.missing
+    for line in plan.spec.missing:
+        say(fail(line).line("required value"))
     for check in checks_of(plan):
         if cheap_only and not check.cheap:
             continue

@@ -53,6 +53,7 @@ def test_hyperpods_submission_file_only_line_works_without_cluster(tmp_path: Pat
         f"recipes={L8B}",
         "cluster.slurm_create_submission_file_only=True",
         f"git.repo_url_or_path={local_adapter(tmp_path / 'adapter')}",
+        "recipes.model.data.train_dir=/fsx/data/train",  # a job to submit needs its data
     )
     assert "submit with: sbatch --parsable" in proc.stdout, proc.stderr
 

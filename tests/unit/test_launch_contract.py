@@ -14,7 +14,7 @@ LLAMA = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
 NAME = "recipes.run.name=llama-8b"
 TOKEN = "ghp_not_a_real_token_123"
 HF = "hf_not_a_real_token_456"
-SDKS = ("boto3", "botocore", "kubernetes", "sagemaker")
+SDKS = ("boto3", "botocore", "kubernetes", "sagemaker", "jsonschema")  # never on the render path
 
 
 def test_dry_run_writes_every_artifact_and_prints_the_sbatch_command(tmp_path: Path) -> None:
@@ -111,6 +111,7 @@ def test_code_is_cloned_once_with_the_token_kept_out_of_git_config(tmp_path: Pat
         f"base_results_dir={tmp_path / 'r'}",
         f"git.repo_url_or_path={url}",
         f"git.token={TOKEN}",
+        "recipes.model.data.train_dir=/fsx/data/train",
         env=env,
     )
     assert proc.returncode == 0, proc.stderr
@@ -146,6 +147,8 @@ def test_rendering_imports_no_cloud_sdk(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert "hyperpod_launcher.backends.base" in imported
+    # The launch's own checks ran (hyperpod_launcher.app applies hyperpod_launcher.required).
+    assert {"hyperpod_launcher.app", "hyperpod_launcher.required"} <= imported
     assert "dry run: wrote" in proc.stdout
     for sdk in SDKS:
         assert not any(m == sdk or m.startswith(sdk + ".") for m in imported), sdk

@@ -33,6 +33,9 @@ def test_a_check_that_raises_is_one_failed_line() -> None:
     assert result.line("s3") == "fail s3: could not check: OSError: connection reset"
 
 
+NO_PLAN = SimpleNamespace(spec=SimpleNamespace(missing=()))  # the checks below stand in for it
+
+
 def test_run_reports_every_check_and_fails_on_any_fail(monkeypatch: pytest.MonkeyPatch) -> None:
     checks = [
         preflight.Check("a", lambda: preflight.ok("fine"), cheap=True),
@@ -41,10 +44,10 @@ def test_run_reports_every_check_and_fails_on_any_fail(monkeypatch: pytest.Monke
     ]
     monkeypatch.setattr(preflight, "checks_of", lambda plan: checks)
     said: list[str] = []
-    assert preflight.run(SimpleNamespace(), cheap_only=False, say=said.append) is False
+    assert preflight.run(NO_PLAN, cheap_only=False, say=said.append) is False
     assert said == ["ok   a: fine", "warn b: odd; fix: look", "fail c: broken; fix: fix it"]
     said.clear()
-    assert preflight.run(SimpleNamespace(), cheap_only=True, say=said.append) is True
+    assert preflight.run(NO_PLAN, cheap_only=True, say=said.append) is True
     assert said == []  # a launch shows only failing cheap checks
 
 

@@ -41,6 +41,7 @@ def _plan(tmp_path: Path) -> launch.Plan:
             f"git.token={GIT_CANARY}",
             f"recipes.model.hf_access_token={HF_CANARY}",
             f"+env_vars.WANDB_API_KEY={WANDB_CANARY}",
+            "recipes.model.data.train_dir=/fsx/data/train",
         ]
     )
 

@@ -130,6 +130,7 @@ def preflight(tmp_path: Path, cluster: Cluster, *overrides: str, helm_exit: int 
         [sys.executable, "-m", "hyperpod_launcher", "preflight",
          "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain",
          "recipes.trainer.num_nodes=2", "recipes.model.shard_degree=8", "cluster=k8s",
+         "recipes.model.data.train_dir=/fsx/data/train",
          "cluster.use_hyperpod_pytorch_job=true", "instance_type=p5.48xlarge",
          "container=example.com/train:1", f"cluster.namespace={NAMESPACE}",
          f"cluster.queue_name={QUEUE}", f"base_results_dir={tmp_path / 'results'}",

@@ -23,6 +23,7 @@ from tests.conftest import run_launcher
 
 LLAMA = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
 TRN = "recipes=training/llama/hf_llama3_8b_seq8k_trn1x4_pretrain"
+SYNTHETIC = "recipes.model.data.use_synthetic_data=true"  # a submit needs data or this
 HF = "hf_not_a_real_token_789"
 
 
@@ -149,6 +150,7 @@ def test_secret_reaches_the_job_environment_only_on_opt_in(moto: Any, tmp_path: 
             "recipes.model.shard_degree=4",
             f"recipes.model.hf_access_token={HF}",
             "cluster.sm_jobs_config.secrets.environment=true",
+            SYNTHETIC,
             tmp_path=tmp_path,
         ),
         env=moto.env,
@@ -275,6 +277,7 @@ def test_secrets_manager_reference_reaches_the_job_and_the_value_does_not(
             "recipes.model.shard_degree=4",
             f"recipes.model.hf_access_token={HF}",
             f"+cluster.sm_jobs_config.secrets.secrets_manager.HF_TOKEN={arn}",
+            SYNTHETIC,
             tmp_path=tmp_path,
         ),
         env=moto.env,
@@ -324,6 +327,7 @@ def test_recipe_the_sdk_cannot_run_uses_the_adapter_script_as_entry_point(
             "recipes.model.model_type=falcon",
             f"git.repo_url_or_path={moto.adapter.path}",
             "git.entry_script=examples/custom_model/custom_pretrain.py",
+            SYNTHETIC,
             tmp_path=tmp_path,
         ),
         env=moto.env,
@@ -410,6 +414,7 @@ def test_time_limit_is_max_run_and_checkpoints_go_to_the_synced_folder(
             "recipes.trainer.num_nodes=2",
             "recipes.model.shard_degree=8",
             "recipes.run.time_limit=3-00:00:00",
+            SYNTHETIC,
             "recipes.exp_manager.checkpoint_dir=/fsx/not/on/sagemaker",
             f"git.repo_url_or_path={moto.adapter.path}",
             f"git.commit={moto.adapter.first}",
@@ -441,6 +446,7 @@ def test_a_time_limit_beyond_28_days_is_capped_with_one_line(moto: Any, tmp_path
             "recipes.trainer.num_nodes=2",
             "recipes.model.shard_degree=8",
             "recipes.run.time_limit=40-00:00:00",
+            SYNTHETIC,
             f"git.repo_url_or_path={moto.adapter.path}",
             f"git.commit={moto.adapter.first}",
             tmp_path=tmp_path,

@@ -65,6 +65,7 @@ def jobs(
                 "recipes.model.train_batch_size=3",
                 f"recipes.model.hf_access_token={HF_SECRET}",
                 f"recipes.exp_manager.exp_dir={root / 'exp'}",
+                "recipes.model.data.use_synthetic_data=true",
                 f"git.repo_url_or_path={repo}",
                 f"git.commit={pinned}",
             ),

@@ -27,6 +27,7 @@ RECIPE = (
     "recipes.model.tensor_model_parallel_degree=1",
     "recipes.model.shard_degree=2",
     "recipes.model.fp8=false",
+    "recipes.model.data.use_synthetic_data=true",  # the stand-in adapter reads no data
 )
 
 

@@ -1,0 +1,170 @@
+"""Values a recipe's training code needs at start, checked at launch.
+
+The training code's own failure here is quiet or late: the adapter logs a missing `exp_dir` or
+`train_dir` and exits 0 (so the job reads as succeeded), NxD Training needs its model config and
+data folder, and a continued-pretraining or Trainium fine-tuning run without a checkpoint starts
+from random weights. (The open fine-tuning family's entry puts its outputs under the job
+folder itself, and `recipe_checks` asks for its model and data.) Where the backend has a real
+default, `apply_defaults` fills it in before the config is resolved (so keys that interpolate
+it follow) and says so. A value still missing is a one-line error for a launch that submits or
+writes a job to submit later, and a warning for a dry run (which only shows the job).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Get = Callable[[str], Any]  # a dotted key of the whole config -> its value (None if unset)
+
+SM_TRAIN_CHANNEL = "/opt/ml/input/data/train"  # where SageMaker puts the `train` input
+SM_CHECKPOINTS = "/opt/ml/checkpoints"  # synced to the job's checkpoint_s3_uri
+
+
+def _job_exp(get: Get) -> str | None:
+    base, name = get("base_results_dir"), get("recipes.run.name")
+    if not base or not name:
+        return None
+    return os.path.join(os.path.abspath(os.path.expanduser(str(base))), str(name), "exp")
+
+
+def _sm_train(get: Get) -> str | None:
+    inputs = "cluster.sm_jobs_config.inputs"
+    if get(f"{inputs}.s3.train") or get(f"{inputs}.file_system.id"):
+        return SM_TRAIN_CHANNEL
+    return None
+
+
+EXP_DEFAULTS: dict[str, Callable[[Get], str | None]] = {
+    "slurm": _job_exp,
+    "k8s": _job_exp,
+    "local": _job_exp,
+    "sm_jobs": lambda get: SM_CHECKPOINTS,
+}
+DATA_DEFAULTS: dict[str, Callable[[Get], str | None]] = {"sm_jobs": _sm_train}
+# What makes a backend's default apply, where it can be absent.
+DEFAULT_NEEDS = {
+    "sm_jobs": "set cluster.sm_jobs_config.inputs.s3.train (the job reads it at "
+    f"{SM_TRAIN_CHANNEL})",
+}
+
+
+@dataclass(frozen=True)
+class Need:
+    key: str  # under recipes.
+    what: str
+    applies: Callable[[Get, str | None], bool]  # (get, the recipes= choice) -> needed?
+    defaults: Mapping[str, Callable[[Get], str | None]]
+    how: str  # how to give it
+
+
+def _always(get: Get, name: str | None) -> bool:
+    return True
+
+
+def _not_synthetic(get: Get, name: str | None) -> bool:
+    data = "recipes.model.data"
+    synthetic = get(f"{data}.use_synthetic_data") or get(f"{data}.dataset_type") == "synthetic"
+    return not synthetic and not get("recipes.model.multi_modal")
+
+
+def _checkpoints_on(get: Get, name: str | None) -> bool:
+    return bool(get("recipes.exp_manager.create_checkpoint_callback"))
+
+
+def _starts_from_a_checkpoint(get: Get, name: str | None) -> bool:
+    return "continued_pretrain" in (name or "") or (name or "").startswith("fine-tuning/")
+
+
+def _not_mock(get: Get, name: str | None) -> bool:
+    return get("recipes.model.data.data_impl") != "mock"
+
+
+TRAIN_DIR = "TRAIN_DIR in the launch scripts"
+EXP_DIR = "EXP_DIR in the launch scripts"
+EXP_NEED = "the experiment folder (logs and checkpoints)"
+REQUIRED: dict[str, tuple[Need, ...]] = {
+    "adapter": (
+        Need("model.data.train_dir", "training data", _not_synthetic, DATA_DEFAULTS, TRAIN_DIR),
+        # The adapter's config schema requires it whether or not checkpoints are written.
+        Need("exp_manager.exp_dir", EXP_NEED, _always, EXP_DEFAULTS, EXP_DIR),
+    ),
+    "neuron": (
+        Need("data.train_dir", "training data", _always, DATA_DEFAULTS, TRAIN_DIR),
+        Need("model.model_config", "the model's config", _always, {}, "its config.json"),
+        Need("exp_manager.exp_dir", EXP_NEED, _checkpoints_on, EXP_DEFAULTS, EXP_DIR),
+        Need(
+            "exp_manager.resume_from_checkpoint",
+            "a checkpoint to start from (without one it trains from random weights)",
+            _starts_from_a_checkpoint,
+            {},
+            "the pretrained weights converted to an NxD checkpoint",
+        ),
+    ),
+    "nemo": (
+        Need("model.data.data_prefix", "training data", _not_mock, {}, TRAIN_DIR),
+        Need("exp_manager.exp_dir", EXP_NEED, _checkpoints_on, EXP_DEFAULTS, EXP_DIR),
+    ),
+}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def apply_defaults(
+    get: Get, put: Callable[[str, str], None], kind: str, backend: str, name: str | None
+) -> list[str]:
+    """Set each missing required value this backend has a default for; return `key=value`
+    lines for the launch summary. `get`/`put` read and write the unresolved config."""
+    applied = []
+    for need in REQUIRED.get(kind, ()):
+        key = f"recipes.{need.key}"
+        default_for = need.defaults.get(backend)
+        if default_for is None or not _missing(get(key)) or not need.applies(get, name):
+            continue
+        value = default_for(get)
+        if value:
+            put(key, value)
+            applied.append(f"{key}={value}")
+    return applied
+
+
+def problems(recipe: Mapping[str, Any], kind: str, name: str | None, backend: str) -> list[str]:
+    """One line for each required value the (resolved) recipe lacks."""
+    from hyperpod_launcher.dotted import get as dotted_get
+
+    def get(key: str) -> Any:  # the rules read only recipe keys
+        return dotted_get(recipe, key.removeprefix("recipes."))
+
+    found = []
+    for need in REQUIRED.get(kind, ()):
+        value = dotted_get(recipe, need.key)
+        if _missing(value) and need.applies(get, name):
+            shown = "null" if value is None else repr(value)
+            fix = f"set recipes.{need.key}=... ({need.how})"
+            if backend in need.defaults and backend in DEFAULT_NEEDS:
+                fix += f" or {DEFAULT_NEEDS[backend]}"
+            found.append(f"recipes.{need.key}={shown}: the {kind} recipe needs {need.what}; {fix}")
+    return found
+
+
+def launch_defaults(cfg: Any, backend: str | None, name: str | None) -> list[str]:
+    """apply_defaults on the composed OmegaConf config of a recipe launch, before resolving."""
+    from omegaconf import OmegaConf
+
+    from hyperpod_launcher import recipe_checks
+
+    recipe = OmegaConf.select(cfg, "recipes", default=None, throw_on_missing=False)
+    if not isinstance(recipe, Mapping) or not recipe or backend is None:
+        return []
+
+    def get(key: str) -> Any:
+        return OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+
+    def put(key: str, value: str) -> None:
+        OmegaConf.update(cfg, key, value, merge=False)
+
+    return apply_defaults(get, put, recipe_checks.stack_of(recipe), backend, name)
