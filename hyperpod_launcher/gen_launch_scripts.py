@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hyperpod_launcher import catalog, resources, templating
+from hyperpod_launcher.dotted import get
 
 TEMPLATE = "launch_scripts/run_recipe.sh.j2"
 SCRIPTS_DIR = "launcher_scripts"
@@ -29,19 +30,9 @@ LAUNCHER_DIR = "HYPERPOD_LAUNCHER_DIR"
 TOKEN_REFERENCE = "${oc.env:HF_TOKEN}"
 
 
-def _get(data: Any, dotted: str, default: Any = KeyError) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(data, Mapping) or part not in data:
-            return default
-        data = data[part]
-    return data
-
-
 def _names_a_model(recipe: Mapping[str, Any]) -> bool:
-    model = _get(recipe, "model.hf_model_name_or_path", None)
-    fine_tunes = (
-        _get(recipe, "model.do_finetune", False) or _get(recipe, "run.model_type") == "open_ft"
-    )
+    model = get(recipe, "model.hf_model_name_or_path")
+    fine_tunes = get(recipe, "model.do_finetune") or get(recipe, "run.model_type") == "open_ft"
     return bool(fine_tunes) or model is not None
 
 
@@ -58,7 +49,9 @@ class Placeholder:
     def key_for(self, recipe: Mapping[str, Any]) -> tuple[str, str] | None:
         if self.applies is not None and not self.applies(recipe):
             return None
-        return next(((k, f) for k, f in self.keys if _get(recipe, k) is not KeyError), None)
+        return next(
+            ((k, f) for k, f in self.keys if get(recipe, k, KeyError) is not KeyError), None
+        )
 
 
 PLACEHOLDERS = (

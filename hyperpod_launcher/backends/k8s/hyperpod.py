@@ -22,7 +22,6 @@ from hyperpod_launcher.config.validate import check_section
 from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.job import JobSpec
 
-API_VERSION = "sagemaker.amazonaws.com/v1"
 KIND = "HyperPodPyTorchJob"
 CONTAINER = "pytorch-job-container"  # the name the hyp CLI gives the training container
 REPLICA_SPEC = "pod"  # the hyp CLI's replica group name

@@ -545,7 +545,7 @@ def job_files(spec: JobSpec) -> dict[str, str]:
     files: dict[str, str] = {}
     if spec.recipe_file and spec.recipe_yaml is not None:
         files[spec.recipe_file] = spec.recipe_yaml
-    for name, text in getattr(spec, "config_files", ()):
+    for name, text in spec.config_files:
         files[name] = text
     return files
 

@@ -264,8 +264,7 @@ def plan(spec: JobSpec) -> Plan:
     overrides = _recipe_overrides(opts.get("recipe_overrides") or {})
 
     # The top-level `wait` (when set) wins over the cluster file's.
-    top_wait = getattr(spec, "wait", None)
-    wait = bool(opts.get("wait")) if top_wait is None else bool(top_wait)
+    wait = bool(opts.get("wait")) if spec.wait is None else spec.wait
 
     suffix = f"-{spec.launch_id}"
     base_job_name = checks.job_base_name(spec.name, len(suffix))
@@ -319,7 +318,7 @@ def plan(spec: JobSpec) -> Plan:
             entry, shipped = _entry_source(spec.entry.script, checkout)
             ship += [*shipped, [RECIPE_YAML, RECIPE_YAML]]
             # Files the recipe reads next to itself (e.g. ds_config.json) travel with it.
-            for name, text in getattr(spec, "config_files", ()):
+            for name, text in spec.config_files:
                 files[f"{source_dir}/{name}"] = RenderedFile(text)
             smp = kind == "gpu" and bool(recipe.get("use_smp_model"))
             if not spec.image and not smp and kind == "gpu":
