@@ -1,7 +1,8 @@
 """Docker mode on the real Slurm testbed, with a recording docker stand-in on PATH (the testbed
 has no docker engine): the stand-in starts "containers" outside the step's process tree and
 ignores the client's signals, as an engine with bash as the container's PID 1 does, so only the
-launcher's own removal ends them. Cancel and a failure on another node must leave none behind.
+launcher's own removal ends them. Cancel, a time-out and a failure on another node must leave
+none behind.
 """
 
 from __future__ import annotations
@@ -124,3 +125,19 @@ def test_a_failure_on_another_node_removes_the_survivors_container(
     assert fields["JobState"] == "FAILED"
     assert containers_left(env) == []
     assert not any(alive(pid) for pid in pids.values())
+
+
+def test_a_time_limit_removes_every_nodes_container(tmp_path: Path, slurm_cluster: None) -> None:
+    """Slurm ends a timed-out step with SIGTERM (then SIGKILL): each node's trap removes its
+    container by name, so none runs on past the job's time limit."""
+    job_id, env = launch(
+        tmp_path, "docker-timeout", SCRIPTS / "sleep.py", "training_cfg.run.time_limit=1"
+    )
+    pids = started(env, job_id)
+    assert sorted(pids) == [f"hpl-{job_id}-node1-0", f"hpl-{job_id}-node2-0"]
+    fields = testbed.wait_for_job(job_id, timeout=300)
+    assert fields["JobState"] == "TIMEOUT"
+    wait_for(lambda: not containers_left(env), f"containers left: {containers_left(env)}")
+    assert not any(alive(pid) for pid in pids.values())
+    removed = {c.get("removed") for c in calls(env)} - {None}
+    assert removed == set(pids)
