@@ -18,6 +18,19 @@ SLURM_LLAMA = (
 )
 
 K8S_LLAMA = (*SLURM_LLAMA[:2], "cluster=k8s", "container=example.com/train:1", "dry_run=true")
+SM_SCRIPT = (
+    "cluster=sm_jobs",
+    "cluster.sm_jobs_config.output_path=s3://bucket/jobs",
+    "cluster.sm_jobs_config.role=arn:aws:iam::123456789012:role/r",
+    "instance_type=ml.g5.12xlarge",
+    "training_cfg.run.ntasks_per_node=null",
+    "dry_run=true",
+)
+
+
+def script_args(*pairs: tuple[str, str]) -> str:
+    return "training_cfg.script_args=[" + ", ".join(f"{{--{k}: {v}}}" for k, v in pairs) + "]"
+
 
 CASES = {
     "unknown recipe": (
@@ -151,6 +164,38 @@ CASES = {
     "git URL without a host, credentials masked": (
         (*SLURM_LLAMA, "git.repo_url_or_path='https://user:hunter2@/x.git'"),
         ["git.repo_url_or_path='https://****@/x.git'", "names no host"],
+    ),
+    "SageMaker: more than 100 hyperparameters with the SDK's own": (
+        (*SM_SCRIPT, script_args(*((f"a{i}", "1") for i in range(94)))),
+        [
+            "training_cfg.script_args: 94 hyperparameters and the SDK's 7 make 101",
+            "at most 100 (CreateTrainingJob HyperParameters)",
+        ],
+    ),
+    "SageMaker: hyperparameter name over 256 characters": (
+        (*SM_SCRIPT, script_args(("k" * 257, "1"))),
+        ["training_cfg.script_args: --'kkk", "257-character hyperparameter name", "at most 256"],
+    ),
+    "SageMaker: hyperparameter value over 2500 characters as sent": (
+        (*SM_SCRIPT, script_args(("steps", "9" * 2499))),
+        ["training_cfg.script_args: --steps='999", "2501 characters", "(JSON)", "at most 2500"],
+    ),
+    "SageMaker: more than 100 environment variables": (
+        (*SM_SCRIPT, *(f"+env_vars.V{i}=1" for i in range(96))),
+        ["env_vars: the job's environment has 101 variables", "at most 100"],
+    ),
+    "SageMaker: environment value over 512 characters": (
+        (*SM_SCRIPT, f"+env_vars.LONG={'x' * 513}"),
+        ["env_vars.LONG='xxx", "513 characters", "values of at most 512"],
+    ),
+    "SageMaker: more than 50 tags": (
+        (
+            *SM_SCRIPT,
+            "+cluster.sm_jobs_config.additional_estimator_kwargs.tags={"
+            + ", ".join(f"t{i}: v" for i in range(51))
+            + "}",
+        ),
+        ["cluster.sm_jobs_config.additional_estimator_kwargs.tags: 51 tags", "at most 50"],
     ),
     "unparsable override": (
         ("container=nvcr.io#nvidia/pytorch:24.01-py3",),

@@ -1,8 +1,10 @@
-"""SageMaker: run.time_limit becomes max_run within SageMaker's bounds, and the recipe saves its
-checkpoints where SageMaker syncs and restores them (rendering only; the moto suite submits)."""
+"""SageMaker: run.time_limit becomes max_run within SageMaker's bounds, the recipe saves its
+checkpoints where SageMaker syncs and restores them, and the request limits the launch checks
+are CreateTrainingJob's own (rendering only; the moto suite submits, test_bad_input launches)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,64 @@ def test_nxd_training_checkpoints_go_there_too(tmp_path: Path) -> None:
     trn = render(tmp_path, *TRN)
     params = recipe(trn)["exp_manager"]["checkpoint_callback_params"]
     assert params["dirpath"] == "/opt/ml/checkpoints"
+
+
+def test_request_limits_are_the_sdk_models() -> None:
+    """The limits the launch checks are those of botocore's CreateTrainingJob model."""
+    import botocore.session
+
+    from hyperpod_launcher.backends.sm_jobs import checks
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    request = model.operation_model("CreateTrainingJob").input_shape.members
+    hps, env = request["HyperParameters"], request["Environment"]
+    assert hps.metadata["max"] == checks.MAX_HYPERPARAMETERS
+    assert hps.key.metadata["max"] == checks.MAX_HP_KEY
+    assert hps.value.metadata["max"] == checks.MAX_HP_VALUE
+    assert env.metadata["max"] == checks.MAX_ENVIRONMENT
+    assert env.key.metadata["max"] == checks.MAX_ENV_KEY
+    assert env.key.metadata["pattern"] == "[a-zA-Z_][a-zA-Z0-9_]*"
+    assert env.value.metadata["max"] == checks.MAX_ENV_VALUE
+    assert request["Tags"].metadata["max"] == checks.MAX_TAGS
+    name = request["TrainingJobName"].metadata
+    assert f"^{name['pattern']}$" == checks.JOB_NAME.pattern and name["max"] == 63
+
+
+def test_an_environment_name_over_512_characters_is_one_line() -> None:
+    """(A config file can hold one; Hydra cannot take an override key that long.)"""
+    from hyperpod_launcher.backends.sm_jobs import checks
+    from hyperpod_launcher.errors import UserError
+
+    with pytest.raises(UserError) as err:
+        checks.request_limits({}, {"N" * 513: "1"}, None)
+    assert str(err.value) == (
+        "env_vars.'NNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNNN...': SageMaker takes environment "
+        "variable names of at most 512 characters matching [a-zA-Z_][a-zA-Z0-9_]*"
+    )
+    checks.request_limits({}, {"N" * 512: "x" * 512}, None)  # at the limits: accepted
+
+
+@pytest.mark.parametrize("run_name", ["my_run.v2", "a" * 120, "x--y__z", "9-lives", "UPPER.case"])
+def test_any_safe_run_name_becomes_a_job_name_sagemaker_takes(
+    tmp_path: Path, run_name: str
+) -> None:
+    import botocore.session
+
+    from hyperpod_launcher.launch import new_launch_id
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    shape = model.operation_model("CreateTrainingJob").input_shape.members["TrainingJobName"]
+    pattern = re.compile(f"^{shape.metadata['pattern']}$")
+    the_plan = plan(
+        [
+            *SM,
+            f"base_results_dir={tmp_path}",
+            "instance_type=ml.g5.12xlarge",
+            "training_cfg.run.ntasks_per_node=null",
+            f"training_cfg.run.name={run_name}",
+        ],
+        launch_id=new_launch_id(),
+    )
+    name = the_plan.rendered.summary.split()[2].removesuffix(":")  # "sm_jobs job <name>: ..."
+    assert pattern.match(name) and len(name) <= shape.metadata["max"], name
+    assert name.endswith(the_plan.spec.launch_id.replace("_", "-"))

@@ -385,6 +385,14 @@ def plan(spec: JobSpec) -> Plan:
         if mode != "sdk_recipe":  # there launch.py swaps the SDK's chosen script
             environment["HPL_ENTRY_POINT"] = literals["entry_point"]
             literals["entry_point"] = SECRETS_WRAPPER
+    at_submit = dict.fromkeys(secret_env) | (
+        {"HPL_SECRETS_REGION": "", "HPL_ENTRY_POINT": ""} if secret_refs else {}
+    )  # what launch.py adds (the secrets' values come from its environment)
+    checks.request_limits(
+        literals["hyperparameters"] if mode == "custom" else {},
+        {**environment, **at_submit},
+        estimator.get("tags"),
+    )
     literals |= {
         "secrets_wrapper": bool(secret_refs),
         "job_name": job_name,

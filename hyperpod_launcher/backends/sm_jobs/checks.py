@@ -7,6 +7,7 @@ tests/unit/test_sagemaker_render.py compares it with the installed SDK's signatu
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -271,6 +272,73 @@ def file_system(fs: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, s
         "directory_path": path,
         "file_system_access_mode": "ro",
     }
+
+
+# CreateTrainingJob's request limits, as botocore's sagemaker model (2017-07-24) states them
+# (tests/unit/test_sagemaker_limits.py compares them with the installed model). SageMaker
+# checks them only when the job is created, after the source upload.
+MAX_HYPERPARAMETERS, MAX_HP_KEY, MAX_HP_VALUE = 100, 256, 2500
+MAX_ENVIRONMENT, MAX_ENV_KEY, MAX_ENV_VALUE = 100, 512, 512
+MAX_TAGS = 50
+# What the SDK adds to a script's hyperparameters: sagemaker_program, _submit_directory,
+# _container_log_level, _job_name, _region and, with torchrun, _torch_distributed_enabled and
+# _instance_type. It sends every value JSON-encoded (a string gains its quotes).
+SDK_HYPERPARAMETERS = 7
+SCRIPT_ARGS = "training_cfg.script_args"
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def request_limits(
+    hyperparameters: Mapping[str, str], environment: Mapping[str, str | None], tags: Any
+) -> None:
+    """Raise one line for the first part of the request over CreateTrainingJob's limits.
+    `hyperparameters`: the script's own (the SDK's come on top); `environment`: the job's
+    whole environment, secrets that launch.py adds at submit included (their values unknown
+    here); `tags`: additional_estimator_kwargs.tags."""
+    from hyperpod_launcher.job import ENV_NAME
+
+    if hyperparameters and len(hyperparameters) + SDK_HYPERPARAMETERS > MAX_HYPERPARAMETERS:
+        raise UserError(
+            f"{SCRIPT_ARGS}: {len(hyperparameters)} hyperparameters and the SDK's "
+            f"{SDK_HYPERPARAMETERS} make {len(hyperparameters) + SDK_HYPERPARAMETERS}; "
+            f"SageMaker takes at most {MAX_HYPERPARAMETERS} (CreateTrainingJob HyperParameters)"
+        )
+    for name, value in hyperparameters.items():
+        if len(name) > MAX_HP_KEY:
+            raise UserError(
+                f"{SCRIPT_ARGS}: --{_shown(name)} is a {len(name)}-character hyperparameter "
+                f"name; SageMaker takes at most {MAX_HP_KEY}"
+            )
+        sent = len(json.dumps(value))
+        if sent > MAX_HP_VALUE:
+            raise UserError(
+                f"{SCRIPT_ARGS}: --{name}={_shown(value)} is {sent} characters as the SDK sends "
+                f"it (JSON); SageMaker takes hyperparameter values of at most {MAX_HP_VALUE}"
+            )
+    if len(environment) > MAX_ENVIRONMENT:
+        raise UserError(
+            f"env_vars: the job's environment has {len(environment)} variables (the "
+            f"launcher's own and the secrets included); SageMaker takes at most "
+            f"{MAX_ENVIRONMENT} (CreateTrainingJob Environment)"
+        )
+    for name, value in environment.items():
+        if len(name) > MAX_ENV_KEY or not ENV_NAME.match(name):
+            raise UserError(
+                f"env_vars.{_shown(name)}: SageMaker takes environment variable names of at "
+                f"most {MAX_ENV_KEY} characters matching [a-zA-Z_][a-zA-Z0-9_]*"
+            )
+        if value is not None and len(value) > MAX_ENV_VALUE:
+            raise UserError(
+                f"env_vars.{name}={_shown(value)}: {len(value)} characters; SageMaker takes "
+                f"environment values of at most {MAX_ENV_VALUE} (CreateTrainingJob Environment)"
+            )
+    if isinstance(tags, (list, dict)) and len(tags) > MAX_TAGS:
+        raise UserError(
+            f"{AEK}.tags: {len(tags)} tags; SageMaker takes at most {MAX_TAGS} (CreateTrainingJob)"
+        )
 
 
 # StoppingCondition.MaxRuntimeInSeconds of CreateTrainingJob: 1 second to 28 days.

@@ -1,6 +1,7 @@
 """SageMaker preflight: what IAM, S3, ECR and Service Quotas say about the training job.
 
-Cheap (local): the request is within CreateTrainingJob's limits (which has no dry run).
+Cheap (local): how close the request is to CreateTrainingJob's limits (the launch refuses
+one over them, sm_checks.request_limits).
 Asking AWS (boto3, imported here only; each call bounded by connect/read timeouts and no
 retries): the role exists, trusts sagemaker.amazonaws.com and may be passed; the output
 bucket exists in the job's region and takes a zero-byte put and delete under the prefix;
@@ -15,6 +16,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from hyperpod_launcher.backends.sm_jobs import checks as sm_checks
 from hyperpod_launcher.preflight import Check, Result, fail, ok, warn
 
 if TYPE_CHECKING:
@@ -23,10 +25,8 @@ if TYPE_CHECKING:
 ECR_IMAGE = re.compile(
     r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)(?::([^@]+))?(?:@(.+))?$"
 )
-# CreateTrainingJob (botocore's sagemaker 2017-07-24 model)
-MAX_ENVIRONMENT, MAX_ENV_KEY, MAX_ENV_VALUE = 100, 512, 512
-MAX_HYPERPARAMETERS, MAX_HP_KEY, MAX_HP_VALUE, DOCUMENTED_HP_VALUE = 100, 256, 2500, 256
-MAX_TAGS = 50
+# The API reference's prose says 256 characters per hyperparameter value; its model, 2500.
+DOCUMENTED_HP_VALUE = 256
 
 
 def _estimator(plan: Plan) -> dict[str, Any]:
@@ -59,40 +59,22 @@ def _error(err: Exception) -> tuple[str, str]:
 
 
 def check_limits(plan: Plan) -> Result:
+    """A launch refuses a request over CreateTrainingJob's limits (request_limits); this says
+    how close it is, and warns of values over the API reference's prose limit."""
     estimator = _estimator(plan)
     environment = estimator.get("environment") or {}
     hyperparameters = estimator.get("hyperparameters") or {}
-    problems = []
-    if len(environment) > MAX_ENVIRONMENT:
-        problems.append(f"{len(environment)} environment variables (at most {MAX_ENVIRONMENT})")
-    for key, value in environment.items():
-        if len(key) > MAX_ENV_KEY or len(str(value)) > MAX_ENV_VALUE:
-            problems.append(f"environment {key}: key or value over {MAX_ENV_VALUE} characters")
-    if len(hyperparameters) > MAX_HYPERPARAMETERS:
-        problems.append(f"{len(hyperparameters)} hyperparameters (at most {MAX_HYPERPARAMETERS})")
-    long = []
-    for key, value in hyperparameters.items():
-        if len(key) > MAX_HP_KEY or len(str(value)) > MAX_HP_VALUE:
-            problems.append(f"hyperparameter {key}: key over {MAX_HP_KEY} or value over "
-                            f"{MAX_HP_VALUE} characters")  # fmt: skip
-        elif len(str(value)) > DOCUMENTED_HP_VALUE:
-            long.append(key)
-    tags = estimator.get("tags") or []
-    if len(tags) > MAX_TAGS:
-        problems.append(f"{len(tags)} tags (at most {MAX_TAGS})")
-    if problems:
-        return fail(
-            "the CreateTrainingJob request is over its limits: " + "; ".join(problems[:3]),
-            "shorten or drop those values (env_vars, script_args)",
-        )
+    long = [k for k, v in hyperparameters.items() if len(str(v)) > DOCUMENTED_HP_VALUE]
     if long:
         return warn(
             f"hyperparameter(s) {', '.join(long)} longer than {DOCUMENTED_HP_VALUE} characters "
-            "(the API's prose limit; its model allows 2500)",
+            f"(the API's prose limit; its model allows {sm_checks.MAX_HP_VALUE})",
         )
+    env, hps = len(environment), len(hyperparameters)
     return ok(
-        f"request within CreateTrainingJob limits ({len(environment)} environment variables, "
-        f"{len(hyperparameters)} hyperparameters)"
+        f"request within CreateTrainingJob limits ({env} of {sm_checks.MAX_ENVIRONMENT} "
+        f"environment variables; {hps} hyperparameters and the SDK's "
+        f"{sm_checks.SDK_HYPERPARAMETERS} of {sm_checks.MAX_HYPERPARAMETERS})"
     )
 
 

@@ -463,3 +463,44 @@ def test_a_time_limit_beyond_28_days_is_capped_with_one_line(moto: Any, tmp_path
         "warning: run.time_limit=40-00:00:00 (3456000 s) is beyond SageMaker's maximum run time "
         "of 28 days (MaxRuntimeInSeconds 1-2419200); max_run=2419200"
     )
+
+
+def _script_args(count: int) -> str:
+    return "training_cfg.script_args=[" + ", ".join(f"{{--a{i}: {i}}}" for i in range(count)) + "]"
+
+
+def test_a_request_at_createtrainingjobs_limits_is_sent_and_one_over_is_refused(
+    moto: Any, tmp_path: Path
+) -> None:
+    """The SDK adds SDK_HYPERPARAMETERS of its own: 93 script arguments make 100, as sent.
+    The job's environment (the launcher's 5 NCCL/torch variables here) plus 95 env_vars
+    make 100. One more of either is one line, exit 2, before any upload or AWS call."""
+    from hyperpod_launcher.backends.sm_jobs import checks
+
+    script = ("instance_type=ml.g5.12xlarge", "training_cfg.run.ntasks_per_node=null")
+    env_vars = [f"+env_vars.V{i}=1" for i in range(95)]
+    user_hps = 100 - checks.SDK_HYPERPARAMETERS
+    moto.start_recording()
+    proc = run_launcher(
+        *sm(*script, _script_args(user_hps), *env_vars, tmp_path=tmp_path / "at"),
+        env=moto.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (create,) = moto.calls("CreateTrainingJob")
+    assert len(create["HyperParameters"]) == 100
+    sdk_own = set(create["HyperParameters"]) - {f"a{i}" for i in range(user_hps)}
+    assert len(sdk_own) == checks.SDK_HYPERPARAMETERS, sdk_own
+    assert len(create["Environment"]) == 100
+
+    for over, fragment in (
+        ((_script_args(user_hps + 1), *env_vars), "94 hyperparameters and the SDK's 7 make 101"),
+        ((_script_args(3), *env_vars, "+env_vars.ONE_MORE=1"), "has 101 variables"),
+    ):
+        moto.start_recording()
+        results = tmp_path / "over"
+        proc = run_launcher(*sm(*script, *over, tmp_path=results), env=moto.env)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert line.startswith("error: ") and fragment in line, line
+        assert moto.recording() == []  # no upload, no AWS call
+        assert not results.exists() or list(results.iterdir()) == []
