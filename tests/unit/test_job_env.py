@@ -5,6 +5,8 @@ from __future__ import annotations
 import resource
 from pathlib import Path
 
+import yaml
+
 from hyperpod_launcher import instances
 from hyperpod_launcher.compose import plan
 from hyperpod_launcher.job_env import ENV_TABLE, JobFacts, default_env, open_files_limit
@@ -108,3 +110,27 @@ def test_a_lower_hard_limit_is_one_warning_not_a_failure(tmp_path: Path) -> None
     assert stderr.strip() == (
         "warning: cannot raise the open-files limit to 65535 (hard limit 4096)"
     )
+
+
+def test_kubernetes_pods_and_sagemaker_jobs_get_the_table(tmp_path: Path) -> None:
+    cases = (
+        (LLAMA_P5[0], "p5.48xlarge", GPU_MULTI_NODE),
+        (LLAMA_TRN[0], "trn1.32xlarge", {"MALLOC_ARENA_MAX"}),
+    )
+    for recipe, instance, wanted in cases:
+        k8s = plan([recipe, "cluster=k8s", f"instance_type={instance}",
+                    "container=example.com/t:1",
+                    f"base_results_dir={tmp_path / 'k8s'}"])  # fmt: skip
+        env = dict(k8s.spec.env)
+        assert wanted <= set(env)
+        values = yaml.safe_load(k8s.files["k8s_template/values.yaml"][0])
+        script = values["scripts"]["train_script.sh"]  # every pod's per-node script
+        for name in env:
+            assert f"export {name}=" in script, name
+        assert ("ulimit -n 65535" in script) == instance.startswith("trn")
+
+        sm = plan([recipe, "cluster=sm_jobs", f"instance_type=ml.{instance}", "dry_run=true",
+                   "cluster.sm_jobs_config.output_path=s3://bucket/jobs",
+                   f"base_results_dir={tmp_path / 'sm'}"])  # fmt: skip
+        assert wanted <= set(dict(sm.spec.env))
+        assert sm.rendered.request.estimator["environment"] == dict(sm.spec.env)
