@@ -30,7 +30,7 @@ from hyperpod_launcher import (
 )
 from hyperpod_launcher.config import cluster_keys, schema
 from hyperpod_launcher.config.recipe_schema import recipe_schema
-from hyperpod_launcher.config.validate import check_section
+from hyperpod_launcher.config.validate import check_section, typed
 from hyperpod_launcher.dotted import get as _get
 from hyperpod_launcher.errors import UserError, did_you_mean
 from hyperpod_launcher.instances import InstanceType
@@ -127,7 +127,7 @@ class JobSpec:
     recipe_yaml: str | None
     time_limit: str | None
     neuron_compile: bool
-    opts: Mapping[str, Any]  # the validated cluster section (backend options)
+    opts: Any  # the cluster section as an instance of the backend's options class
     overrides: tuple[str, ...]
     dry_run: bool
     # Files the job reads next to its recipe, e.g. DeepSpeed's ds_config.json: ((name, text),).
@@ -732,7 +732,7 @@ def _assemble(
         recipe_yaml=job.recipe_yaml,
         time_limit=run.time_limit,
         neuron_compile=job.neuron_compile,
-        opts=launch.opts,
+        opts=typed(launch.opts, backends.options_schema(launch.backend)),
         overrides=tuple(secrets.mask(o) for o in launch.overrides),
         dry_run=bool(cfg.get("dry_run")),
         wait=cfg.get("wait"),

@@ -7,10 +7,12 @@ import types
 import typing
 from collections.abc import Collection
 from functools import cache
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 from hyperpod_launcher.config.rules import Range, Section
 from hyperpod_launcher.errors import UserError, did_you_mean
+
+T = TypeVar("T")
 
 
 @cache
@@ -131,3 +133,17 @@ def check_section(
         nested = _section_in(tp)
         if nested is not None and isinstance(value, dict):
             check_section(value, nested, full, added=added)
+
+
+def typed(data: Any, schema: type[T]) -> T:
+    """A checked section (see check_section) as an instance of its schema dataclass: nested
+    sections become their dataclasses, missing keys take the schema's defaults, so a reader
+    names fields (a typo fails) and each default is written once, in the schema."""
+    hints = _hints(schema)
+    values: dict[str, Any] = {}
+    for key, value in (data or {}).items():
+        nested = _section_in(hints[key])
+        if nested is not None and dataclasses.is_dataclass(nested) and isinstance(value, dict):
+            value = typed(value, nested)
+        values[key] = value
+    return schema(**values)

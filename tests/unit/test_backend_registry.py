@@ -28,7 +28,7 @@ class ToyBackend(Backend):
     capabilities = frozenset({STATUS})
 
     def render(self, spec: JobSpec) -> Rendered:
-        script = f"#!/bin/sh\necho {spec.opts['greeting']}\n"
+        script = f"#!/bin/sh\necho {spec.opts.greeting}\n"
         return Rendered({"toy.sh": RenderedFile(script, 0o755)}, ("toy-run", spec.name), "toy job")
 
     def submit(self, spec: JobSpec, rendered: Rendered, secrets: Secrets) -> Submitted:

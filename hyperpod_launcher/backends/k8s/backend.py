@@ -82,9 +82,9 @@ def chart_path(spec: JobSpec) -> str:
 
 
 def install_argv(spec: JobSpec, name: str, extra: list[str]) -> tuple[str, ...]:
-    argv = ["helm", "install", name, chart_path(spec), "--namespace", spec.opts["namespace"]]
-    if spec.opts.get("kube_context"):
-        argv += ["--kube-context", str(spec.opts["kube_context"])]
+    argv = ["helm", "install", name, chart_path(spec), "--namespace", spec.opts.namespace]
+    if spec.opts.kube_context:
+        argv += ["--kube-context", str(spec.opts.kube_context)]
     return (*argv, *extra)
 
 
@@ -95,7 +95,7 @@ def template_argv(spec: JobSpec, name: str, chart: str = CHART) -> list[str]:
         name,
         chart_path(spec),
         "--namespace",
-        spec.opts["namespace"],
+        spec.opts.namespace,
         "--api-versions",
         CHART_APIS[chart],
     ]
@@ -106,7 +106,7 @@ def release_of(rendered: Rendered) -> str:
 
 
 def chart_of(spec: JobSpec) -> str:
-    return "hyperpodpytorchjob" if spec.opts.get("use_hyperpod_pytorch_job") else CHART
+    return "hyperpodpytorchjob" if spec.opts.use_hyperpod_pytorch_job else CHART
 
 
 class K8sBackend(Backend):
@@ -141,7 +141,7 @@ class K8sBackend(Backend):
             spec=spec,
             version=__version__,
             release=name,
-            namespace=spec.opts["namespace"],
+            namespace=spec.opts.namespace,
             chart_dir=chart_path(spec),
             template_argv=template_argv(spec, name, chart.chart),
             kind=chart.kind,
@@ -151,7 +151,7 @@ class K8sBackend(Backend):
         )
         files[f"{spec.name}_submission.sh"] = RenderedFile(script, 0o755)
         summary = (
-            f"k8s {chart.kind} {name} in namespace {spec.opts['namespace']}: {spec.nodes} pod(s) x "
+            f"k8s {chart.kind} {name} in namespace {spec.opts.namespace}: {spec.nodes} pod(s) x "
             f"{spec.procs_per_node} process(es)"
         )
         for notice in chart.notices:
@@ -184,8 +184,8 @@ class K8sBackend(Backend):
         if helm is None:
             raise BackendError(f"{HELM_MISSING}; the chart is kept in {chart_path(spec)}")
         name = release_of(rendered)
-        namespace = spec.opts["namespace"]
-        context = spec.opts.get("kube_context") or None
+        namespace = spec.opts.namespace
+        context = spec.opts.kube_context or None
         # helm and the Secret use the kubeconfig's current context when none is set; record
         # it, so status/logs/cancel still ask this cluster after the user switches context.
         recorded_context = context or current_kube_context()
@@ -272,7 +272,7 @@ def _apply_secret(spec: JobSpec, name: str, secrets: Secrets) -> tuple[str, str]
     data = {key: secrets.env[key] for key in spec.secret_env if key in secrets.env}
     if secrets.git_token and spec.code.location:
         data[k8s_values.GIT_TOKEN_KEY] = secrets.git_token
-    if not data or not spec.opts.get("create_secret", True):
+    if not data or not spec.opts.create_secret:
         return None
     secret_name = k8s_values.secret_name(spec, name)
     labels = {
@@ -281,6 +281,6 @@ def _apply_secret(spec: JobSpec, name: str, secrets: Secrets) -> tuple[str, str]
         "hyperpod-launcher/launch-id": k8s_values.label_value(spec.launch_id),
     }
     action = k8s_secret.apply(
-        spec.opts["namespace"], secret_name, data, labels, spec.opts.get("kube_context") or None
+        spec.opts.namespace, secret_name, data, labels, spec.opts.kube_context or None
     )
     return secret_name, action

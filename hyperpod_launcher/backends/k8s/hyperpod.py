@@ -12,13 +12,13 @@ before a full job restart) is set only from its own cluster keys.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from hyperpod_launcher import recipe_checks
-from hyperpod_launcher.backends.k8s import options as schema_k8s
-from hyperpod_launcher.config.validate import check_section
+from hyperpod_launcher.backends.k8s.options import K8sLogMonitoringRule, K8sOptions
+from hyperpod_launcher.config.validate import check_section, typed
 from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.job import JobSpec
 
@@ -39,18 +39,18 @@ TOPOLOGY_ANNOTATIONS = {
 HEALTH_LABEL = "sagemaker.amazonaws.com/node-health-status"
 DEEP_HEALTH_LABEL = "sagemaker.amazonaws.com/deep-health-check-status"
 CLEAN_POD_POLICIES = ("All", "OnlyComplete", "None")
-# Keys of cluster/k8s.yaml that only a HyperPodPyTorchJob reads, with their defaults.
-ONLY_HYPERPOD = {
-    "jobMaxRetryCount": None,
-    "numRestartBeforeFullJobRestart": None,
-    "evalPeriodSeconds": None,
-    "maxFullJobRestarts": None,
-    "logMonitoringConfiguration": [],
-    "elastic_policy": None,
-    "required_topology": None,
-    "preferred_topology": None,
-    "deep_health_check_passed_nodes_only": False,
-}
+# Keys of cluster/k8s.yaml that only a HyperPodPyTorchJob reads.
+ONLY_HYPERPOD = (
+    "jobMaxRetryCount",
+    "numRestartBeforeFullJobRestart",
+    "evalPeriodSeconds",
+    "maxFullJobRestarts",
+    "logMonitoringConfiguration",
+    "elastic_policy",
+    "required_topology",
+    "preferred_topology",
+    "deep_health_check_passed_nodes_only",
+)
 PYTORCHJOB_RESTART_KEYS = {
     "restartPolicy": "numRestartBeforeFullJobRestart",
     "backoffLimit": "jobMaxRetryCount",
@@ -62,14 +62,15 @@ ELASTIC_FIELDS = {
 }
 
 
-def selected(opts: Mapping[str, Any]) -> bool:
-    return bool(opts.get("use_hyperpod_pytorch_job"))
+def selected(opts: K8sOptions) -> bool:
+    return opts.use_hyperpod_pytorch_job
 
 
-def check_not_set(opts: Mapping[str, Any]) -> None:
+def check_not_set(opts: K8sOptions) -> None:
     """A PyTorchJob launch: the HyperPodPyTorchJob-only keys must keep their defaults."""
-    for key, default in ONLY_HYPERPOD.items():
-        if opts.get(key, default) != default:
+    defaults = K8sOptions()
+    for key in ONLY_HYPERPOD:
+        if getattr(opts, key) != getattr(defaults, key):
             raise UserError(
                 f"cluster.{key}: only a HyperPodPyTorchJob reads it; set "
                 "cluster.use_hyperpod_pytorch_job=true or drop the key"
@@ -83,21 +84,22 @@ def _non_negative(value: Any, key: str) -> int | None:
 
 
 def run_policy(spec: JobSpec, deadline: int | None) -> dict[str, Any]:
-    opts = spec.opts
+    opts: K8sOptions = spec.opts
     for key, instead in PYTORCHJOB_RESTART_KEYS.items():
-        if opts.get(key) is not None:
+        value = getattr(opts, key)
+        if value is not None:
             raise UserError(
-                f"cluster.{key}={opts[key]}: a PyTorchJob key; a HyperPodPyTorchJob restarts "
+                f"cluster.{key}={value}: a PyTorchJob key; a HyperPodPyTorchJob restarts "
                 f"through runPolicy: set cluster.{instead} (and see max_restarts)"
             )
-    clean = opts.get("cleanPodPolicy") or "All"
+    clean = opts.cleanPodPolicy or "All"
     if clean not in CLEAN_POD_POLICIES:
         raise UserError(
             f"cluster.cleanPodPolicy={clean}: a HyperPodPyTorchJob takes "
             f"{', '.join(CLEAN_POD_POLICIES)}"
         )
     policy: dict[str, Any] = {"cleanPodPolicy": clean}
-    retries = _non_negative(opts.get("jobMaxRetryCount"), "cluster.jobMaxRetryCount")
+    retries = _non_negative(opts.jobMaxRetryCount, "cluster.jobMaxRetryCount")
     if spec.max_restarts and retries == 0:
         raise UserError(
             f"max_restarts={spec.max_restarts} contradicts cluster.jobMaxRetryCount=0; set "
@@ -109,7 +111,7 @@ def run_policy(spec: JobSpec, deadline: int | None) -> dict[str, Any]:
         policy["jobMaxRetryCount"] = retries
     restart = {}
     for key in ("numRestartBeforeFullJobRestart", "evalPeriodSeconds", "maxFullJobRestarts"):
-        value = _non_negative(opts.get(key), f"cluster.{key}")
+        value = _non_negative(getattr(opts, key), f"cluster.{key}")
         if value is not None:
             restart[key] = value
     if restart:
@@ -123,7 +125,7 @@ def run_policy(spec: JobSpec, deadline: int | None) -> dict[str, Any]:
     rules = log_monitoring(opts)
     if rules:
         policy["logMonitoringConfiguration"] = rules
-    ttl = _non_negative(opts.get("ttlSecondsAfterFinished"), "cluster.ttlSecondsAfterFinished")
+    ttl = _non_negative(opts.ttlSecondsAfterFinished, "cluster.ttlSecondsAfterFinished")
     if ttl is not None:
         policy["ttlSecondsAfterFinished"] = ttl
     if deadline:
@@ -131,16 +133,17 @@ def run_policy(spec: JobSpec, deadline: int | None) -> dict[str, Any]:
     return policy
 
 
-def log_monitoring(opts: Mapping[str, Any]) -> list[dict[str, Any]]:
+def log_monitoring(opts: K8sOptions) -> list[dict[str, Any]]:
     rules, names = [], set()
-    for index, item in enumerate(opts.get("logMonitoringConfiguration") or []):
+    for index, item in enumerate(opts.logMonitoringConfiguration or []):
         where = f"cluster.logMonitoringConfiguration[{index}]"
         if not isinstance(item, dict):
             raise UserError(f"{where}: expected a mapping with name and logPattern, got {item!r}")
-        check_section(item, schema_k8s.K8sLogMonitoringRule, where)
-        rule = {k: v for k, v in item.items() if v is not None}
-        for key in ("name", "logPattern"):
-            if not rule.get(key):
+        check_section(item, K8sLogMonitoringRule, where)
+        checked = typed(item, K8sLogMonitoringRule)
+        rule = {k: v for k, v in dataclasses.asdict(checked).items() if v is not None}
+        for key, value in (("name", checked.name), ("logPattern", checked.logPattern)):
+            if not value:
                 raise UserError(f"{where}: {key} is required (name, logPattern)")
         if rule["name"] in names:
             raise UserError(f"{where}.name={rule['name']!r}: used by another rule")
@@ -165,14 +168,13 @@ def log_monitoring(opts: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rules
 
 
-def elastic_sizes(opts: Mapping[str, Any], nodes: int) -> tuple[dict[str, Any], list[int]] | None:
+def elastic_sizes(opts: K8sOptions, nodes: int) -> tuple[dict[str, Any], list[int]] | None:
     """(elasticPolicy, every allowed node count), or None when the job is not elastic."""
-    section = opts.get("elastic_policy")
+    section = opts.elastic_policy
     if section is None:
         return None
     where = "cluster.elastic_policy"
-    check_section(section, schema_k8s.K8sElasticPolicy, where)
-    low, high = section.get("min_nodes"), section.get("max_nodes")
+    low, high = section.min_nodes, section.max_nodes
     if low is None or high is None:
         raise UserError(f"{where}: min_nodes and max_nodes are required for an elastic job")
     if not 1 <= low <= nodes <= high:
@@ -180,7 +182,7 @@ def elastic_sizes(opts: Mapping[str, Any], nodes: int) -> tuple[dict[str, Any], 
             f"{where}: min_nodes {low} <= nodes {nodes} <= max_nodes {high} must hold (nodes: "
             "recipes.trainer.num_nodes or training_cfg.run.nodes; min_nodes >= 1)"
         )
-    step, values = section.get("replica_increment_step"), section.get("replica_discrete_values")
+    step, values = section.replica_increment_step, section.replica_discrete_values
     policy: dict[str, Any] = {"minReplicas": low, "maxReplicas": high}
     if step is not None and values is not None:
         raise UserError(
@@ -206,7 +208,7 @@ def elastic_sizes(opts: Mapping[str, Any], nodes: int) -> tuple[dict[str, Any], 
             f"({_sizes_text(sizes)}); start at one of them"
         )
     for key, field in ELASTIC_FIELDS.items():
-        value = _non_negative(section.get(key), f"{where}.{key}")
+        value = _non_negative(getattr(section, key), f"{where}.{key}")
         if value is not None:
             policy[field] = value
     return policy, sizes
@@ -238,10 +240,10 @@ def check_recipe_at_sizes(spec: JobSpec, sizes: list[int]) -> None:
         )
 
 
-def topology(opts: Mapping[str, Any]) -> dict[str, str]:
+def topology(opts: K8sOptions) -> dict[str, str]:
     annotations = {}
     for key, annotation in TOPOLOGY_ANNOTATIONS.items():
-        level = opts.get(key)
+        level = getattr(opts, key)
         if level is None:
             continue
         if level not in TOPOLOGY_LEVELS:
@@ -255,21 +257,21 @@ def topology(opts: Mapping[str, Any]) -> dict[str, str]:
     return annotations
 
 
-def health_terms(opts: Mapping[str, Any], required: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def health_terms(opts: K8sOptions, required: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Required node-affinity terms for HyperPod's node health labels (unless the user's
     label_selector.required already names the label)."""
     taken = {term["key"] for term in required}
     terms = []
-    if opts.get("schedulable_nodes_only", True) and HEALTH_LABEL not in taken:
+    if opts.schedulable_nodes_only and HEALTH_LABEL not in taken:
         terms.append({"key": HEALTH_LABEL, "values": ["Schedulable"]})
-    if opts.get("deep_health_check_passed_nodes_only") and DEEP_HEALTH_LABEL not in taken:
+    if opts.deep_health_check_passed_nodes_only and DEEP_HEALTH_LABEL not in taken:
         terms.append({"key": DEEP_HEALTH_LABEL, "values": ["Passed"]})
     return terms
 
 
-def priority_notice(opts: Mapping[str, Any]) -> str | None:
-    pod_class = opts.get("priority_class_name")
-    if pod_class and str(pod_class).endswith("-priority") and not opts.get("priority_class"):
+def priority_notice(opts: K8sOptions) -> str | None:
+    pod_class = opts.priority_class_name
+    if pod_class and str(pod_class).endswith("-priority") and not opts.priority_class:
         return (
             f"cluster.priority_class_name={pod_class} sets the pods' Kubernetes PriorityClass; "
             "HyperPod task governance reads the Kueue label instead: set "
@@ -280,7 +282,7 @@ def priority_notice(opts: Mapping[str, Any]) -> str | None:
 
 def values(spec: JobSpec, common: dict[str, Any], deadline: int | None) -> dict[str, Any]:
     """The HyperPodPyTorchJob chart's values: the shared ones plus this kind's."""
-    opts = spec.opts
+    opts: K8sOptions = spec.opts
     if spec.neuron_compile:
         raise UserError(
             "recipes.run.compile=1: the Neuron compile-only pass runs with torchrun; run it "

@@ -18,6 +18,8 @@ import tempfile
 from typing import TYPE_CHECKING, Any
 
 from hyperpod_launcher.backends.k8s import values as k8s_values
+from hyperpod_launcher.backends.k8s.options import K8sClaim
+from hyperpod_launcher.config.validate import typed
 from hyperpod_launcher.preflight import Check, Result, fail, ok, warn
 
 if TYPE_CHECKING:
@@ -32,7 +34,7 @@ def _kind(plan: Plan) -> tuple[str, str, str, str]:
     """(group, version, plural, kind) of the job this plan installs."""
     from hyperpod_launcher.backends.k8s.jobs import DEFAULT_KIND, KINDS
 
-    kind = "HyperPodPyTorchJob" if plan.spec.opts.get("use_hyperpod_pytorch_job") else DEFAULT_KIND
+    kind = "HyperPodPyTorchJob" if plan.spec.opts.use_hyperpod_pytorch_job else DEFAULT_KIND
     api = KINDS[kind]
     return api.group, api.version, api.plural, kind
 
@@ -43,7 +45,7 @@ class Api:
     def __init__(self, plan: Plan) -> None:
         from hyperpod_launcher.backends.k8s.jobs import Cluster
 
-        self.cluster = Cluster(plan.spec.opts.get("kube_context") or None)
+        self.cluster = Cluster(plan.spec.opts.kube_context or None)
 
     def request(self, method: str, path: str, body: Any = None, **query: str) -> tuple[int, Any]:
         """(HTTP status, parsed body); a connection problem raises a one-line BackendError."""
@@ -80,7 +82,7 @@ def check_helm() -> Result:
 def check_context(plan: Plan) -> Result:
     import yaml
 
-    wanted = plan.spec.opts.get("kube_context")
+    wanted = plan.spec.opts.kube_context
     paths = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     names, current = [], None
     for path in paths.split(os.pathsep):
@@ -143,7 +145,7 @@ def _operator_fix(kind: str) -> str:
 
 
 def check_access(api: Api, plan: Plan) -> Result:
-    namespace = plan.spec.opts["namespace"]
+    namespace = plan.spec.opts.namespace
     group, _, plural, _ = _kind(plan)
     denied = []
     wanted = [(group, plural), ("", "configmaps")]
@@ -178,7 +180,7 @@ def check_access(api: Api, plan: Plan) -> Result:
 
 
 def check_queue(api: Api, plan: Plan) -> Result:
-    queue, namespace = plan.spec.opts.get("queue_name"), plan.spec.opts["namespace"]
+    queue, namespace = plan.spec.opts.queue_name, plan.spec.opts.namespace
     if not queue:
         return ok("no Kueue queue named")
     status, answer = api.request("GET", f"/apis/{KUEUE}/namespaces/{namespace}/localqueues/{queue}")
@@ -195,8 +197,9 @@ def check_queue(api: Api, plan: Plan) -> Result:
 
 
 def check_claims(api: Api, plan: Plan) -> Result:
-    namespace = plan.spec.opts["namespace"]
-    claims = [c.get("claimName") for c in plan.spec.opts.get("persistent_volume_claims") or []]
+    namespace = plan.spec.opts.namespace
+    items = plan.spec.opts.persistent_volume_claims or []
+    claims = [typed(item, K8sClaim).claimName for item in items]
     if not claims:
         return ok("no PersistentVolumeClaim named")
     missing = []
@@ -284,7 +287,7 @@ def k8s_values_chart_prefix() -> str:
 
 
 def checks(plan: Plan) -> list[Check]:
-    namespace = plan.spec.opts["namespace"]
+    namespace = plan.spec.opts.namespace
     state: dict[str, Api] = {}
 
     def api() -> Api:

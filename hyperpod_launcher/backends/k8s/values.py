@@ -11,17 +11,24 @@ import dataclasses
 import hashlib
 import os
 import re
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from hyperpod_launcher import job
 from hyperpod_launcher.backends.base import train_script
 from hyperpod_launcher.backends.k8s import hyperpod as k8s_hyperpod
-from hyperpod_launcher.backends.k8s import options as schema_k8s
-from hyperpod_launcher.config.validate import check_section
+from hyperpod_launcher.backends.k8s.options import (
+    K8sClaim,
+    K8sLabelSelector,
+    K8sOptions,
+    K8sToleration,
+    K8sVolume,
+)
+from hyperpod_launcher.config.validate import check_section, typed
 from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.job import JobSpec
 from hyperpod_launcher.time_limit import time_limit_seconds
+
+T = TypeVar("T")
 
 # Where things live inside every pod; the chart reads these from values.paths.
 POD_PATHS = {"scripts": "/hpl/scripts", "job": "/hpl/job", "code": "/hpl/code"}
@@ -80,6 +87,10 @@ SUFFIX_LEN = 6
 # --- names -------------------------------------------------------------------------
 
 
+def options(spec: JobSpec) -> K8sOptions:
+    return spec.opts
+
+
 def job_name(spec: JobSpec) -> tuple[str, str | None]:
     """The PyTorchJob and Helm release name for this launch, and a notice when run.name had
     to be converted. DNS-1035 (lowercase, digits, '-', starts with a letter), with a suffix
@@ -109,7 +120,7 @@ def label_value(text: str) -> str:
 
 
 def secret_name(spec: JobSpec, name: str) -> str:
-    return spec.opts.get("secret_name") or f"{name}-secrets"
+    return options(spec).secret_name or f"{name}-secrets"
 
 
 # --- checks --------------------------------------------------------------------------
@@ -154,9 +165,9 @@ def _check_label_value(value: str, where: str) -> None:
         )
 
 
-def _labels(opts: Mapping[str, Any]) -> dict[str, str]:
+def _labels(opts: K8sOptions) -> dict[str, str]:
     labels: dict[str, str] = {}
-    for key, value in (opts.get("custom_labels") or {}).items():
+    for key, value in (opts.custom_labels or {}).items():
         where = f"cluster.custom_labels.{key}"
         _check_label_key(str(key), where)
         if key in RESERVED_LABELS:
@@ -167,9 +178,9 @@ def _labels(opts: Mapping[str, Any]) -> dict[str, str]:
     return labels
 
 
-def _annotations(opts: Mapping[str, Any]) -> dict[str, str]:
+def _annotations(opts: K8sOptions) -> dict[str, str]:
     annotations: dict[str, str] = {}
-    for key, value in (opts.get("annotations") or {}).items():
+    for key, value in (opts.annotations or {}).items():
         _check_label_key(str(key), f"cluster.annotations.{key}")
         if key in RESERVED_ANNOTATIONS:
             raise UserError(
@@ -186,9 +197,10 @@ def _abs_path(value: Any, key: str) -> str:
     return os.path.normpath(value)
 
 
-def _items(opts: Mapping[str, Any], key: str, item_schema: type, needs: tuple[str, ...]):
-    """Each item of a list option as a checked mapping (a null item is an error)."""
-    for index, item in enumerate(opts.get(key) or []):
+def _items(opts: K8sOptions, key: str, item_schema: type[T], needs: tuple[str, ...]):
+    """Each item of a list option, checked, as an instance of `item_schema` (a null item is
+    an error)."""
+    for index, item in enumerate(getattr(opts, key) or []):
         where = f"cluster.{key}[{index}]"
         if not isinstance(item, dict):
             raise UserError(f"{where}: expected a mapping with {', '.join(needs)}, got {item!r}")
@@ -196,10 +208,10 @@ def _items(opts: Mapping[str, Any], key: str, item_schema: type, needs: tuple[st
         for field_name in needs:
             if item.get(field_name) in (None, ""):
                 raise UserError(f"{where}: {field_name} is required ({', '.join(needs)})")
-        yield index, where, item
+        yield index, where, typed(item, item_schema)
 
 
-def _volumes(opts: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _volumes(opts: K8sOptions) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     volumes, claims, names, mounts = [], [], set(RESERVED_VOLUMES), set(POD_PATHS.values())
     mounts.add("/dev/shm")
 
@@ -210,32 +222,30 @@ def _volumes(opts: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[s
         mounts.add(path)
         return path
 
-    for _, where, item in _items(opts, "volumes", schema_k8s.K8sVolume, ("volumeName", "hostPath")):
-        name = item["volumeName"]
+    for _, where, item in _items(opts, "volumes", K8sVolume, ("volumeName", "hostPath")):
+        name = item.volumeName
         _check_name(name, f"{where}.volumeName", DNS1123_LABEL, "volume name", 63)
         if name in names:
             raise UserError(f"{where}.volumeName={name!r}: used twice or reserved by the job")
         names.add(name)
-        host = _abs_path(item["hostPath"], f"{where}.hostPath")
+        host = _abs_path(item.hostPath, f"{where}.hostPath")
         volumes.append(
             {
                 "name": name,
                 "hostPath": host,
-                "mountPath": mount_path(item.get("mountPath") or host, where),
-                "readOnly": bool(item.get("readOnly", False)),
+                "mountPath": mount_path(item.mountPath or host, where),
+                "readOnly": item.readOnly,
             }
         )
-    claim_items = _items(
-        opts, "persistent_volume_claims", schema_k8s.K8sClaim, ("claimName", "mountPath")
-    )
+    claim_items = _items(opts, "persistent_volume_claims", K8sClaim, ("claimName", "mountPath"))
     for index, where, item in claim_items:
-        _check_name(item["claimName"], f"{where}.claimName", DNS1123_SUBDOMAIN, "claim name", 253)
+        _check_name(item.claimName, f"{where}.claimName", DNS1123_SUBDOMAIN, "claim name", 253)
         claims.append(
             {
                 "name": f"hpl-pvc-{index}",
-                "claimName": item["claimName"],
-                "mountPath": mount_path(item["mountPath"], where),
-                "readOnly": bool(item.get("readOnly", False)),
+                "claimName": item.claimName,
+                "mountPath": mount_path(item.mountPath, where),
+                "readOnly": item.readOnly,
             }
         )
     return volumes, claims
@@ -246,14 +256,14 @@ def _tolerations(spec: JobSpec) -> list[dict[str, Any]]:
     taint = ACCELERATOR_TAINT.get(spec.accelerator)
     if taint:  # accelerator nodes are commonly tainted for their device
         result.append({"key": taint, "operator": "Exists", "effect": "NoSchedule"})
-    for _, where, item in _items(spec.opts, "tolerations", schema_k8s.K8sToleration, ()):
-        toleration = {k: v for k, v in item.items() if v is not None}
-        if toleration.get("operator") == "Exists" and "value" in toleration:
+    for _, where, item in _items(options(spec), "tolerations", K8sToleration, ()):
+        if item.operator == "Exists" and item.value is not None:
             raise UserError(f"{where}: operator Exists takes no value")
-        if not toleration.get("key") and toleration.get("operator", "Equal") != "Exists":
+        if not item.key and item.operator != "Exists":
             raise UserError(f"{where}: a toleration without key needs operator Exists")
-        if "tolerationSeconds" in toleration and toleration.get("effect") != "NoExecute":
+        if item.tolerationSeconds is not None and item.effect != "NoExecute":
             raise UserError(f"{where}: tolerationSeconds needs effect NoExecute")
+        toleration = {k: v for k, v in dataclasses.asdict(item).items() if v is not None}
         if toleration not in result:
             result.append(toleration)
     return result
@@ -280,10 +290,10 @@ def _selector_terms(
 
 
 def _node_affinity(spec: JobSpec) -> dict[str, list[dict[str, Any]]]:
-    selector = spec.opts.get("label_selector") or {}
+    selector = options(spec).label_selector or K8sLabelSelector()
     where = "cluster.label_selector"
     for part in ("required", "preferred"):
-        section = selector.get(part) or {}
+        section = getattr(selector, part) or {}
         for key, values in section.items():
             ok = isinstance(values, str) or (
                 isinstance(values, list) and all(isinstance(v, (str, int)) for v in values)
@@ -292,8 +302,8 @@ def _node_affinity(spec: JobSpec) -> dict[str, list[dict[str, Any]]]:
                 raise UserError(
                     f"{where}.{part}.{key}: expected a list of label values, got {values!r}"
                 )
-    preferred = selector.get("preferred") or {}
-    weights = list(selector.get("weights") or [])
+    preferred = selector.preferred or {}
+    weights = list(selector.weights or [])
     if len(weights) != len(preferred):
         raise UserError(
             f"{where}.weights: {len(weights)} weight(s) for {len(preferred)} preferred "
@@ -302,7 +312,7 @@ def _node_affinity(spec: JobSpec) -> dict[str, list[dict[str, Any]]]:
     for weight in weights:
         if not 1 <= weight <= 100:
             raise UserError(f"{where}.weights: {weight} is outside 1-100")
-    required = _selector_terms(selector.get("required") or {}, f"{where}.required")
+    required = _selector_terms(selector.required or {}, f"{where}.required")
     if spec.instance_type and not any(t["key"] == INSTANCE_TYPE_LABEL for t in required):
         # EKS labels nodes with the EC2 name, HyperPod with the ml. name: accept both.
         required.append(
@@ -333,8 +343,8 @@ def _resources(spec: JobSpec) -> dict[str, dict[str, str]]:
     if instance is not None and instance.efa:
         devices[EFA_RESOURCE] = str(instance.efa)
     requests = dict(devices)
-    cpu = _quantity(spec.opts.get("cpu_request"), "cluster.cpu_request")
-    memory = _quantity(spec.opts.get("memory_request"), "cluster.memory_request")
+    cpu = _quantity(options(spec).cpu_request, "cluster.cpu_request")
+    memory = _quantity(options(spec).memory_request, "cluster.memory_request")
     if cpu:
         requests["cpu"] = cpu
     if memory:
@@ -352,8 +362,8 @@ def restarts(spec: JobSpec) -> tuple[str, int | None]:
     (one knob on every backend) sets both where the cluster file leaves them null:
     OnFailure, and a backoffLimit of max_restarts (which the operator counts in pod
     restarts: the sum of every running pod's container restarts)."""
-    opts = spec.opts
-    restart, backoff = opts.get("restartPolicy"), opts.get("backoffLimit")
+    opts = options(spec)
+    restart, backoff = opts.restartPolicy, opts.backoffLimit
     wanted = spec.max_restarts
     if backoff is not None and backoff < 0:
         raise UserError(f"cluster.backoffLimit={backoff}: must be 0 or more")
@@ -379,8 +389,8 @@ def restarts(spec: JobSpec) -> tuple[str, int | None]:
 
 
 def _run_policy(spec: JobSpec, backoff: int | None) -> dict[str, Any]:
-    opts = spec.opts
-    clean = opts.get("cleanPodPolicy") or "Running"
+    opts = options(spec)
+    clean = opts.cleanPodPolicy or "Running"
     if clean == "OnlyComplete":
         raise UserError(
             "cluster.cleanPodPolicy=OnlyComplete: a HyperPodPyTorchJob value; a PyTorchJob "
@@ -389,7 +399,7 @@ def _run_policy(spec: JobSpec, backoff: int | None) -> dict[str, Any]:
     policy: dict[str, Any] = {"cleanPodPolicy": clean}
     if backoff is not None:
         policy["backoffLimit"] = backoff
-    ttl = opts.get("ttlSecondsAfterFinished")
+    ttl = opts.ttlSecondsAfterFinished
     if ttl is not None:
         if ttl < 0:
             raise UserError(f"cluster.ttlSecondsAfterFinished={ttl}: must be 0 or more")
@@ -400,8 +410,8 @@ def _run_policy(spec: JobSpec, backoff: int | None) -> dict[str, Any]:
     return policy
 
 
-def _helm_args(opts: Mapping[str, Any]) -> list[str]:
-    args = [str(a) for a in opts.get("helm_args") or []]
+def _helm_args(opts: K8sOptions) -> list[str]:
+    args = [str(a) for a in opts.helm_args or []]
     for arg in args:
         flag = arg.split("=", 1)[0]
         if not arg.startswith("-") or flag in OWNED_HELM_FLAGS:
@@ -414,31 +424,32 @@ def _helm_args(opts: Mapping[str, Any]) -> list[str]:
 
 def check_options(spec: JobSpec) -> None:
     """The option checks that need no other part of the spec."""
-    opts = spec.opts
-    _check_name(opts.get("namespace"), "cluster.namespace", DNS1123_LABEL, "namespace", 63)
-    context = opts.get("kube_context")
+    opts = options(spec)
+    _check_name(opts.namespace, "cluster.namespace", DNS1123_LABEL, "namespace", 63)
+    context = opts.kube_context
     if context is not None and not str(context).strip():
         raise UserError("cluster.kube_context: empty; give a context name or null")
     for key in ("service_account_name", "priority_class_name", "secret_name"):
-        if opts.get(key) is not None:
-            _check_name(opts[key], f"cluster.{key}", DNS1123_SUBDOMAIN, key.replace("_", " "), 253)
-    for index, name in enumerate(opts.get("image_pull_secrets") or []):
+        value = getattr(opts, key)
+        if value is not None:
+            _check_name(value, f"cluster.{key}", DNS1123_SUBDOMAIN, key.replace("_", " "), 253)
+    for index, name in enumerate(opts.image_pull_secrets or []):
         key = f"cluster.image_pull_secrets[{index}]"
         _check_name(name, key, DNS1123_SUBDOMAIN, "Secret name", 253)
-    if opts.get("scheduler_name") is not None and not str(opts["scheduler_name"]).strip():
+    if opts.scheduler_name is not None and not str(opts.scheduler_name).strip():
         raise UserError("cluster.scheduler_name: empty; give a scheduler name or null")
-    if opts.get("queue_name") is not None:
-        queue = _label_text(opts["queue_name"])
+    if opts.queue_name is not None:
+        queue = _label_text(opts.queue_name)
         _check_name(queue, "cluster.queue_name", DNS1123_LABEL, "Kueue LocalQueue name", 63)
-    if opts.get("priority_class") is not None:
+    if opts.priority_class is not None:
         _check_name(
-            opts["priority_class"],
+            opts.priority_class,
             "cluster.priority_class",
             DNS1123_SUBDOMAIN,
             "Kueue WorkloadPriorityClass name",
             63,
         )
-    port = opts.get("rdzv_port", 23456)
+    port = opts.rdzv_port
     if not 1 <= port <= 65535:
         raise UserError(f"cluster.rdzv_port={port}: expected a port number 1-65535")
     if not k8s_hyperpod.selected(opts):
@@ -476,7 +487,7 @@ def _code(spec: JobSpec) -> dict[str, Any]:
         "repo": code.location,
         "branch": code.branch,
         "commit": code.commit,
-        "image": spec.opts.get("code_checkout_image") or spec.image,
+        "image": options(spec).code_checkout_image or spec.image,
         "gitTokenKey": GIT_TOKEN_KEY,
     }
 
@@ -563,7 +574,7 @@ class ChartValues:
 def build(spec: JobSpec) -> ChartValues:
     """Check the options and build values.yaml's content. Raises UserError on bad input."""
     check_options(spec)
-    opts = spec.opts
+    opts = options(spec)
     name, name_notice = job_name(spec)
     volumes, claims = _volumes(opts)
     code = _code(spec)
@@ -576,7 +587,7 @@ def build(spec: JobSpec) -> ChartValues:
         ("pre_script", "pre_script.sh", "run before training"),
         ("post_script", "post_script.sh", "run after training"),
     ):
-        text = _commands(opts.get(key) or [], key, what)
+        text = _commands(getattr(opts, key) or [], key, what)
         if text is not None:
             scripts[file] = text
     if shipped is not None:
@@ -584,7 +595,7 @@ def build(spec: JobSpec) -> ChartValues:
     plain_env, secret_env = _env(spec)
     restart, backoff = restarts(spec) if not hyperpod else (None, None)
     uses_secret = bool(secret_env) or code["repo"] is not None
-    queue = opts.get("queue_name")
+    queue = opts.queue_name
     values: dict[str, Any] = {
         "job": {
             "name": name,
@@ -594,22 +605,22 @@ def build(spec: JobSpec) -> ChartValues:
         "nodes": spec.nodes,
         "procsPerNode": spec.procs_per_node,
         "image": spec.image,
-        "imagePullPolicy": opts.get("pullPolicy", "Always"),
-        "imagePullSecrets": list(opts.get("image_pull_secrets") or []),
+        "imagePullPolicy": opts.pullPolicy,
+        "imagePullSecrets": list(opts.image_pull_secrets or []),
         "restartPolicy": restart,
         "runPolicy": _run_policy(spec, backoff) if not hyperpod else {},
         "labels": _labels(opts),
         "annotations": _annotations(opts),
         "queueName": _label_text(queue) if queue is not None else None,
-        "kueuePriorityClass": opts.get("priority_class"),
-        "serviceAccountName": opts.get("service_account_name"),
-        "priorityClassName": opts.get("priority_class_name"),
-        "schedulerName": opts.get("scheduler_name"),
-        "hostNetwork": bool(opts.get("host_network", False)),
-        "rdzvPort": opts.get("rdzv_port", 23456),
+        "kueuePriorityClass": opts.priority_class,
+        "serviceAccountName": opts.service_account_name,
+        "priorityClassName": opts.priority_class_name,
+        "schedulerName": opts.scheduler_name,
+        "hostNetwork": opts.host_network,
+        "rdzvPort": opts.rdzv_port,
         "paths": dict(POD_PATHS),
         "resources": _resources(spec),
-        "shmSizeLimit": _quantity(opts.get("shm_size"), "cluster.shm_size"),
+        "shmSizeLimit": _quantity(opts.shm_size, "cluster.shm_size"),
         "tolerations": _tolerations(spec),
         "nodeAffinity": _node_affinity(spec),
         "env": plain_env,

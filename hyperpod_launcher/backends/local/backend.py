@@ -93,7 +93,7 @@ class LocalBackend(Backend):
     def submit(self, spec: JobSpec, rendered: Rendered, secrets: Secrets) -> Submitted:
         log_path = os.path.join(spec.job_dir, log_name(spec))
         env = {**os.environ, **secrets.env}
-        if spec.opts.get("detach") or spec.wait is False:
+        if spec.opts.detach or spec.wait is False:
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(
                     rendered.submit_argv,

@@ -6,7 +6,7 @@ import dataclasses
 import os
 import re
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from hyperpod_launcher.backends.base import (
     Submitted,
     train_script,
 )
+from hyperpod_launcher.backends.slurm.options import SlurmOptions
 from hyperpod_launcher.errors import BackendError, UserError
 from hyperpod_launcher.job import JobSpec, Mount, Secrets
 from hyperpod_launcher.records import JobRecord
@@ -84,8 +85,12 @@ def _mem(value: Any) -> str | None:
     return str(value)
 
 
+def options(spec: JobSpec) -> SlurmOptions:
+    return spec.opts
+
+
 def sbatch_flags(spec: JobSpec, job_name: str) -> list[str]:
-    opts = spec.opts
+    opts = options(spec)
     if "%" in spec.job_dir:
         raise UserError(f"base_results_dir: '%' is not allowed in {spec.job_dir!r} (Slurm pattern)")
     log = os.path.join(spec.job_dir, "log-%x_%j")
@@ -96,18 +101,18 @@ def sbatch_flags(spec: JobSpec, job_name: str) -> list[str]:
         "output": _sbatch_value("base_results_dir", log + ".out"),
         "open-mode": "append",
     }
-    if not opts.get("stderr_to_stdout", True):
+    if not opts.stderr_to_stdout:
         flags["error"] = _sbatch_value("base_results_dir", log + ".err")
     if spec.time_limit:  # checked at build (hyperpod_launcher.time_limit): sbatch's own forms
         flags["time"] = spec.time_limit
-    mem = _mem(opts.get("mem"))
+    mem = _mem(opts.mem)
     if mem is not None:
         flags["mem"] = mem
     for option in SIMPLE_OPTIONS:
-        value = opts.get(option.replace("-", "_"))
+        value = getattr(opts, option.replace("-", "_"))
         if value is not None:
             flags[option] = _sbatch_value(f"cluster.{option.replace('-', '_')}", value)
-    for key, value in (opts.get("additional_parameters") or {}).items():
+    for key, value in (opts.additional_parameters or {}).items():
         option = key.replace("_", "-")
         if not SBATCH_OPTION.match(option) or option in OWNED_OPTIONS:
             raise UserError(
@@ -120,7 +125,7 @@ def sbatch_flags(spec: JobSpec, job_name: str) -> list[str]:
             else _sbatch_value(f"cluster.additional_parameters.{key}", value)
         )
     lines = [f"--{k}" if v is None else f"--{k}={v}" for k, v in flags.items()]
-    if opts.get("exclusive", True):
+    if opts.exclusive:
         lines.append("--exclusive")
     if spec.max_restarts:
         lines.append("--requeue")
@@ -131,7 +136,7 @@ def container_runtime(spec: JobSpec) -> str | None:
     """None (bare metal), 'pyxis' (enroot squashfs or `registry#image`) or 'docker'."""
     if not spec.image:
         return None
-    chosen = spec.opts.get("container_runtime", "auto")
+    chosen = options(spec).container_runtime
     if chosen != "auto":
         return chosen
     return "pyxis" if spec.image.endswith(".sqsh") or "#" in spec.image else "docker"
@@ -168,11 +173,12 @@ def _ship_entry(spec: JobSpec) -> tuple[JobSpec, dict[str, RenderedFile]]:
 def srun_flags(spec: JobSpec, runtime: str | None) -> list[str]:
     flags = ["--kill-on-bad-exit=1"]
     # Slurm 22.05's srun does not inherit --cpus-per-task from sbatch.
-    if spec.opts.get("cpus_per_task"):
-        flags.append(f"--cpus-per-task={spec.opts['cpus_per_task']}")
-    if spec.opts.get("auto_resume"):
+    opts = options(spec)
+    if opts.cpus_per_task:
+        flags.append(f"--cpus-per-task={opts.cpus_per_task}")
+    if opts.auto_resume:
         flags.append("--auto-resume=1")  # HyperPod's Slurm plugin: replace the node, rerun
-    flags += [str(a) for a in spec.opts.get("srun_args") or []]
+    flags += [str(a) for a in opts.srun_args or []]
     if runtime == "pyxis":
         flags += [
             f"--container-image={spec.image}",
@@ -193,14 +199,12 @@ def docker_flags(spec: JobSpec) -> list[str]:
     compile_env = ("HPL_COMPILE_RDZV_PORT",) if spec.neuron_compile else ()
     for name in (*JOB_ENV, *compile_env, *spec.secret_env):
         flags.append(f"--env={name}")
-    docker_cfg: Mapping[str, Any] = spec.opts.get("slurm_docker_cfg") or {}
-    flags += [str(a) for a in docker_cfg.get("docker_args") or []]
+    flags += [str(a) for a in options(spec).slurm_docker_cfg.docker_args or []]
     return flags
 
 
 def docker_command(spec: JobSpec, train_script_path: str) -> str:
-    docker_cfg: Mapping[str, Any] = spec.opts.get("slurm_docker_cfg") or {}
-    steps = [str(c) for c in docker_cfg.get("post_launch_commands") or []]
+    steps = [str(c) for c in options(spec).slurm_docker_cfg.post_launch_commands or []]
     steps.append("exec bash " + templating.shell_quote(train_script_path))
     return " && ".join(steps)
 
@@ -213,10 +217,10 @@ class SlurmBackend(Backend):
     checkout_hint = "cluster.slurm_create_submission_file_only=true writes them and checks it out"
 
     def writes_only(self, spec: JobSpec) -> bool:
-        return bool(spec.opts.get("slurm_create_submission_file_only"))
+        return options(spec).slurm_create_submission_file_only
 
     def render(self, spec: JobSpec) -> Rendered:
-        prefix = spec.opts.get("job_name_prefix") or ""
+        prefix = options(spec).job_name_prefix or ""
         job_name = f"{prefix}{spec.name}"
         submission = f"{prefix}{spec.name}_submission.sh"
         train_path = os.path.join(spec.job_dir, TRAIN_SCRIPT)

@@ -45,7 +45,7 @@ def _said(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 def _partition(plan: Plan) -> str | None:
-    return plan.spec.opts.get("partition") or None
+    return plan.spec.opts.partition or None
 
 
 def _partitions() -> tuple[dict[str, int], str | None, str]:
@@ -163,9 +163,9 @@ def check_visible_from_a_node(plan: Plan) -> Result:
     partition = _partition(plan)
     if partition:
         argv.append(f"--partition={partition}")
-    for key in ("account", "qos"):
-        if plan.spec.opts.get(key):
-            argv.append(f"--{key}={plan.spec.opts[key]}")
+    for key, value in (("account", plan.spec.opts.account), ("qos", plan.spec.opts.qos)):
+        if value:
+            argv.append(f"--{key}={value}")
     probe = 'test -f "$1"; seen=$?; r=0; [ -z "$2" ] || test -r "$2" || r=1; echo "$seen $r"'
     try:
         proc = _run([*argv, "sh", "-c", probe, "probe", marker, image], SRUN_TIMEOUT)
@@ -195,8 +195,8 @@ def checks(plan: Plan) -> list[Check]:
         Check("slurm sbatch", check_sbatch_on_path),
         Check("slurm image", lambda: check_image_here(plan), cheap=True),
         Check("slurm partition", lambda: check_partition(plan)),
-        Check("slurm account", lambda: _association("account", opts.get("account"))),
-        Check("slurm qos", lambda: _association("qos", opts.get("qos"))),
+        Check("slurm account", lambda: _association("account", opts.account)),
+        Check("slurm qos", lambda: _association("qos", opts.qos)),
         Check("slurm sbatch --test-only", lambda: check_test_only(plan)),
         Check(
             "slurm shared folder", lambda: check_visible_from_a_node(plan), timeout=SRUN_TIMEOUT + 5

@@ -34,6 +34,14 @@ from hyperpod_launcher.backends.base import (
     train_script,
 )
 from hyperpod_launcher.backends.sm_jobs import checks
+from hyperpod_launcher.backends.sm_jobs.options import (
+    SmFileSystemInput,
+    SmInputs,
+    SmJobsConfig,
+    SmS3Inputs,
+    SmSecrets,
+    SmTensorboardConfig,
+)
 from hyperpod_launcher.errors import BackendError, UserError
 from hyperpod_launcher.job import RECIPE_SECRETS, SECRET_ENV, Entry, JobSpec, Secrets
 from hyperpod_launcher.records import JobRecord
@@ -158,9 +166,11 @@ def _checkpoints_in_sagemaker(
     return _merge(overrides, value)
 
 
-def _inputs(inputs: Mapping[str, Any], kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
-    s3 = {k: v for k, v in (inputs.get("s3") or {}).items() if v is not None}
-    fs = {k: v for k, v in (inputs.get("file_system") or {}).items() if v is not None}
+def _inputs(inputs: SmInputs, kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
+    s3 = {k: v for k, v in dataclasses.asdict(inputs.s3 or SmS3Inputs()).items() if v is not None}
+    fs = inputs.file_system
+    if fs is not None and fs == SmFileSystemInput():
+        fs = None  # every field null: no file system
     if s3 and fs:
         raise UserError(
             f"{KEY}.inputs: both s3 and file_system are set; fit() takes one kind of input, "
@@ -171,8 +181,8 @@ def _inputs(inputs: Mapping[str, Any], kwargs: Mapping[str, Any]) -> tuple[Any, 
     return (s3 or None), (checks.file_system(fs, kwargs) if fs else None)
 
 
-def _tensorboard(cfg: Mapping[str, Any]) -> dict[str, str] | None:
-    output, logs = cfg.get("output_path"), cfg.get("container_logs_path")
+def _tensorboard(cfg: SmTensorboardConfig) -> dict[str, str] | None:
+    output, logs = cfg.output_path, cfg.container_logs_path
     if output is None:
         if logs is not None:
             raise UserError(
@@ -190,10 +200,10 @@ def _tensorboard(cfg: Mapping[str, Any]) -> dict[str, str] | None:
     return result
 
 
-def _secret_channels(spec: JobSpec, secrets_cfg: Mapping[str, Any]) -> tuple[list[str], dict]:
+def _secret_channels(spec: JobSpec, secrets_cfg: SmSecrets) -> tuple[list[str], dict]:
     """(names copied into the job Environment at submit, {name: Secrets Manager reference})."""
-    refs = checks.secrets_manager(secrets_cfg.get("secrets_manager") or {})
-    in_env = bool(secrets_cfg.get("environment"))
+    refs = checks.secrets_manager(secrets_cfg.secrets_manager or {})
+    in_env = secrets_cfg.environment
     uncovered = [name for name in spec.secret_env if name not in refs]
     if uncovered and not in_env:
         raise UserError(
@@ -241,30 +251,34 @@ class Plan:
     summary: str
 
 
+def options(spec: JobSpec) -> SmJobsConfig:
+    return spec.opts.sm_jobs_config
+
+
 def plan(spec: JobSpec) -> Plan:
-    opts = (spec.opts or {}).get("sm_jobs_config") or {}
+    opts = options(spec)
     if not spec.instance_type:
         raise UserError(
             "instance_type is not set: cluster=sm_jobs needs one, e.g. instance_type=ml.p5.48xlarge"
         )
     instance_type = "ml." + spec.instance_type
     kind = checks.device_kind(instance_type)
-    if opts.get("output_path") is None:
+    if opts.output_path is None:
         raise UserError(
             f"{KEY}.output_path is not set: give an s3:// URI for the job's output, e.g. "
             f"cluster.sm_jobs_config.output_path=s3://my-bucket/{spec.name}"
         )
-    output_path = checks.s3_uri(opts.get("output_path"), f"{KEY}.output_path")
-    kwargs = checks.estimator_kwargs(opts.get("additional_estimator_kwargs") or {})
-    s3_inputs, file_system = _inputs(opts.get("inputs") or {}, kwargs)
-    role = checks.role_arn(opts.get("role"))
-    region = checks.region(opts.get("region"))
-    tensorboard = _tensorboard(opts.get("tensorboard_config") or {})
-    secret_env, secret_refs = _secret_channels(spec, opts.get("secrets") or {})
-    overrides = _recipe_overrides(opts.get("recipe_overrides") or {})
+    output_path = checks.s3_uri(opts.output_path, f"{KEY}.output_path")
+    kwargs = checks.estimator_kwargs(opts.additional_estimator_kwargs or {})
+    s3_inputs, file_system = _inputs(opts.inputs, kwargs)
+    role = checks.role_arn(opts.role)
+    region = checks.region(opts.region)
+    tensorboard = _tensorboard(opts.tensorboard_config)
+    secret_env, secret_refs = _secret_channels(spec, opts.secrets)
+    overrides = _recipe_overrides(opts.recipe_overrides or {})
 
     # The top-level `wait` (when set) wins over the cluster file's.
-    wait = bool(opts.get("wait")) if spec.wait is None else spec.wait
+    wait = opts.wait if spec.wait is None else spec.wait
 
     suffix = f"-{spec.launch_id}"
     base_job_name = checks.job_base_name(spec.name, len(suffix))

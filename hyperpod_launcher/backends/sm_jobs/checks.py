@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from hyperpod_launcher.backends.sm_jobs.options import SmFileSystemInput
 from hyperpod_launcher.errors import UserError, did_you_mean
 from hyperpod_launcher.time_limit import time_limit_seconds
 
@@ -252,9 +253,9 @@ def secrets_manager(refs: Mapping[str, Any]) -> dict[str, str]:
     return dict(refs)
 
 
-def file_system(fs: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, str]:
+def file_system(fs: SmFileSystemInput, kwargs: Mapping[str, Any]) -> dict[str, str]:
     key = f"{KEY}.inputs.file_system"
-    fs_id, fs_type, path = fs.get("id"), fs.get("type"), fs.get("directory_path")
+    fs_id, fs_type, path = fs.id, fs.type, fs.directory_path
     if not isinstance(fs_id, str) or not FILE_SYSTEM_ID.match(fs_id):
         raise UserError(f"{key}.id={fs_id!r}: expected a file system id like fs-0123456789abcdef0")
     if fs_type is None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from hyperpod_launcher.backends.sm_jobs import checks as sm_checks
+from hyperpod_launcher.backends.sm_jobs.options import SmJobsConfig
 from hyperpod_launcher.preflight import Check, Result, fail, ok, warn
 
 if TYPE_CHECKING:
@@ -33,8 +34,8 @@ def _estimator(plan: Plan) -> dict[str, Any]:
     return plan.backend.estimator_arguments(plan.spec)  # type: ignore[attr-defined]
 
 
-def _options(plan: Plan) -> dict[str, Any]:
-    return dict((plan.spec.opts or {}).get("sm_jobs_config") or {})
+def _options(plan: Plan) -> SmJobsConfig:
+    return plan.spec.opts.sm_jobs_config
 
 
 def _client(service: str, region: str | None) -> Any:
@@ -48,7 +49,7 @@ def _client(service: str, region: str | None) -> Any:
 def _region(plan: Plan) -> str | None:
     import boto3
 
-    return _options(plan).get("region") or boto3.session.Session().region_name
+    return _options(plan).region or boto3.session.Session().region_name
 
 
 def _error(err: Exception) -> tuple[str, str]:
@@ -79,7 +80,7 @@ def check_limits(plan: Plan) -> Result:
 
 
 def check_role(plan: Plan) -> Result:
-    arn = _options(plan).get("role")
+    arn = _options(plan).role
     if not arn:
         return warn("no role given: the SDK uses the caller's execution role", "set "
                     "cluster.sm_jobs_config.role to the job's role ARN")  # fmt: skip

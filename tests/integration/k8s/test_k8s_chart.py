@@ -170,7 +170,7 @@ def test_install_dry_run_client_with_the_launchers_argv(chart: dict[str, Any], h
     assert argv[:2] == ("helm", "install") and "--wait" not in argv
     proc = run(helm, *argv[1:], "--dry-run=client")
     assert "STATUS: pending-install" in proc.stdout
-    assert f"NAMESPACE: {chart['plan'].spec.opts['namespace']}" in proc.stdout
+    assert f"NAMESPACE: {chart['plan'].spec.opts.namespace}" in proc.stdout
 
 
 def test_manifests_are_valid_for_the_api_server_and_the_operator(chart: dict[str, Any]) -> None:

@@ -223,9 +223,9 @@ def test_node_health_affinity_is_on_by_default(chart: dict[str, Any]) -> None:
         for e in term["matchExpressions"]
     }
     health = expressions.get("sagemaker.amazonaws.com/node-health-status")
-    assert health == (["Schedulable"] if opts["schedulable_nodes_only"] else None)
+    assert health == (["Schedulable"] if opts.schedulable_nodes_only else None)
     deep = expressions.get("sagemaker.amazonaws.com/deep-health-check-status")
-    assert deep == (["Passed"] if opts["deep_health_check_passed_nodes_only"] else None)
+    assert deep == (["Passed"] if opts.deep_health_check_passed_nodes_only else None)
 
 
 def test_governed_elastic_job_fields(governed: dict[str, Any]) -> None:
@@ -344,7 +344,7 @@ def test_every_field_of_aws_template_is_in_ours_with_the_same_value(
     resources_ = main["resources"]
     inputs = {
         "job_name": job["metadata"]["name"],
-        "namespace": spec.opts["namespace"],
+        "namespace": spec.opts.namespace,
         "queue_name": QUEUE,
         "priority": PRIORITY,
         "preferred_topology": TOPOLOGY,
