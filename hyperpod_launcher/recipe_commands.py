@@ -124,9 +124,40 @@ def recipes_show(args: argparse.Namespace) -> int:
         body: Any = shown
     else:
         body = {"training_cfg": cfg.get("training_cfg"), "git": cfg.get("git")}
+    if args.schema:
+        print("\n".join(f"# {line}" for line in [*lines, _rules_note(recipe)]))
+        print("\n".join(_key_rule_lines(recipe, cfg)))
+        return 0
     print("\n".join(f"# {line}" for line in lines))
     print(yaml_text.dump(body), end="")
     return 0
+
+
+def _rules_note(recipe: Any) -> str:
+    from hyperpod_launcher import recipe_checks
+
+    kind = recipe_checks.stack_of(recipe) if isinstance(recipe, dict) else "custom"
+    return f"rules:       `# ...` after each key (hyperpod-launch schema recipe-kind/{kind})"
+
+
+def _key_rule_lines(recipe: Any, cfg: dict[str, Any]) -> list[str]:
+    """`dotted.key: value  # type and range` per key (still YAML: a list or text value goes on
+    below its key); secrets masked as in the YAML view."""
+    from hyperpod_launcher import job, recipe_checks, yaml_text
+    from hyperpod_launcher.config.recipe_schema import recipe_schema
+    from hyperpod_launcher.config.validate import key_rules
+
+    if isinstance(recipe, dict):
+        shown = copy.deepcopy(recipe)
+        job._strip_recipe_secrets(shown)
+        rows = key_rules(shown, recipe_schema(recipe_checks.stack_of(recipe)), "recipes")
+    else:
+        rows = key_rules(cfg.get("training_cfg") or {}, recipe_schema("custom"), "training_cfg")
+    lines = []
+    for key, value, rule in rows:
+        first, *rest = yaml_text.dump({key: value}).splitlines()
+        lines += [f"{first}  # {rule}", *rest]
+    return lines
 
 
 def add_recipes(parser: argparse.ArgumentParser) -> None:
@@ -145,5 +176,10 @@ def add_recipes(parser: argparse.ArgumentParser) -> None:
     )
     show.add_argument(
         "overrides", nargs="*", help="Hydra overrides, e.g. recipes.trainer.num_nodes=4"
+    )
+    show.add_argument(
+        "--schema",
+        action="store_true",
+        help="one line per key with its value, type and range instead of the YAML",
     )
     show.set_defaults(run=recipes_show)

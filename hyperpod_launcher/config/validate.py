@@ -147,3 +147,21 @@ def typed(data: Any, schema: type[T]) -> T:
             value = typed(value, nested)
         values[key] = value
     return schema(**values)
+
+
+def key_rules(data: dict[str, Any], schema: type, path: str) -> list[tuple[str, Any, str]]:
+    """(dotted key, value, what the schema allows) for each leaf of `data`, in its order; the
+    text is the one check_section's errors use. A key the schema lacks was added with `+`."""
+    hints = _hints(schema)
+    rows: list[tuple[str, Any, str]] = []
+    for key, value in data.items():
+        full = f"{path}.{key}"
+        tp = hints.get(key)
+        nested = _section_in(tp) if tp is not None else None
+        if tp is None:
+            rows.append((full, value, "added with +, no rule"))
+        elif nested is not None and isinstance(value, dict) and value:
+            rows.extend(key_rules(value, nested, full))
+        else:
+            rows.append((full, value, _type_name(tp)))
+    return rows

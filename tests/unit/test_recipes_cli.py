@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -141,6 +142,53 @@ def test_show_applies_overrides_and_reports_what_does_not_fit(run_cli: Any) -> N
     assert "# parallelism: does not fit (see checks)" in out
     assert "# checks:      fails: recipes.model.shard_degree=64" in out
     assert yaml.safe_load(out)["trainer"]["num_nodes"] == 4
+
+
+def _leaves(data: dict[str, Any], path: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            out |= _leaves(value, f"{path}.{key}")
+        else:
+            out[f"{path}.{key}"] = value
+    return out
+
+
+def test_show_schema_gives_each_key_its_value_and_the_rule_a_launch_checks(
+    run_cli: Any, tmp_path: Path
+) -> None:
+    code, out, _ = run_cli("recipes", "show", "--schema", L8B, "+recipes.model.my_knob=3")
+    assert code == 0
+    assert "after each key (hyperpod-launch schema recipe-kind/adapter)\n" in out
+    rules = dict(line.split("  # ", 1) for line in out.splitlines() if "  # " in line)
+    shown = yaml.safe_load(out)  # still YAML: `key: value`, the rule a comment
+    with catalog.Composer() as composer:
+        recipe = composer.one(L8B, ["+recipes.model.my_knob=3"])["recipes"]
+    flat = {}  # a mapping the schema does not describe key by key shows whole
+    for key, value in shown.items():
+        flat |= _leaves(value, key) if isinstance(value, dict) and value else {key: value}
+    assert flat == _leaves(recipe, "recipes")  # every key, with its value
+    line = "recipes.model.train_batch_size: 2"
+    assert rules[line] == "int >= 1"
+    assert rules["recipes.trainer.max_steps: 50"] == "int >= 1"
+    assert rules["recipes.model.optim.name: adamw"] == "one of 'adamw'"
+    assert rules["recipes.model.my_knob: 3"] == "added with +, no rule"
+    # The same words a launch's error uses for a value outside the rule:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "main.py"), f"recipes={L8B}", "cluster=slurm",
+         "recipes.model.train_batch_size=0", f"base_results_dir={tmp_path}", "dry_run=true"],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "HPL_STATE_DIR": str(tmp_path / "s"),
+             "XDG_CACHE_HOME": str(tmp_path / "c")},
+    )  # fmt: skip
+    assert f"expected {rules[line]}, got 0" in proc.stderr
+
+
+def test_show_schema_of_a_custom_script(run_cli: Any) -> None:
+    code, out, _ = run_cli("recipes", "show", "custom_script/allreduce_smoke", "--schema")
+    assert code == 0
+    assert "after each key (hyperpod-launch schema recipe-kind/custom)\n" in out
+    assert "training_cfg.run.name: allreduce-smoke  # str" in out
 
 
 def test_show_custom_script_example(run_cli: Any) -> None:
