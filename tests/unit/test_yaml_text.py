@@ -62,7 +62,7 @@ def test_recipes_show_prints_the_recipe_through_the_one_writer(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     name = "training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
-    args = argparse.Namespace(name=name, overrides=["recipes.run.name='two\nlines'"])
+    args = argparse.Namespace(name=name, overrides=["recipes.run.name='two\nlines'"], schema=False)
     assert recipe_commands.recipes_show(args) == 0
     out = capsys.readouterr().out
     body = "".join(line for line in out.splitlines(keepends=True) if not line.startswith("#"))
