@@ -303,7 +303,7 @@ def plan(spec: JobSpec) -> Plan:
     if run_seconds is not None:
         estimator["max_run"] = run_seconds  # an explicit additional_estimator_kwargs.max_run wins
     estimator.update(kwargs)
-    literals: dict[str, Any] = {}
+    literals: dict[str, Any] = {"code_package": None}
 
     if spec.mode == "recipe":
         if kind == "cpu":
@@ -321,6 +321,7 @@ def plan(spec: JobSpec) -> Plan:
                 "recipe_overrides": overrides,
                 "code_checkout": checkout or "code/none",
                 "trainium": kind == "trainium",
+                "code_package": _code_package(spec, checkout, "."),  # the SDK's entry: the root
             }
         else:
             mode = "plain_recipe"
@@ -340,6 +341,7 @@ def plan(spec: JobSpec) -> Plan:
                     estimator.setdefault(name, value)
             literals |= {
                 "entry_point": entry,
+                "code_package": _code_package(spec, checkout, os.path.dirname(entry)),
                 "hyperparameters": {"config-path": CONTAINER_CODE, "config-name": RECIPE_YAML},
                 # Adapter (SMP) recipes get what the SDK gives its own GPU recipes.
                 "distribution": SMP_DISTRIBUTION if smp else _torch_distributed(),
@@ -446,6 +448,16 @@ def plan(spec: JobSpec) -> Plan:
         wait=wait,
         summary=summary,
     )
+
+
+def _code_package(spec: JobSpec, checkout: str | None, entry_dir: str) -> list[str] | None:
+    """[source, target, name]: the pinned checkout's training code package, copied next to the
+    entry script, whose folder comes first on sys.path: imported ahead of the image's copy."""
+    if not checkout or not spec.code_package:
+        return None
+    name = os.path.basename(spec.code_package)
+    target = os.path.normpath(os.path.join(entry_dir, name))
+    return [os.path.join(checkout, spec.code_package), target, spec.code_package]
 
 
 def _entry_source(script: str, checkout: str | None) -> tuple[str, list[list[str]]]:

@@ -93,11 +93,15 @@ def _adapter(root: Path) -> Adapter:
         (root / "examples" / family).mkdir(parents=True)
         (root / "examples" / family / script).write_text(f"print('{family} v1')\n")
     (root / "examples" / "training_orchestrator.py").write_text("print('neuron v1')\n")
+    package = root / "src" / "neuronx_distributed_training"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("VERSION = 'v1'\n")
     _git("add", ".", cwd=root)
     _git("commit", "-qm", "v1", cwd=root)
     first = _git("rev-parse", "HEAD", cwd=root)
     (root / "examples" / "llama" / "llama_pretrain.py").write_text("print('llama v2')\n")
     (root / "examples" / "training_orchestrator.py").write_text("print('neuron v2')\n")
+    (package / "__init__.py").write_text("VERSION = 'v2'\n")
     _git("commit", "-qam", "v2", cwd=root)
     return Adapter(root, first, _git("rev-parse", "HEAD", cwd=root))
 

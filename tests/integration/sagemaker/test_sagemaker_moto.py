@@ -134,12 +134,44 @@ def test_trainium_recipe_clones_nxd_training_from_the_pinned_checkout(
     assert hyper["sagemaker_program"] == "training_orchestrator.py"
     files = _archive(moto, create)
     assert files["training_orchestrator.py"] == b"print('neuron v1')\n"
+    # NxD Training's package from the checkout, next to the entry: ahead of the image's copy.
+    assert files["neuronx_distributed_training/__init__.py"] == b"VERSION = 'v1'\n"
+    assert "warning:" not in proc.stdout + proc.stderr
     assert "/pytorch-training-neuronx:" in create["AlgorithmSpecification"]["TrainingImage"]
     checkout = next(the_job_dir(tmp_path).glob("code/*"))
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True, check=True
     )
     assert head.stdout.strip() == moto.adapter.first
+
+
+def test_a_pinned_checkout_without_the_package_says_so_in_one_line(
+    moto: Any, tmp_path: Path
+) -> None:
+    """The adapter recipe's own repository (here the fixture, which has no src/ package): the
+    job runs the image's installed adapter, and the submit says so."""
+    moto.start_recording()
+    proc = run_launcher(
+        LLAMA,
+        *sm(
+            "instance_type=ml.p5.48xlarge",
+            "recipes.trainer.num_nodes=1",
+            "recipes.model.shard_degree=4",
+            SYNTHETIC,
+            f"git.commit={moto.adapter.first}",
+            tmp_path=tmp_path,
+        ),
+        env=moto.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    warnings = [line for line in proc.stdout.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: the checkout has no src/hyperpod_nemo_adapter; the image's installed copy runs"
+    ]
+    (create,) = moto.calls("CreateTrainingJob")
+    files = _archive(moto, create)
+    assert files["llama_pretrain.py"] == b"print('llama v1')\n"
+    assert not any(name.startswith("hyperpod_nemo_adapter") for name in files)
 
 
 def test_secret_reaches_the_job_environment_only_on_opt_in(moto: Any, tmp_path: Path) -> None:
