@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import get_type_hints
 
 import pytest
+import yaml
 
 from hyperpod_launcher import catalog, recipe_checks
 from hyperpod_launcher.compose import plan
@@ -75,6 +76,18 @@ def test_the_default_checkout_pins_the_recipes_commit(tmp_path: Path) -> None:
     assert branch.code.commit is None and branch.code.branch == "dev"
     other = plan([*ADAPTER, base, "git.repo_url_or_path=https://x.example/y.git"]).spec
     assert other.code.commit is None and other.code_package is None
+
+
+def test_kubernetes_pods_run_the_pinned_commit_with_its_package_first(tmp_path: Path) -> None:
+    the_plan = plan(
+        [ADAPTER[0], "cluster=k8s", ADAPTER[1], "container=example.com/t:1",
+         f"base_results_dir={tmp_path}"]
+    )  # fmt: skip
+    values = yaml.safe_load(the_plan.files["k8s_template/values.yaml"][0])
+    assert values["code"]["commit"] == KEYS_FROM["adapter"]["commit"]
+    script = values["scripts"]["train_script.sh"]
+    assert "if [ -d src/hyperpod_nemo_adapter ]; then" in script
+    assert 'export PYTHONPATH="${PWD}/src${PYTHONPATH:+:${PYTHONPATH}}"' in script
 
 
 def test_the_recipe_schema_takes_the_metadata_and_checks_it(tmp_path: Path) -> None:
