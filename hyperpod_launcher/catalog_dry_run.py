@@ -23,6 +23,8 @@ PLACEHOLDERS = {
     "TRAIN_DIR": "/fsx/data/train",
     "VAL_DIR": "/fsx/data/val",
     "EXP_DIR": "/fsx/exp",
+    "MODEL_CONFIG": "/fsx/models/base/config.json",
+    "RESUME_FROM_CHECKPOINT": "/fsx/checkpoints/base",
     "HF_MODEL_NAME_OR_PATH": "/fsx/models/base",
     "HF_ACCESS_TOKEN": "hf_catalog_dry_run_token",
 }

@@ -5,10 +5,11 @@
 
 Each script selects the cluster explicitly (CLUSTER, default slurm) and the instance type the
 recipe is sized for (INSTANCE_TYPE), takes the placeholders users know from HyperPod launch
-scripts (TRAIN_DIR, VAL_DIR, EXP_DIR, HF_MODEL_NAME_OR_PATH, HF_ACCESS_TOKEN) where the recipe
-has the key, and passes extra arguments ("$@") on as overrides. The Hugging Face token is
-exported as HF_TOKEN and only referenced on the command line (`${oc.env:HF_TOKEN}`), so it never
-shows in argv; the launcher then moves it to the backend's secret channel.
+scripts (TRAIN_DIR, VAL_DIR, EXP_DIR, MODEL_CONFIG, HF_MODEL_NAME_OR_PATH, HF_ACCESS_TOKEN)
+where the recipe has the key, and RESUME_FROM_CHECKPOINT on Trainium, and passes extra
+arguments ("$@") on as overrides. The Hugging Face token is exported as HF_TOKEN and only
+referenced on the command line (`${oc.env:HF_TOKEN}`), so it never shows in argv; the launcher
+then moves it to the backend's secret channel.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ def _names_a_model(recipe: Mapping[str, Any]) -> bool:
     model = get(recipe, "model.hf_model_name_or_path")
     fine_tunes = get(recipe, "model.do_finetune") or get(recipe, "run.model_type") == "open_ft"
     return bool(fine_tunes) or model is not None
+
+
+def _trains_on_neuron(recipe: Mapping[str, Any]) -> bool:
+    return isinstance(recipe.get("distributed_strategy"), Mapping)  # recipe_checks.stack_of
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,17 @@ PLACEHOLDERS = (
         "EXP_DIR",
         "where logs and checkpoints go",
         (("exp_manager.exp_dir", "{}"),),
+    ),
+    Placeholder(
+        "MODEL_CONFIG",
+        "the model's Hugging Face config.json (NxD Training builds the model from it)",
+        (("model.model_config", "{}"),),
+    ),
+    Placeholder(
+        "RESUME_FROM_CHECKPOINT",
+        "an NxD checkpoint to start from (fine-tuning and continued pretraining need one)",
+        (("exp_manager.resume_from_checkpoint", "{}"),),
+        applies=_trains_on_neuron,
     ),
     Placeholder(
         "HF_MODEL_NAME_OR_PATH",

@@ -84,6 +84,7 @@ def _not_mock(get: Get, name: str | None) -> bool:
 
 TRAIN_DIR = "TRAIN_DIR in the launch scripts"
 EXP_DIR = "EXP_DIR in the launch scripts"
+MODEL_CONFIG = "MODEL_CONFIG in the launch scripts: its Hugging Face config.json"
 EXP_NEED = "the experiment folder (logs and checkpoints)"
 REQUIRED: dict[str, tuple[Need, ...]] = {
     "adapter": (
@@ -93,14 +94,14 @@ REQUIRED: dict[str, tuple[Need, ...]] = {
     ),
     "neuron": (
         Need("data.train_dir", "training data", _always, DATA_DEFAULTS, TRAIN_DIR),
-        Need("model.model_config", "the model's config", _always, {}, "its config.json"),
+        Need("model.model_config", "the model's config", _always, {}, MODEL_CONFIG),
         Need("exp_manager.exp_dir", EXP_NEED, _checkpoints_on, EXP_DEFAULTS, EXP_DIR),
         Need(
             "exp_manager.resume_from_checkpoint",
             "a checkpoint to start from (without one it trains from random weights)",
             _starts_from_a_checkpoint,
             {},
-            "the pretrained weights converted to an NxD checkpoint",
+            "RESUME_FROM_CHECKPOINT in the launch scripts: the weights as an NxD checkpoint",
         ),
     ),
     "nemo": (

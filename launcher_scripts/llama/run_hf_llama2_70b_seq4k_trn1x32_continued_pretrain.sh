@@ -12,6 +12,8 @@ set -euo pipefail
 HYPERPOD_LAUNCHER_DIR="${HYPERPOD_LAUNCHER_DIR:-$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)}"
 TRAIN_DIR="${TRAIN_DIR:-}"  # location of the training data (absolute path or s3:// URI)
 EXP_DIR="${EXP_DIR:-}"  # where logs and checkpoints go
+MODEL_CONFIG="${MODEL_CONFIG:-}"  # the model's Hugging Face config.json (NxD Training builds the model from it)
+RESUME_FROM_CHECKPOINT="${RESUME_FROM_CHECKPOINT:-}"  # an NxD checkpoint to start from (fine-tuning and continued pretraining need one)
 
 args=(
   recipes=training/llama/hf_llama2_70b_seq4k_trn1x32_continued_pretrain
@@ -22,5 +24,7 @@ args=(
 )
 if [[ -n "$TRAIN_DIR" ]]; then args+=("recipes.data.train_dir=$TRAIN_DIR"); fi
 if [[ -n "$EXP_DIR" ]]; then args+=("recipes.exp_manager.exp_dir=$EXP_DIR"); fi
+if [[ -n "$MODEL_CONFIG" ]]; then args+=("recipes.model.model_config=$MODEL_CONFIG"); fi
+if [[ -n "$RESUME_FROM_CHECKPOINT" ]]; then args+=("recipes.exp_manager.resume_from_checkpoint=$RESUME_FROM_CHECKPOINT"); fi
 
 exec "${PYTHON:-python3}" "${HYPERPOD_LAUNCHER_DIR}/main.py" "${args[@]}" "$@"

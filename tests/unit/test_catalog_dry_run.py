@@ -48,6 +48,33 @@ def test_every_recipe_meets_every_registered_backend(outcomes: list[Outcome]) ->
     assert pairs == {(r, b) for r in catalog.recipe_names() for b in backends.names()}
 
 
+def test_with_the_launch_scripts_values_no_recipe_lacks_a_required_value(
+    outcomes: list[Outcome],
+) -> None:
+    """The launch scripts take every value a recipe's training code needs at start
+    (required.py): with them set, no launch of the catalog is refused for a missing one."""
+    checked = [o for o in outcomes if o.spec is not None and o.spec.mode == "recipe"]
+    assert {o.spec.backend for o in checked} == set(catalog_dry_run.backend_names())
+    assert [(o.recipe, o.backend, o.spec.missing) for o in checked if o.spec.missing] == []
+    # Without MODEL_CONFIG and RESUME_FROM_CHECKPOINT the Trainium recipes lack them:
+    cpt = "training/llama/hf_llama2_70b_seq4k_trn1x32_continued_pretrain"
+    pretrain = "training/llama/hf_llama3_8b_seq8k_trn1x4_pretrain"
+    fewer = {
+        k: v
+        for k, v in catalog_dry_run.PLACEHOLDERS.items()
+        if k not in ("MODEL_CONFIG", "RESUME_FROM_CHECKPOINT")
+    }
+    lacking = {
+        o.recipe: [line.split(":")[0] for line in o.spec.missing]
+        for o in catalog_dry_run.run([cpt, pretrain], ["slurm"], fewer)
+        if o.spec is not None
+    }
+    assert lacking == {
+        cpt: ["recipes.model.model_config=null", "recipes.exp_manager.resume_from_checkpoint=null"],
+        pretrain: ["recipes.model.model_config=null"],
+    }
+
+
 def test_every_artifact_renders_where_the_backend_can_run_the_recipe(
     outcomes: list[Outcome],
 ) -> None:
