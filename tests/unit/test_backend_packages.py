@@ -23,6 +23,7 @@ MODULES = (
     "hyperpod_launcher.backends.slurm.options",
     "hyperpod_launcher.backends.slurm.preflight",
     "hyperpod_launcher.backends.k8s.backend",
+    "hyperpod_launcher.backends.k8s.chart_schema",
     "hyperpod_launcher.backends.k8s.hyperpod",
     "hyperpod_launcher.backends.k8s.jobs",
     "hyperpod_launcher.backends.k8s.options",

@@ -26,19 +26,12 @@ KIND = "HyperPodPyTorchJob"
 CONTAINER = "pytorch-job-container"  # the name the hyp CLI gives the training container
 REPLICA_SPEC = "pod"  # the hyp CLI's replica group name
 AGENT_HOST, AGENT_PORT = "0.0.0.0", 8080  # hyperpodrun's server; the operator calls it here
-TOPOLOGY_LEVELS = (
-    "topology.k8s.aws/network-node-layer-1",
-    "topology.k8s.aws/network-node-layer-2",
-    "topology.k8s.aws/network-node-layer-3",
-    "topology.k8s.aws/ultraserver-id",
-)
 TOPOLOGY_ANNOTATIONS = {
     "required_topology": "kueue.x-k8s.io/podset-required-topology",
     "preferred_topology": "kueue.x-k8s.io/podset-preferred-topology",
 }
 HEALTH_LABEL = "sagemaker.amazonaws.com/node-health-status"
 DEEP_HEALTH_LABEL = "sagemaker.amazonaws.com/deep-health-check-status"
-CLEAN_POD_POLICIES = ("All", "OnlyComplete", "None")
 # Keys of cluster/k8s.yaml that only a HyperPodPyTorchJob reads.
 ONLY_HYPERPOD = (
     "jobMaxRetryCount",
@@ -77,12 +70,6 @@ def check_not_set(opts: K8sOptions) -> None:
             )
 
 
-def _non_negative(value: Any, key: str) -> int | None:
-    if value is not None and value < 0:
-        raise UserError(f"{key}={value}: must be 0 or more")
-    return value
-
-
 def run_policy(spec: JobSpec, deadline: int | None) -> dict[str, Any]:
     opts: K8sOptions = spec.opts
     for key, instead in PYTORCHJOB_RESTART_KEYS.items():
@@ -92,14 +79,8 @@ def run_policy(spec: JobSpec, deadline: int | None) -> dict[str, Any]:
                 f"cluster.{key}={value}: a PyTorchJob key; a HyperPodPyTorchJob restarts "
                 f"through runPolicy: set cluster.{instead} (and see max_restarts)"
             )
-    clean = opts.cleanPodPolicy or "All"
-    if clean not in CLEAN_POD_POLICIES:
-        raise UserError(
-            f"cluster.cleanPodPolicy={clean}: a HyperPodPyTorchJob takes "
-            f"{', '.join(CLEAN_POD_POLICIES)}"
-        )
-    policy: dict[str, Any] = {"cleanPodPolicy": clean}
-    retries = _non_negative(opts.jobMaxRetryCount, "cluster.jobMaxRetryCount")
+    policy: dict[str, Any] = {"cleanPodPolicy": opts.cleanPodPolicy or "All"}
+    retries = opts.jobMaxRetryCount
     if spec.max_restarts and retries == 0:
         raise UserError(
             f"max_restarts={spec.max_restarts} contradicts cluster.jobMaxRetryCount=0; set "
@@ -111,7 +92,7 @@ def run_policy(spec: JobSpec, deadline: int | None) -> dict[str, Any]:
         policy["jobMaxRetryCount"] = retries
     restart = {}
     for key in ("numRestartBeforeFullJobRestart", "evalPeriodSeconds", "maxFullJobRestarts"):
-        value = _non_negative(getattr(opts, key), f"cluster.{key}")
+        value = getattr(opts, key)
         if value is not None:
             restart[key] = value
     if restart:
@@ -125,7 +106,7 @@ def run_policy(spec: JobSpec, deadline: int | None) -> dict[str, Any]:
     rules = log_monitoring(opts)
     if rules:
         policy["logMonitoringConfiguration"] = rules
-    ttl = _non_negative(opts.ttlSecondsAfterFinished, "cluster.ttlSecondsAfterFinished")
+    ttl = opts.ttlSecondsAfterFinished
     if ttl is not None:
         policy["ttlSecondsAfterFinished"] = ttl
     if deadline:
@@ -161,9 +142,6 @@ def log_monitoring(opts: K8sOptions) -> list[dict[str, Any]]:
                     )
         if ("metricThreshold" in rule) != ("operator" in rule):
             raise UserError(f"{where}: metricThreshold and operator go together (set both)")
-        for key, value in rule.items():
-            if key.endswith(("Seconds", "DataPoints")) and value < 0:
-                raise UserError(f"{where}.{key}={value}: must be 0 or more")
         rules.append(rule)
     return rules
 
@@ -208,7 +186,7 @@ def elastic_sizes(opts: K8sOptions, nodes: int) -> tuple[dict[str, Any], list[in
             f"({_sizes_text(sizes)}); start at one of them"
         )
     for key, field in ELASTIC_FIELDS.items():
-        value = _non_negative(getattr(section, key), f"{where}.{key}")
+        value = getattr(section, key)
         if value is not None:
             policy[field] = value
     return policy, sizes
@@ -244,14 +222,8 @@ def topology(opts: K8sOptions) -> dict[str, str]:
     annotations = {}
     for key, annotation in TOPOLOGY_ANNOTATIONS.items():
         level = getattr(opts, key)
-        if level is None:
-            continue
-        if level not in TOPOLOGY_LEVELS:
-            raise UserError(
-                f"cluster.{key}={level!r}: not a HyperPod topology level; allowed: "
-                f"{', '.join(TOPOLOGY_LEVELS)}"
-            )
-        annotations[annotation] = level
+        if level is not None:
+            annotations[annotation] = level
     if len(annotations) > 1:
         raise UserError("cluster.required_topology and cluster.preferred_topology: set one of them")
     return annotations

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from hyperpod_launcher import job
 from hyperpod_launcher.backends.base import train_script
+from hyperpod_launcher.backends.k8s import chart_schema
 from hyperpod_launcher.backends.k8s import hyperpod as k8s_hyperpod
 from hyperpod_launcher.backends.k8s.options import (
     K8sClaim,
@@ -70,14 +71,8 @@ EFA_RESOURCE = "vpc.amazonaws.com/efa"
 # ConfigMaps hold at most 1 MiB; leave room for the other scripts.
 MAX_SHIPPED_SCRIPT = 512 * 1024
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-QUANTITY = re.compile(
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
-    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
-)
+CHART_SCHEMA = "pytorchjob"  # whose definitions check the keys values.yaml does not hold
 # Worker pods are <job>-worker-<i>: a DNS-1035 label of at most 63 characters.
 MAX_POD_NAME = 63
 MAX_RELEASE = 53
@@ -126,20 +121,19 @@ def secret_name(spec: JobSpec, name: str) -> str:
 # --- checks --------------------------------------------------------------------------
 
 
-def _check_name(value: Any, key: str, pattern: re.Pattern[str], what: str, limit: int) -> None:
-    if not isinstance(value, str) or len(value) > limit or not pattern.match(value):
-        raise UserError(
-            f"{key}={value!r}: not a valid {what} (lowercase letters, digits and '-'"
-            f"{', and dots' if pattern is DNS1123_SUBDOMAIN else ''}; starting and ending with "
-            f"a letter or digit; at most {limit} characters)"
-        )
+def _check_as(value: Any, key: str, definition: str, what: str) -> None:
+    """`value` against one definition of the chart's values.schema.json (for a cluster key
+    that values.yaml does not hold, or holds only sometimes)."""
+    found = chart_schema.check(value, CHART_SCHEMA, definition)
+    if found is not None:
+        raise UserError(f"{key}={value!r}: not a valid {what} ({found.rule})")
 
 
 def _check_label_key(key: str, where: str) -> None:
     prefix, _, name = key.rpartition("/")
     ok = bool(LABEL_NAME.match(name)) and len(name) <= 63
     if prefix:
-        ok = ok and len(prefix) <= 253 and bool(DNS1123_SUBDOMAIN.match(prefix))
+        ok = ok and chart_schema.check(prefix, CHART_SCHEMA, "dns1123Subdomain") is None
     if not ok:
         raise UserError(
             f"{where}: {key!r} is not a valid label or annotation key ([prefix/]name; name: "
@@ -153,18 +147,6 @@ def _label_text(value: Any) -> str:
     return str(value)
 
 
-def _check_label_value(value: str, where: str) -> None:
-    if len(value) > 63:
-        raise UserError(
-            f"{where}={value!r}: a label value is at most 63 characters, this one has {len(value)}"
-        )
-    if not LABEL_VALUE.match(value):
-        raise UserError(
-            f"{where}={value!r}: not a valid label value (letters, digits, '-', '_', '.', "
-            "starting and ending alphanumeric)"
-        )
-
-
 def _labels(opts: K8sOptions) -> dict[str, str]:
     labels: dict[str, str] = {}
     for key, value in (opts.custom_labels or {}).items():
@@ -172,9 +154,7 @@ def _labels(opts: K8sOptions) -> dict[str, str]:
         _check_label_key(str(key), where)
         if key in RESERVED_LABELS:
             raise UserError(f"{where}: the launcher sets this label itself; choose another key")
-        text = _label_text(value)
-        _check_label_value(text, where)
-        labels[str(key)] = text
+        labels[str(key)] = _label_text(value)
     return labels
 
 
@@ -191,10 +171,8 @@ def _annotations(opts: K8sOptions) -> dict[str, str]:
     return annotations
 
 
-def _abs_path(value: Any, key: str) -> str:
-    if not isinstance(value, str) or not value.startswith("/"):
-        raise UserError(f"{key}={value!r}: expected an absolute path")
-    return os.path.normpath(value)
+def _abs_path(value: str) -> str:
+    return os.path.normpath(value) if value.startswith("/") else value
 
 
 def _items(opts: K8sOptions, key: str, item_schema: type[T], needs: tuple[str, ...]):
@@ -216,7 +194,7 @@ def _volumes(opts: K8sOptions) -> tuple[list[dict[str, Any]], list[dict[str, Any
     mounts.add("/dev/shm")
 
     def mount_path(value: Any, where: str) -> str:
-        path = _abs_path(value, f"{where}.mountPath")
+        path = _abs_path(value)
         if path in mounts:
             raise UserError(f"{where}.mountPath={path!r}: already mounted (used by the job)")
         mounts.add(path)
@@ -224,11 +202,10 @@ def _volumes(opts: K8sOptions) -> tuple[list[dict[str, Any]], list[dict[str, Any
 
     for _, where, item in _items(opts, "volumes", K8sVolume, ("volumeName", "hostPath")):
         name = item.volumeName
-        _check_name(name, f"{where}.volumeName", DNS1123_LABEL, "volume name", 63)
         if name in names:
             raise UserError(f"{where}.volumeName={name!r}: used twice or reserved by the job")
         names.add(name)
-        host = _abs_path(item.hostPath, f"{where}.hostPath")
+        host = _abs_path(item.hostPath)
         volumes.append(
             {
                 "name": name,
@@ -239,7 +216,6 @@ def _volumes(opts: K8sOptions) -> tuple[list[dict[str, Any]], list[dict[str, Any
         )
     claim_items = _items(opts, "persistent_volume_claims", K8sClaim, ("claimName", "mountPath"))
     for index, where, item in claim_items:
-        _check_name(item.claimName, f"{where}.claimName", DNS1123_SUBDOMAIN, "claim name", 253)
         claims.append(
             {
                 "name": f"hpl-pvc-{index}",
@@ -279,10 +255,7 @@ def _selector_terms(
             values = [values]
         if not values:
             raise UserError(f"{where}.{key}: give at least one allowed value")
-        texts = [_label_text(v) for v in values]
-        for text in texts:
-            _check_label_value(text, f"{where}.{key}")
-        term: dict[str, Any] = {"key": str(key), "values": texts}
+        term: dict[str, Any] = {"key": str(key), "values": [_label_text(v) for v in values]}
         if weights is not None:
             term["weight"] = weights[index]
         terms.append(term)
@@ -309,9 +282,6 @@ def _node_affinity(spec: JobSpec) -> dict[str, list[dict[str, Any]]]:
             f"{where}.weights: {len(weights)} weight(s) for {len(preferred)} preferred "
             "label(s); give one weight (1-100) per preferred key, in order"
         )
-    for weight in weights:
-        if not 1 <= weight <= 100:
-            raise UserError(f"{where}.weights: {weight} is outside 1-100")
     required = _selector_terms(selector.required or {}, f"{where}.required")
     if spec.instance_type and not any(t["key"] == INSTANCE_TYPE_LABEL for t in required):
         # EKS labels nodes with the EC2 name, HyperPod with the ml. name: accept both.
@@ -324,13 +294,8 @@ def _node_affinity(spec: JobSpec) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def _quantity(value: Any, key: str) -> str | None:
-    if value is None:
-        return None
-    text = str(value)
-    if isinstance(value, bool) or not QUANTITY.match(text):
-        raise UserError(f"{key}={value!r}: not a Kubernetes quantity (e.g. 96, 500m, 64Gi)")
-    return text
+def _quantity(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _resources(spec: JobSpec) -> dict[str, dict[str, str]]:
@@ -343,8 +308,8 @@ def _resources(spec: JobSpec) -> dict[str, dict[str, str]]:
     if instance is not None and instance.efa:
         devices[EFA_RESOURCE] = str(instance.efa)
     requests = dict(devices)
-    cpu = _quantity(options(spec).cpu_request, "cluster.cpu_request")
-    memory = _quantity(options(spec).memory_request, "cluster.memory_request")
+    cpu = _quantity(options(spec).cpu_request)
+    memory = _quantity(options(spec).memory_request)
     if cpu:
         requests["cpu"] = cpu
     if memory:
@@ -365,8 +330,6 @@ def restarts(spec: JobSpec) -> tuple[str, int | None]:
     opts = options(spec)
     restart, backoff = opts.restartPolicy, opts.backoffLimit
     wanted = spec.max_restarts
-    if backoff is not None and backoff < 0:
-        raise UserError(f"cluster.backoffLimit={backoff}: must be 0 or more")
     if wanted:
         if restart == "Never":
             raise UserError(
@@ -380,7 +343,7 @@ def restarts(spec: JobSpec) -> tuple[str, int | None]:
             )
         return restart or "OnFailure", wanted if backoff is None else backoff
     restart = restart or "Never"
-    if restart == "Never" and backoff:
+    if restart == "Never" and backoff is not None and backoff > 0:
         raise UserError(
             f"cluster.backoffLimit={backoff} has no effect with cluster.restartPolicy=Never "
             "(failed pods are not restarted); set restartPolicy=OnFailure or ExitCode"
@@ -390,19 +353,11 @@ def restarts(spec: JobSpec) -> tuple[str, int | None]:
 
 def _run_policy(spec: JobSpec, backoff: int | None) -> dict[str, Any]:
     opts = options(spec)
-    clean = opts.cleanPodPolicy or "Running"
-    if clean == "OnlyComplete":
-        raise UserError(
-            "cluster.cleanPodPolicy=OnlyComplete: a HyperPodPyTorchJob value; a PyTorchJob "
-            "takes All, Running or None"
-        )
-    policy: dict[str, Any] = {"cleanPodPolicy": clean}
+    policy: dict[str, Any] = {"cleanPodPolicy": opts.cleanPodPolicy or "Running"}
     if backoff is not None:
         policy["backoffLimit"] = backoff
     ttl = opts.ttlSecondsAfterFinished
     if ttl is not None:
-        if ttl < 0:
-            raise UserError(f"cluster.ttlSecondsAfterFinished={ttl}: must be 0 or more")
         policy["ttlSecondsAfterFinished"] = ttl
     deadline = time_limit_seconds(spec.time_limit)
     if deadline:
@@ -425,33 +380,14 @@ def _helm_args(opts: K8sOptions) -> list[str]:
 def check_options(spec: JobSpec) -> None:
     """The option checks that need no other part of the spec."""
     opts = options(spec)
-    _check_name(opts.namespace, "cluster.namespace", DNS1123_LABEL, "namespace", 63)
+    _check_as(opts.namespace, "cluster.namespace", "dns1123Label", "namespace")
+    if opts.secret_name is not None:  # in values.yaml only when the job uses the Secret
+        _check_as(opts.secret_name, "cluster.secret_name", "dns1123Subdomain", "Secret name")
     context = opts.kube_context
     if context is not None and not str(context).strip():
         raise UserError("cluster.kube_context: empty; give a context name or null")
-    for key in ("service_account_name", "priority_class_name", "secret_name"):
-        value = getattr(opts, key)
-        if value is not None:
-            _check_name(value, f"cluster.{key}", DNS1123_SUBDOMAIN, key.replace("_", " "), 253)
-    for index, name in enumerate(opts.image_pull_secrets or []):
-        key = f"cluster.image_pull_secrets[{index}]"
-        _check_name(name, key, DNS1123_SUBDOMAIN, "Secret name", 253)
     if opts.scheduler_name is not None and not str(opts.scheduler_name).strip():
         raise UserError("cluster.scheduler_name: empty; give a scheduler name or null")
-    if opts.queue_name is not None:
-        queue = _label_text(opts.queue_name)
-        _check_name(queue, "cluster.queue_name", DNS1123_LABEL, "Kueue LocalQueue name", 63)
-    if opts.priority_class is not None:
-        _check_name(
-            opts.priority_class,
-            "cluster.priority_class",
-            DNS1123_SUBDOMAIN,
-            "Kueue WorkloadPriorityClass name",
-            63,
-        )
-    port = opts.rdzv_port
-    if not 1 <= port <= 65535:
-        raise UserError(f"cluster.rdzv_port={port}: expected a port number 1-65535")
     if not k8s_hyperpod.selected(opts):
         k8s_hyperpod.check_not_set(opts)
     if spec.mounts:
@@ -561,6 +497,86 @@ def job_files(spec: JobSpec) -> dict[str, str]:
     return files
 
 
+# values.yaml paths (N: a list index, K: a mapping key) -> the cluster key they come from, and
+# what its value is.
+_VALUE_KEYS: dict[str, tuple[str, str | None]] = {
+    "imagePullPolicy": ("cluster.pullPolicy", None),
+    "imagePullSecrets.N": ("cluster.image_pull_secrets[N]", "Secret name"),
+    "restartPolicy": ("cluster.restartPolicy", None),
+    "runPolicy.cleanPodPolicy": ("cluster.cleanPodPolicy", None),
+    "runPolicy.backoffLimit": ("cluster.backoffLimit", None),
+    "runPolicy.ttlSecondsAfterFinished": ("cluster.ttlSecondsAfterFinished", None),
+    "runPolicy.jobMaxRetryCount": ("cluster.jobMaxRetryCount", None),
+    "runPolicy.restartPolicy.K": ("cluster.K", None),
+    "runPolicy.logMonitoringConfiguration.N.K": ("cluster.logMonitoringConfiguration[N].K", None),
+    **{
+        f"elasticPolicy.{field}": (f"cluster.elastic_policy.{key}", None)
+        for key, field in k8s_hyperpod.ELASTIC_FIELDS.items()
+    },
+    "labels.K": ("cluster.custom_labels.K", "label value"),
+    "annotations.K": ("cluster.annotations.K", None),
+    "queueName": ("cluster.queue_name", "Kueue LocalQueue name"),
+    "kueuePriorityClass": ("cluster.priority_class", "Kueue WorkloadPriorityClass name"),
+    "serviceAccountName": ("cluster.service_account_name", "service account name"),
+    "priorityClassName": ("cluster.priority_class_name", "priority class name"),
+    "schedulerName": ("cluster.scheduler_name", None),
+    "rdzvPort": ("cluster.rdzv_port", "port number"),
+    "resources.requests.cpu": ("cluster.cpu_request", "CPU request"),
+    "resources.requests.memory": ("cluster.memory_request", "memory request"),
+    "shmSizeLimit": ("cluster.shm_size", "/dev/shm size"),
+    "tolerations.N.K": ("cluster.tolerations[N].K", None),
+    "nodeAffinity.required.N.values.N": ("cluster.label_selector.required.TERM", "label value"),
+    "nodeAffinity.preferred.N.values.N": ("cluster.label_selector.preferred.TERM", "label value"),
+    "nodeAffinity.preferred.N.weight": ("cluster.label_selector.weights[N]", "weight"),
+    "secretName": ("cluster.secret_name", "Secret name"),
+    "volumes.N.name": ("cluster.volumes[N].volumeName", "volume name"),
+    "volumes.N.hostPath": ("cluster.volumes[N].hostPath", None),
+    "volumes.N.mountPath": ("cluster.volumes[N].mountPath", None),
+    "claims.N.claimName": ("cluster.persistent_volume_claims[N].claimName", "claim name"),
+    "claims.N.mountPath": ("cluster.persistent_volume_claims[N].mountPath", None),
+}
+VALUE_KEYS: dict[tuple[str, ...], tuple[str, str | None]] = {
+    **{tuple(path.split(".")): key for path, key in _VALUE_KEYS.items()},
+    **{
+        ("topology", annotation): (f"cluster.{key}", None)
+        for key, annotation in k8s_hyperpod.TOPOLOGY_ANNOTATIONS.items()
+    },
+}
+
+
+def _user_key(path: chart_schema.Path, values: dict[str, Any]) -> tuple[str, str | None]:
+    """The cluster key a values.yaml path comes from (launcher-made values: values.<path>)."""
+    shape = tuple("N" if isinstance(p, int) else p for p in path)
+    for parts, (key, what) in VALUE_KEYS.items():
+        if len(parts) != len(shape) or any(
+            a not in (b, "K") for a, b in zip(parts, shape, strict=True)
+        ):
+            continue
+        for part, name in zip(parts, path, strict=True):
+            if part == "N":
+                key = key.replace("[N]", f"[{name}]", 1)
+            elif part == "K":
+                key = key.replace(".K", f".{name}", 1)
+        if "TERM" in key:
+            key = key.replace("TERM", values[path[0]][path[1]][path[2]]["key"])
+        return key, what
+    return "values." + ".".join(str(p) for p in path), None
+
+
+def _check_values(values: dict[str, Any], chart: str) -> None:
+    """values.yaml against the chart's values.schema.json; a violation is one line naming the
+    cluster key it comes from."""
+    found = chart_schema.check(values, chart)
+    if found is None:
+        return
+    key, what = _user_key(found.path, values)
+    if found.value is None:
+        raise UserError(f"{key}: {found.rule}")
+    if what is None:
+        raise UserError(f"{key}={found.value!r}: expected {found.rule}")
+    raise UserError(f"{key}={found.value!r}: not a valid {what} ({found.rule})")
+
+
 @dataclasses.dataclass(frozen=True)
 class ChartValues:
     name: str
@@ -620,7 +636,7 @@ def build(spec: JobSpec) -> ChartValues:
         "rdzvPort": opts.rdzv_port,
         "paths": dict(POD_PATHS),
         "resources": _resources(spec),
-        "shmSizeLimit": _quantity(opts.shm_size, "cluster.shm_size"),
+        "shmSizeLimit": _quantity(opts.shm_size),
         "tolerations": _tolerations(spec),
         "nodeAffinity": _node_affinity(spec),
         "env": plain_env,
@@ -641,4 +657,5 @@ def build(spec: JobSpec) -> ChartValues:
     exp_notice = exp_dir_notice(spec, mounted)
     if exp_notice:
         notices.append(exp_notice)
+    _check_values(values, chart)
     return ChartValues(name, chart, kind, values, _helm_args(opts), notices)

@@ -53,7 +53,7 @@ CASES: dict[str, tuple[tuple[str, ...], list[str]]] = {
     ),
     "label_selector weight out of range": (
         ("++cluster.label_selector.preferred={zone:[a]}", "cluster.label_selector.weights=[150]"),
-        ["cluster.label_selector.weights: 150 is outside 1-100"],
+        ["cluster.label_selector.weights[0]=150: not a valid weight (1 to 100)"],
     ),
     "label_selector values not a list": (
         ("++cluster.label_selector.required={zone:{a:b}}",),
@@ -95,6 +95,39 @@ CASES: dict[str, tuple[tuple[str, ...], list[str]]] = {
         ("cluster.helm_args=['--set=image=x']",),
         ["cluster.helm_args: '--set=image=x' is not an extra `helm install` flag"],
     ),
+    # The rules below come from the chart's values.schema.json, named by the cluster key.
+    "CPU request not a quantity": (
+        ("cluster.cpu_request=lots",),
+        ["cluster.cpu_request='lots': not a valid CPU request (a Kubernetes quantity"],
+    ),
+    "rendezvous port out of range": (
+        ("cluster.rdzv_port=70000",),
+        ["cluster.rdzv_port=70000: not a valid port number (1 to 65535)"],
+    ),
+    "relative hostPath": (
+        ("cluster.volumes=[{volumeName:data,hostPath:data}]",),
+        ["cluster.volumes[0].hostPath='data': expected an absolute path"],
+    ),
+    "volume name not a DNS label": (
+        ("cluster.volumes=[{volumeName:Data,hostPath:/data}]",),
+        ["cluster.volumes[0].volumeName='Data': not a valid volume name (lowercase letters"],
+    ),
+    "pull secret not a DNS name": (
+        ("cluster.image_pull_secrets=[Bad_Secret]",),
+        ["cluster.image_pull_secrets[0]='Bad_Secret': not a valid Secret name"],
+    ),
+    "label value with a space": (
+        ("++cluster.custom_labels={team:'a b'}",),
+        ["cluster.custom_labels.team='a b': not a valid label value (letters, digits"],
+    ),
+    "negative ttl": (
+        ("cluster.ttlSecondsAfterFinished=-5",),
+        ["cluster.ttlSecondsAfterFinished=-5: expected 0 or more"],
+    ),
+    "Kueue priority class over 63 characters": (
+        (f"cluster.priority_class={'p' * 64}",),
+        ["cluster.priority_class=", "at most 63 characters, this one has 64"],
+    ),
     "HyperPodPyTorchJob key on a PyTorchJob": (
         ("cluster.jobMaxRetryCount=3",),
         ["cluster.jobMaxRetryCount: only a HyperPodPyTorchJob reads it"],
@@ -113,6 +146,8 @@ LAUNCHED = {
     "volume without hostPath",
     "label_selector values not a list",
     "label value over 63 characters",
+    "rendezvous port out of range",
+    "relative hostPath",
 }
 
 

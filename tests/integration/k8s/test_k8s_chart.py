@@ -20,6 +20,7 @@ import k8s_schemas
 import pytest
 import yaml
 
+from hyperpod_launcher.backends.k8s import chart_schema
 from hyperpod_launcher.backends.k8s import values as k8s_values
 from hyperpod_launcher.compose import plan
 from tests.conftest import REPO, require_tool, shellcheck
@@ -398,7 +399,8 @@ def test_long_run_names_keep_every_pod_name_within_63(tmp_path: Path) -> None:
     )
     release = the_plan.rendered.submit_argv[2]
     assert len(release) <= 53 and len(f"{release}-worker-1198") <= 63
-    assert k8s_values.DNS1123_LABEL.match(release) and release[0].isalpha()
+    assert chart_schema.check(release, "pytorchjob", "dns1123Label") is None
+    assert release[0].isalpha()
 
 
 def test_each_launch_gets_its_own_release_name(tmp_path: Path) -> None:

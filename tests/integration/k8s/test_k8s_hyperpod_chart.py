@@ -407,8 +407,8 @@ BAD = {
     ),
     "unknown topology level": (
         (LLAMA, "cluster.preferred_topology=topology.kubernetes.io/zone"),
-        "cluster.preferred_topology='topology.kubernetes.io/zone': not a HyperPod topology "
-        "level; allowed: topology.k8s.aws/network-node-layer-1",
+        "cluster.preferred_topology='topology.kubernetes.io/zone': expected one of "
+        "topology.k8s.aws/network-node-layer-1",
     ),
     "queue name not a DNS label": (
         (LLAMA, "cluster.queue_name=Team_A.Queue"),
@@ -428,7 +428,24 @@ BAD = {
     ),
     "cleanPodPolicy of the other kind": (
         (LLAMA, "cluster.cleanPodPolicy=Running"),
-        "cluster.cleanPodPolicy=Running: a HyperPodPyTorchJob takes All, OnlyComplete, None",
+        "cluster.cleanPodPolicy='Running': expected one of All, OnlyComplete, None",
+    ),
+    # From the chart's values.schema.json, named by the cluster key.
+    "negative retry budget": (
+        (LLAMA, "cluster.jobMaxRetryCount=-1"),
+        "cluster.jobMaxRetryCount=-1: expected 0 or more",
+    ),
+    "negative elastic timeout": (
+        (LLAMA, "cluster.elastic_policy={min_nodes:16,max_nodes:16,graceful_shutdown_timeout:-5}"),
+        "cluster.elastic_policy.graceful_shutdown_timeout=-5: expected 0 or more",
+    ),
+    "negative log-monitoring cut-off": (
+        (
+            LLAMA,
+            "cluster.logMonitoringConfiguration=[{name:t,logPattern:'step',"
+            "expectedStartCutOffInSeconds:-1}]",
+        ),
+        "cluster.logMonitoringConfiguration[0].expectedStartCutOffInSeconds=-1: expected 0 or more",
     ),
     "metric without a capture group": (
         (

@@ -97,7 +97,7 @@ def test_a_contradiction_is_one_line_exit_2_and_nothing_written(
 
 
 def test_restarts_helper_refuses_a_negative_backoff_limit() -> None:
-    with pytest.raises(UserError, match=r"cluster\.backoffLimit=-1: must be 0 or more"):
+    with pytest.raises(UserError, match=r"cluster\.backoffLimit=-1: expected 0 or more"):
         plan([*BASE, "max_restarts=1", "cluster.backoffLimit=-1"])
 
 
