@@ -165,6 +165,57 @@ CASES = {
         (*SLURM_LLAMA, "git.repo_url_or_path='https://user:hunter2@/x.git'"),
         ["git.repo_url_or_path='https://****@/x.git'", "names no host"],
     ),
+    "unknown recipe key": (
+        (*SLURM_LLAMA, "recipes.model.train_batch_sise=2"),
+        [
+            "unknown key 'recipes.model.train_batch_sise'",
+            "did you mean 'recipes.model.train_batch_size'",
+            "to add a new key use +recipes.model.train_batch_sise=...",
+        ],
+    ),
+    "sequence length 0": (
+        (*SLURM_LLAMA, "recipes.model.max_context_width=0"),
+        ["recipes.model.max_context_width: expected int >= 1, got 0"],
+    ),
+    "learning rate 0": (
+        (*SLURM_LLAMA, "recipes.model.optim.lr=0.0"),
+        ["recipes.model.optim.lr: expected float > 0, got 0.0"],
+    ),
+    "precision not the trainer's": (
+        (*SLURM_LLAMA, "recipes.trainer.precision=bf17"),
+        ["recipes.trainer.precision", "'bf17'", "did you mean 'bf16'"],
+    ),
+    "Trainium max_steps below -1": (
+        (
+            "recipes=training/llama/hf_llama3_8b_seq8k_trn1x4_pretrain",
+            "cluster=slurm",
+            "dry_run=true",
+            "recipes.trainer.max_steps=-2",
+        ),
+        ["recipes.trainer.max_steps: expected int >= 1 or -1, got -2"],
+    ),
+    "NeMo micro batch 0": (
+        (
+            "recipes=training/llama/megatron_llama3_1_8b_nemo",
+            "cluster=slurm",
+            "dry_run=true",
+            "recipes.model.micro_batch_size=0",
+        ),
+        ["recipes.model.micro_batch_size: expected int >= 1, got 0"],
+    ),
+    "open fine-tuning micro batch 0": (
+        (
+            "recipes=fine-tuning/qwen/open_qwen2_5_72b_seq4k_gpu_sft",
+            "cluster=slurm",
+            "dry_run=true",
+            "recipes.model.micro_batch_size=0",
+        ),
+        ["recipes.model.micro_batch_size: expected int >= 1, got 0"],
+    ),
+    "time limit no backend reads (SageMaker)": (
+        (*SM_SCRIPT, "+training_cfg.run.time_limit=forever"),
+        ["training_cfg.run.time_limit='forever'", "expected a time limit", "UNLIMITED"],
+    ),
     "SageMaker: more than 100 hyperparameters with the SDK's own": (
         (*SM_SCRIPT, script_args(*((f"a{i}", "1") for i in range(94)))),
         [
