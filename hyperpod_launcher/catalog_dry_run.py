@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from hyperpod_launcher import backends, catalog, gen_launch_scripts, job
 from hyperpod_launcher.backends.base import Rendered
 from hyperpod_launcher.errors import UserError
+from hyperpod_launcher.job_build import build
 
 # The launch scripts' placeholders, with values, so every recipe is complete.
 PLACEHOLDERS = {
@@ -133,9 +134,9 @@ def run(
                 recipe = composed[name]["recipes"]
                 hint = (recipe.get("run") or {}).get("instance_type")  # what it is sized for
                 full = {**sections[backend], "instance_type": hint}
-                full["recipes"] = recipe  # job.build copies what it changes
+                full["recipes"] = recipe  # build copies what it changes
             try:
-                spec, _ = job.build(
+                spec, _ = build(
                     full, cluster_choice=backend, recipe_choice=name, launch_id="catalog"
                 )
                 rendered = renderers[backend].render(spec)

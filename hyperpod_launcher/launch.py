@@ -15,6 +15,7 @@ from typing import Any
 from hyperpod_launcher import __version__, backends, job, records
 from hyperpod_launcher.backends.base import Backend, Rendered, Submitted
 from hyperpod_launcher.errors import BackendError, LauncherError
+from hyperpod_launcher.job_build import build
 from hyperpod_launcher.jobdir import RECORD, JobDir
 
 LAUNCHER_CMD_LOG = "launcher_cmd.log"
@@ -65,7 +66,7 @@ def make_plan(
     launch_id: str,
     overrides: tuple[str, ...] = (),
 ) -> Plan:
-    spec, secrets = job.build(
+    spec, secrets = build(
         cfg,
         cluster_choice=cluster_choice,
         recipe_choice=recipe_choice,

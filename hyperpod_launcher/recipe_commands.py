@@ -83,7 +83,7 @@ def _checks(recipe: dict[str, Any], cfg: dict[str, Any], info: Any) -> str:
 
 
 def recipes_show(args: argparse.Namespace) -> int:
-    from hyperpod_launcher import catalog, job, yaml_text
+    from hyperpod_launcher import catalog, job_build, yaml_text
 
     name = catalog.check_name(args.name)
     for override in args.overrides:
@@ -120,7 +120,7 @@ def recipes_show(args: argparse.Namespace) -> int:
     if isinstance(recipe, dict):
         lines.append(f"checks:      {_checks(recipe, cfg, info)}")
         shown = copy.deepcopy(recipe)
-        job._strip_recipe_secrets(shown)  # the token, if given, shows as its env reference
+        job_build.strip_recipe_secrets(shown)  # the token, if given, shows as its env reference
         body: Any = shown
     else:
         body = {"training_cfg": cfg.get("training_cfg"), "git": cfg.get("git")}

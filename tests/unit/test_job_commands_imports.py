@@ -1,4 +1,5 @@
-"""`jobs` and `status` stay fast: they load neither Hydra nor Jinja nor a cloud SDK."""
+"""`jobs` and `status` stay fast: they load neither Hydra nor Jinja nor YAML nor a cloud SDK,
+nor the launch-time checks that build a job (job_build and what it imports)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import pytest
 
 from tests.conftest import REPO
 
-HEAVY = ("hydra", "omegaconf", "jinja2", "boto3", "botocore", "kubernetes", "sagemaker")
+HEAVY = (
+    *("hydra", "omegaconf", "jinja2", "yaml", "boto3", "botocore", "kubernetes", "sagemaker"),
+    *("hyperpod_launcher.job_build", "hyperpod_launcher.recipe_checks"),
+    *("hyperpod_launcher.config.schema", "hyperpod_launcher.required"),
+)
 
 
 @pytest.mark.parametrize("command", [["jobs"], ["status", "done-job"]])

@@ -1,0 +1,650 @@
+"""Build the JobSpec from the composed config, checking it: one line per problem.
+
+A shared part checks the launcher's own keys and the cluster section; one builder per mode
+(a recipe, or a custom script under training_cfg) reads that mode's section; the filesystem
+step (a local code folder, a local entry script) comes last.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from hyperpod_launcher import (
+    backends,
+    ds_config,
+    instance_choice,
+    instances,
+    job_env,
+    recipe_checks,
+    required,
+    resources,
+    time_limit,
+    training_code,
+    yaml_text,
+)
+from hyperpod_launcher.config import cluster_keys, schema
+from hyperpod_launcher.config.recipe_schema import recipe_schema
+from hyperpod_launcher.config.validate import check_section, typed
+from hyperpod_launcher.dotted import get as _get
+from hyperpod_launcher.errors import UserError, did_you_mean
+from hyperpod_launcher.instances import InstanceType
+from hyperpod_launcher.job import (
+    ENV_NAME,
+    RECIPE_SECRETS,
+    SECRET_ENV,
+    CodeSource,
+    Entry,
+    JobSpec,
+    Secrets,
+)
+from hyperpod_launcher.mounts import Mount, recipe_mounts
+from hyperpod_launcher.resume import Resume
+from hyperpod_launcher.resume import rule as resume_rule
+
+# A run name becomes a folder, a Slurm job name and (on k8s) part of object names.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+MOUNT_OPTIONS = {"ro", "rw", "private", "rprivate", "slave", "rslave", "shared", "rshared"}
+DEFAULT_FAMILY_BY_MODEL_TYPE = {
+    "llama_v3": "llama",
+    "llama_v4": "llama",
+    "mistral": "mistral",
+    "mixtral": "mixtral",
+    "falcon": "custom_model",
+    "hf": "custom_model",
+}
+
+
+def backend_of(cluster_choice: str | None, cluster_type: str | None) -> str:
+    """`cluster=` selects the backend; `cluster_type`, when given, must agree with it."""
+    known = backends.names()
+    if cluster_choice not in known:
+        raise UserError(
+            f"cluster={cluster_choice}: unknown cluster"
+            f"{did_you_mean(str(cluster_choice), known)}; allowed: {', '.join(known)}"
+        )
+    if cluster_type is not None and cluster_type != cluster_choice:
+        raise UserError(
+            f"cluster_type={cluster_type} contradicts cluster={cluster_choice}; "
+            "cluster= alone selects the backend, so drop cluster_type or set it to "
+            f"{cluster_choice}"
+        )
+    return cluster_choice
+
+
+def _given(overrides: tuple[str, ...], key: str) -> bool:
+    return any(o.lstrip("+~").partition("=")[0] == key for o in overrides)
+
+
+def cluster_origin(backend: str, recipe_choice: str | None, overrides: tuple[str, ...]) -> str:
+    """Why this backend: the command line, the config default, or the recipe's own default
+    (the built-in smoke test selects cluster=local in its defaults list)."""
+    if _given(overrides, "cluster"):
+        return f"cluster={backend}: command line"
+    if backend == schema.DEFAULT_CLUSTER:
+        return f"cluster={backend}: default"
+    return f"cluster={backend}: default of recipes={recipe_choice}"
+
+
+def parse_mount(spec: str, key: str) -> Mount:
+    """`src[:dst[:options]]` with absolute paths; `a` means `a:a` (pyxis/docker syntax)."""
+    problem = None
+    parts = spec.split(":") if isinstance(spec, str) else []
+    if not parts or len(parts) > 3 or any(not p for p in parts):
+        problem = "expected 'source[:target[:options]]'"
+    elif "," in spec or any(c.isspace() for c in spec):
+        problem = "commas and whitespace are not allowed"
+    elif not all(os.path.isabs(p) for p in parts[:2]):
+        problem = "source and target must be absolute paths"
+    elif len(parts) == 3 and not set(parts[2].split("+")) <= MOUNT_OPTIONS:
+        problem = f"options must be from {', '.join(sorted(MOUNT_OPTIONS))}"
+    if problem:
+        raise UserError(f"{key}: malformed mount {spec!r}: {problem}")
+    source = parts[0]
+    target = parts[1] if len(parts) > 1 else source
+    return Mount(source, target, parts[2] if len(parts) == 3 else None)
+
+
+GIT_SCHEMES = ("ssh", "git", "http", "https", "ftp", "ftps", "git+ssh", "ssh+git")
+SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
+URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
+
+
+def _is_remote_git(location: str) -> bool:
+    return "://" in location or "::" in location or bool(SCP_LIKE.match(location))
+
+
+def _git_url_problem(location: str) -> str | None:
+    """Why git cannot clone this remote location, or None. A scheme git has no transport
+    for works only through a `git-remote-<scheme>` helper on the submit host's PATH."""
+    import shutil
+
+    if any(c.isspace() or ord(c) < 32 for c in location):
+        return "must not contain whitespace or control characters (write a space as %20)"
+    helper, sep, _ = location.partition("::")
+    if sep and "://" not in helper:  # <transport>::<address>
+        scheme, rest = helper, "x"
+    elif SCP_LIKE.match(location):
+        return None
+    else:
+        match = URL.match(location)
+        if match is None:
+            return "expected scheme://host/path, user@host:path or an absolute local path"
+        scheme, rest = match.group("scheme").lower(), match.group("rest")
+    if scheme in GIT_SCHEMES:
+        host = rest.split("/", 1)[0].rpartition("@")[2]
+        return None if host else "names no host"
+    if shutil.which(f"git-remote-{scheme}"):
+        return None
+    return (
+        f"git has no transport for '{scheme}' (built in: {', '.join(GIT_SCHEMES)}, file://; "
+        f"other schemes need git-remote-{scheme} on PATH)"
+    )
+
+
+def _code_source(git: Mapping[str, Any], job_dir: str, launch_id: str) -> CodeSource:
+    location = git.get("repo_url_or_path")
+    if not location:
+        return CodeSource()
+    if location.startswith("file://"):
+        location = location[len("file://") :]
+    if _is_remote_git(location):
+        problem = _git_url_problem(location)
+        if problem:
+            shown = re.sub(r"//[^/@]*@", "//****@", location)  # credentials in the URL
+            raise UserError(f"git.repo_url_or_path={shown!r}: {problem}")
+    for key in ("branch", "commit"):
+        value = git.get(key)
+        if value is not None and (not value or any(c.isspace() for c in value)):
+            raise UserError(f"git.{key}: {value!r} is not a valid git {key} name")
+    return CodeSource(
+        location=location,
+        branch=git.get("branch"),
+        commit=git.get("commit"),
+        checkout_dir=os.path.join(job_dir, "code", launch_id),
+    )
+
+
+def _split_env(
+    env_vars: Mapping[str, Any], defaults: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    plain = dict(defaults)
+    secret: dict[str, str] = {}
+    for key, value in env_vars.items():
+        if not ENV_NAME.match(key):
+            raise UserError(f"env_vars.{key}: not a valid environment variable name")
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if SECRET_ENV.search(key):
+            secret[key] = text
+        else:
+            plain[key] = text
+    return plain, secret
+
+
+def _positive_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise UserError(f"{key}: must be a positive integer, got {value!r}")
+    return value
+
+
+def _non_negative_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"{key}: must be 0 or a positive integer, got {value!r}")
+    return value
+
+
+def _procs_per_node(
+    explicit: Any,
+    key: str,
+    instance: InstanceType | None,
+    instance_type: str | None,
+    exact: bool,
+) -> int:
+    """Processes per node: explicit, or one per device. Recipes must use every device; a
+    custom script may start fewer processes (one process can drive several devices)."""
+    if instance_type and instance is None and explicit is None:
+        known = sorted(instances.INSTANCES)
+        raise UserError(
+            f"instance_type={instance_type}: not in the instance table"
+            f"{did_you_mean(instances.normalize(instance_type), known)}; "
+            f"set {key} to give the processes per node explicitly"
+        )
+    if explicit is None:
+        return instance.processes_per_node if instance else 1
+    count = _positive_int(explicit, key)
+    too_many = count > (instance.processes_per_node if instance else count)
+    if instance is not None and (too_many or (exact and count != instance.processes_per_node)):
+        unit = "NeuronCores" if instance.accelerator == "neuron" else "devices"
+        raise UserError(
+            f"{key}={count} does not match instance_type={instance.name}, which has "
+            f"{instance.processes_per_node} {unit} per node"
+        )
+    return count
+
+
+def _script_args(items: list[Any]) -> tuple[str, ...]:
+    """HyperPod custom-script args: a list of {flag: value} maps (or plain strings)."""
+    args: list[str] = []
+    for item in items:
+        if isinstance(item, dict):
+            for flag, value in item.items():
+                args.append(str(flag))
+                if value is not None:
+                    args.append(str(value))
+        else:
+            args.append(str(item))
+    return tuple(args)
+
+
+def _recipe_family(recipe: str | None, model_type: str | None) -> str | None:
+    parts = (recipe or "").split("/")
+    if len(parts) >= 3 and parts[0] in ("training", "fine-tuning"):
+        return parts[1]
+    return DEFAULT_FAMILY_BY_MODEL_TYPE.get(str(model_type))
+
+
+def strip_recipe_secrets(recipe: dict[str, Any]) -> dict[str, str]:
+    """Replace secret values in the recipe by env references; return {env name: value}."""
+    found: dict[str, str] = {}
+    for path, env_name in RECIPE_SECRETS.items():
+        parent = _get(recipe, ".".join(path[:-1]))
+        if isinstance(parent, dict) and parent.get(path[-1]) is not None:
+            found[env_name] = str(parent[path[-1]])
+            parent[path[-1]] = "${oc.env:" + env_name + ",null}"
+    return found
+
+
+def added_keys(overrides: tuple[str, ...]) -> frozenset[str]:
+    """Keys the command line adds on purpose (`+key=value`, `++key=value`)."""
+    return frozenset(o.lstrip("+").split("=", 1)[0] for o in overrides if o.startswith("+"))
+
+
+@dataclass(frozen=True)
+class _Launch:
+    """What both modes share: the checked launcher settings of this launch."""
+
+    cfg: Mapping[str, Any]
+    backend: str
+    opts: Mapping[str, Any]
+    results_root: str
+    git: Mapping[str, Any]
+    recipe_choice: str | None
+    launch_id: str
+    overrides: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The run's name, size and time limit, read from the mode's own section."""
+
+    name: str
+    nodes: int
+    procs_key: str
+    explicit_procs: Any
+    time_limit: str | None
+
+
+@dataclass(frozen=True)
+class _Machine:
+    instance_type: str | None
+    instance: InstanceType | None
+    procs: int
+    accelerator: instances.Accelerator
+    origins: tuple[str | None, ...]  # the instance type's origin, this machine's GPUs
+
+
+@dataclass(frozen=True)
+class _ModeJob:
+    """What one mode's builder adds to the shared part."""
+
+    mode: Literal["recipe", "custom"]
+    machine: _Machine
+    entry: Entry
+    code: CodeSource
+    stack: str | None = None
+    secret_env: Mapping[str, str] = field(default_factory=dict)
+    recipe_file: str | None = None
+    recipe_yaml: str | None = None
+    exp_dir: str | None = None
+    resume: Resume | None = None
+    code_package: str | None = None
+    neuron_compile: bool = False
+    config_files: tuple[tuple[str, str], ...] = ()
+    data_mounts: tuple[Mount, ...] = ()
+    host_script: str | None = None  # an entry script of this host, checked by _on_this_host
+    missing: tuple[str, ...] = ()  # required values it lacks (required.py)
+
+
+def _check_launch(
+    cfg: dict[str, Any],
+    cluster_choice: str | None,
+    recipe_choice: str | None,
+    launch_id: str,
+    overrides: tuple[str, ...],
+) -> _Launch:
+    check_section({k: v for k, v in cfg.items() if k != "hydra"}, schema.LauncherConfig, "")
+    backend = backend_of(cluster_choice, cfg.get("cluster_type"))
+    opts = cfg.get("cluster") or {}
+    for key in opts:
+        advice = cluster_keys.wrong_backend(f"cluster.{key}", backend)
+        if advice:
+            raise UserError(advice)
+    check_section(opts, backends.options_schema(backend), "cluster", schema.MOVED_KEYS)
+    base = cfg.get("base_results_dir")
+    if not base:
+        raise UserError(
+            "base_results_dir is not set; give a folder every node can see, "
+            "e.g. base_results_dir=/fsx/results"
+        )
+    return _Launch(
+        cfg=cfg,
+        backend=backend,
+        opts=opts,
+        results_root=os.path.abspath(os.path.expanduser(str(base))),
+        git=cfg.get("git") or {},
+        recipe_choice=recipe_choice,
+        launch_id=launch_id,
+        overrides=overrides,
+    )
+
+
+def _check_one_mode(recipe: Any, custom: Any) -> None:
+    if custom is not None and recipe:
+        raise UserError(
+            "both a recipe and training_cfg are set; choose recipes=<name> or custom-script "
+            "mode (training_cfg.*), not both"
+        )
+    if custom is None and not recipe:
+        raise UserError(
+            "no recipe selected: set recipes=<name> (see `hyperpod-launch recipes list`)"
+        )
+
+
+def _run(
+    name: tuple[str, Any],
+    nodes: tuple[str, Any],
+    procs: tuple[str, Any],
+    limit: tuple[str, Any],
+) -> _Run:
+    """Each argument is (key, value) as the mode's section spells it."""
+    node_count = _positive_int(nodes[1], nodes[0])
+    normalized_limit = time_limit.normalize(limit[1], limit[0])
+    if not isinstance(name[1], str) or not SAFE_NAME.match(name[1]):
+        raise UserError(
+            f"{name[0]}={name[1]!r} is not a safe job name: use letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit, at most 120 characters"
+        )
+    return _Run(name[1], node_count, procs[0], procs[1], normalized_limit)
+
+
+def _recipe_run(recipe: dict[str, Any]) -> _Run:
+    return _run(
+        ("recipes.run.name", _get(recipe, "run.name")),
+        ("recipes.trainer.num_nodes", _get(recipe, "trainer.num_nodes")),
+        ("recipes.trainer.devices", _get(recipe, "trainer.devices")),
+        ("recipes.run.time_limit", _get(recipe, "run.time_limit")),
+    )
+
+
+def _custom_run(custom: dict[str, Any]) -> _Run:
+    return _run(
+        ("training_cfg.run.name", _get(custom, "run.name")),
+        ("training_cfg.run.nodes", _get(custom, "run.nodes", 1)),
+        ("training_cfg.run.ntasks_per_node", _get(custom, "run.ntasks_per_node")),
+        ("training_cfg.run.time_limit", _get(custom, "run.time_limit")),
+    )
+
+
+def _local_gpus(backend: str) -> int | None:
+    """On cluster=local this machine is the hardware: its GPU count; elsewhere None."""
+    if backend != "local":
+        return None
+    from hyperpod_launcher import local_gpus
+
+    return local_gpus.count()
+
+
+def _machine(
+    chosen: instance_choice.InstanceChoice,
+    instance: InstanceType | None,
+    procs: int,
+    gpus: int | None,
+) -> _Machine:
+    accelerator = instance.accelerator if instance else chosen.plain_accelerator
+    machine = None
+    if gpus is not None:
+        accelerator = "gpu" if gpus else "cpu"
+        machine = f"this machine: {gpus} GPU(s)" if gpus else "this machine: no GPU (gloo)"
+    return _Machine(chosen.instance_type, instance, procs, accelerator, (chosen.origin, machine))
+
+
+def _recipe_machine(launch: _Launch, recipe: dict[str, Any], run: _Run) -> _Machine:
+    """Recipes use every device of the instance they are checked against."""
+    chosen = instance_choice.choose(launch.cfg.get("instance_type"), recipe, launch.backend)
+    instance = instances.lookup(chosen.instance_type)
+    # a Trainium recipe on a GPU instance, fp8 off p5, ...
+    recipe_checks.check_instance(recipe, instance, force_fp8=bool(launch.cfg.get("force_fp8")))
+    recipe_checks.check_hardware(recipe, chosen.instance_type, instance, launch.backend)
+    procs = _procs_per_node(
+        run.explicit_procs, run.procs_key, instance, chosen.instance_type, exact=True
+    )
+    gpus = _local_gpus(launch.backend)
+    if gpus and gpus < procs:
+        raise UserError(
+            f"{run.procs_key}={procs}: cluster=local has {gpus} GPU(s) on this machine; "
+            f"set {run.procs_key}={gpus} or fewer"
+        )
+    return _machine(chosen, instance, procs, gpus)
+
+
+def _custom_machine(launch: _Launch, run: _Run) -> _Machine:
+    """A custom script may start fewer processes than devices (one can drive several)."""
+    chosen = instance_choice.choose(launch.cfg.get("instance_type"), None, launch.backend)
+    instance = instances.lookup(chosen.instance_type)
+    procs = _procs_per_node(
+        run.explicit_procs, run.procs_key, instance, chosen.instance_type, exact=False
+    )
+    gpus = _local_gpus(launch.backend)
+    if gpus and not _given(launch.overrides, run.procs_key):
+        procs = gpus  # the config's count is for CPU processes; the command line wins
+    return _machine(chosen, instance, procs, gpus)
+
+
+def _recipe_entry(
+    launch: _Launch, recipe: dict[str, Any], code: CodeSource, config_args: tuple[str, ...]
+) -> Entry:
+    """git.entry_script/entry_module win; then the script the recipe names
+    (run.entry_script); then the model family's pretraining example of the training code."""
+    module = launch.git.get("entry_module")
+    script = launch.git.get("entry_script") or (
+        None if module else _get(recipe, "run.entry_script")
+    )
+    if not module and not script:
+        family = _recipe_family(launch.recipe_choice, _get(recipe, "model.model_type"))
+        if family is None:
+            raise UserError(
+                f"recipes={launch.recipe_choice}: cannot tell the model family for the entry "
+                "script; set git.entry_script or git.entry_module"
+            )
+        script = f"examples/{family}/{family}_pretrain.py"
+    if not code.location and script and not os.path.isabs(script):
+        raise UserError(
+            "git.repo_url_or_path is not set, so the recipe's entry script "
+            f"{script!r} has no code to come from; set git.repo_url_or_path"
+        )
+    return Entry(None if module else script, module, config_args)
+
+
+def _recipe_job(
+    launch: _Launch, recipe: dict[str, Any], run: _Run, code: CodeSource, job_dir: str
+) -> _ModeJob:
+    stack = recipe_checks.stack_of(recipe)
+    machine = _recipe_machine(launch, recipe, run)
+    # parallel math, batch sizes, sequence length, fine-tuning, data
+    recipe_checks.check(recipe, nodes=run.nodes, devices=machine.procs)
+    missing = required.problems(recipe, stack, launch.recipe_choice, launch.backend)
+    recipe = copy.deepcopy(recipe)  # secrets are replaced next; the caller's dict stays
+    secret_env = strip_recipe_secrets(recipe)
+    recipe_file = f"{run.name}_hydra.yaml"
+    pin = training_code.pin_of(recipe, stack)
+    code_package = None
+    if pin is not None and pin.is_repo(code.location):
+        code_package = pin.package
+        if not code.commit and not code.branch:  # the version the recipe was written for
+            code = replace(code, commit=pin.commit)
+    exp_dir = _get(recipe, "exp_manager.exp_dir")
+    return _ModeJob(
+        mode="recipe",
+        machine=machine,
+        entry=_recipe_entry(
+            launch, recipe, code, (f"--config-path={job_dir}", f"--config-name={recipe_file}")
+        ),
+        code=code,
+        stack=stack,
+        secret_env=secret_env,
+        recipe_file=recipe_file,
+        recipe_yaml=yaml_text.dump(recipe),
+        exp_dir=str(exp_dir) if exp_dir else None,
+        resume=resume_rule(stack, recipe),
+        code_package=code_package,
+        neuron_compile=bool(_get(recipe, "run.compile", 0)),
+        config_files=ds_config.files(recipe, run.nodes * machine.procs),
+        data_mounts=tuple(recipe_mounts(recipe)),
+        missing=tuple(missing),
+    )
+
+
+def _custom_job(launch: _Launch, custom: dict[str, Any], run: _Run, code: CodeSource) -> _ModeJob:
+    machine = _custom_machine(launch, run)
+    script = custom.get("entry_script")
+    module = launch.git.get("entry_module")
+    if not script and not module:
+        raise UserError("training_cfg.entry_script is not set: name the script to run")
+    return _ModeJob(
+        mode="custom",
+        machine=machine,
+        entry=Entry(
+            None if module else script, module, _script_args(custom.get("script_args", []))
+        ),
+        code=code,
+        host_script=script if script and not code.location else None,
+    )
+
+
+def _on_this_host(job: _ModeJob) -> _ModeJob:
+    """The filesystem step: a local code folder and a local entry script must exist (both
+    become absolute paths), and a script of this host is mounted with its folder."""
+    code, entry = job.code, job.entry
+    if code.location and not _is_remote_git(code.location):
+        path = Path(code.location).expanduser()
+        if not path.exists():
+            raise UserError(
+                f"git.repo_url_or_path: local path {code.location!r} does not exist; "
+                "give an existing directory or a git URL"
+            )
+        code = replace(code, location=str(path.resolve()))
+    if job.host_script:
+        path = Path(job.host_script).expanduser()
+        if not path.is_file():
+            raise UserError(f"training_cfg.entry_script: {job.host_script!r} does not exist")
+        if entry.script:
+            entry = replace(entry, script=str(path.resolve()))
+    mounts = job.data_mounts
+    script = entry.script
+    if script and os.path.isfile(script) and not resources.is_example(script):
+        folder = os.path.dirname(script)
+        mounts = (*mounts, Mount(folder, folder, "ro"))
+    return replace(job, code=code, entry=entry, data_mounts=mounts)
+
+
+def build(
+    cfg: dict[str, Any],
+    *,
+    cluster_choice: str | None,
+    recipe_choice: str | None,
+    launch_id: str,
+    overrides: tuple[str, ...] = (),
+) -> tuple[JobSpec, Secrets]:
+    """Validate the resolved config and build the JobSpec. Raises UserError on bad input.
+
+    The shared part checks the launcher settings; one builder per mode (recipe or custom
+    script) reads its own section; the filesystem step comes last."""
+    launch = _check_launch(cfg, cluster_choice, recipe_choice, launch_id, overrides)
+    recipe, custom = cfg.get("recipes"), cfg.get("training_cfg")
+    _check_one_mode(recipe, custom)
+    if custom is None:  # keys, types and value rules of the recipe's kind
+        kind = recipe_checks.stack_of(recipe)
+        check_section(recipe, recipe_schema(kind), "recipes", added=added_keys(overrides))
+        run = _recipe_run(recipe)
+    else:
+        run = _custom_run(custom)
+    job_dir = os.path.join(launch.results_root, run.name)
+    mounts = [
+        parse_mount(m, "container_mounts")
+        for m in [*cfg.get("container_mounts", []), *launch.opts.get("container_mounts", [])]
+    ]
+    code = _code_source(launch.git, job_dir, launch_id)
+    if launch.git.get("token") and code.location and not _is_remote_git(code.location):
+        raise UserError("git.token is set but git.repo_url_or_path is a local path; drop the token")
+    if custom is None:
+        job = _recipe_job(launch, recipe, run, code, job_dir)
+    else:
+        job = _custom_job(launch, custom, run, code)
+    job = _on_this_host(job)
+    return _assemble(launch, run, job, job_dir, mounts)
+
+
+def _assemble(
+    launch: _Launch, run: _Run, job: _ModeJob, job_dir: str, mounts: list[Mount]
+) -> tuple[JobSpec, Secrets]:
+    machine = job.machine
+    facts = job_env.JobFacts(machine.accelerator, machine.instance, run.nodes, job.stack)
+    env, secret_env = _split_env(launch.cfg.get("env_vars") or {}, job_env.default_env(facts))
+    secret_env.update(job.secret_env)
+    secrets = Secrets(env=secret_env, git_token=launch.git.get("token"))
+    cfg = launch.cfg
+    cluster = cluster_origin(launch.backend, launch.recipe_choice, launch.overrides)
+    spec = JobSpec(
+        name=run.name,
+        launch_id=launch.launch_id,
+        backend=launch.backend,
+        mode=job.mode,
+        recipe=launch.recipe_choice,
+        nodes=run.nodes,
+        procs_per_node=machine.procs,
+        accelerator=machine.accelerator,
+        instance_type=instances.normalize(machine.instance_type) if machine.instance_type else None,
+        instance=machine.instance,
+        image=cfg.get("container") or None,
+        mounts=tuple(mounts),
+        env=tuple(env.items()),
+        secret_env=tuple(sorted(secret_env)),
+        entry=job.entry,
+        code=job.code,
+        workdir=job.code.checkout_dir or job_dir,
+        job_dir=job_dir,
+        results_root=launch.results_root,
+        exp_dir=job.exp_dir,
+        recipe_file=job.recipe_file,
+        recipe_yaml=job.recipe_yaml,
+        time_limit=run.time_limit,
+        neuron_compile=job.neuron_compile,
+        opts=typed(launch.opts, backends.options_schema(launch.backend)),
+        overrides=tuple(secrets.mask(o) for o in launch.overrides),
+        dry_run=bool(cfg.get("dry_run")),
+        wait=cfg.get("wait"),
+        max_restarts=_non_negative_int(cfg.get("max_restarts", 0), "max_restarts"),
+        resume=job.resume,
+        config_files=job.config_files,
+        open_files=job_env.open_files_limit(facts),
+        origins=tuple(o for o in (cluster, *machine.origins) if o),
+        data_mounts=job.data_mounts,
+        code_package=job.code_package,
+        missing=job.missing,
+    )
+    return spec, secrets
