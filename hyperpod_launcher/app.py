@@ -71,6 +71,9 @@ def strip_yaml_suffix(argv: list[str]) -> list[str]:
     return result
 
 
+MAX_KEY = 200  # Hydra stats a config group file named after the key: a file name is <= 255
+
+
 def precheck(argv: list[str]) -> None:
     """Check recipes= and cluster= before Hydra, so a typo gets one line with nearest names."""
     if any(a.startswith(("--config-path", "--config-dir", "-cp", "-cd")) for a in argv):
@@ -79,6 +82,11 @@ def precheck(argv: list[str]) -> None:
     for arg in argv:
         key, sep, value = arg.partition("=")
         key = key.lstrip("+~")
+        if sep and len(key) > MAX_KEY:  # Hydra looks for a config file of that name
+            raise UserError(
+                f"{key[:40]}...: an override key of {len(key)} characters; at most {MAX_KEY} "
+                "(a longer one belongs in a config file)"
+            )
         if not sep or key not in ("recipes", "cluster") or "(" in value:
             continue
         for choice in value.split(",") if multirun else [value]:

@@ -248,6 +248,10 @@ CASES = {
         ),
         ["cluster.sm_jobs_config.additional_estimator_kwargs.tags: 51 tags", "at most 50"],
     ),
+    "override key too long for Hydra": (
+        (f"+env_vars.{'N' * 300}=1",),
+        ["env_vars.NNNN", "an override key of 309 characters; at most 200"],
+    ),
     "unparsable override": (
         ("container=nvcr.io#nvidia/pytorch:24.01-py3",),
         ["cannot parse override 'container=nvcr.io#nvidia/pytorch:24.01-py3'", "quote"],

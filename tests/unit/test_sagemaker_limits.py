@@ -121,7 +121,7 @@ def test_request_limits_are_the_sdk_models() -> None:
 
 
 def test_an_environment_name_over_512_characters_is_one_line() -> None:
-    """(A config file can hold one; Hydra cannot take an override key that long.)"""
+    """(A config file can hold one; the command line takes keys of at most 200 characters.)"""
     from hyperpod_launcher.backends.sm_jobs import checks
     from hyperpod_launcher.errors import UserError
 
