@@ -3,6 +3,7 @@ recipes_collection/ and templates/."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -48,13 +49,28 @@ def test_wheel_ships_config_and_templates_and_the_console_script_runs(tmp_path: 
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    proc = subprocess.run(
-        [str(venv / "bin" / "hyperpod-launch"), "cluster=slurm", "dry_run=true"],
-        cwd=elsewhere,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    # The installed package answers, not the checkout the tests run from.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    def console(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(venv / "bin" / "hyperpod-launch"), *argv],
+            cwd=elsewhere,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    for argv in (["--help"], ["help"]):
+        shown = console(*argv)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.startswith("usage: hyperpod-launch recipes=<recipe>"), shown.stdout
+        assert "\n  jobs " in shown.stdout and "powered by Hydra" not in shown.stdout
+    shown = console("jobs", "--help")
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: hyperpod-launch jobs ")
+
+    proc = console("cluster=slurm", "dry_run=true")
     assert proc.returncode == 0, proc.stderr
     job_dir = elsewhere / "results" / "allreduce-smoke"
     train = (job_dir / "train_script.sh").read_text()
