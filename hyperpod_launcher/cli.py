@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from hyperpod_launcher import lazy, resources
 from hyperpod_launcher.errors import LauncherError
+from hyperpod_launcher.table import format_table
 
 PROG = "hyperpod-launch"
 
@@ -59,8 +60,8 @@ def help_text() -> str:
     """The launcher's help (also Hydra's `--help`, through the help template)."""
     from hyperpod_launcher import backends
 
-    width = max(len(name) for name in COMMANDS) + 2
-    commands = "\n".join(f"  {name.ljust(width)}{c.summary}" for name, c in COMMANDS.items())
+    rows = [*((name, c.summary) for name, c in COMMANDS.items()), ("help", "this text")]
+    commands = "\n".join(f"  {line}" for line in format_table(rows).splitlines())
     recipes = resources.config_dir() / "recipes"
     return f"""\
 usage: {PROG} recipes=<recipe> [cluster=<cluster>] [key=value ...] [--wait] [-m]
@@ -82,7 +83,6 @@ launch (the default command):
 
 commands:
 {commands}
-  {"help".ljust(width)}this text
 
 backends: {", ".join(backends.names())} (cluster defaults: {resources.config_dir() / "cluster"})
 """
