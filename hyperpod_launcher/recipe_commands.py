@@ -143,13 +143,13 @@ def _rules_note(recipe: Any) -> str:
 def _key_rule_lines(recipe: Any, cfg: dict[str, Any]) -> list[str]:
     """`dotted.key: value  # type and range` per key (still YAML: a list or text value goes on
     below its key); secrets masked as in the YAML view."""
-    from hyperpod_launcher import job, recipe_checks, yaml_text
+    from hyperpod_launcher import job_build, recipe_checks, yaml_text
     from hyperpod_launcher.config.recipe_schema import recipe_schema
     from hyperpod_launcher.config.validate import key_rules
 
     if isinstance(recipe, dict):
         shown = copy.deepcopy(recipe)
-        job._strip_recipe_secrets(shown)
+        job_build.strip_recipe_secrets(shown)
         rows = key_rules(shown, recipe_schema(recipe_checks.stack_of(recipe)), "recipes")
     else:
         rows = key_rules(cfg.get("training_cfg") or {}, recipe_schema("custom"), "training_cfg")
