@@ -29,7 +29,7 @@ outcomes = catalog_dry_run.run(timings=timings)
 timings["total_in_process"] = time.perf_counter() - start
 timings["recipes"] = len({o.recipe for o in outcomes})
 timings["backends"] = sorted({o.backend for o in outcomes})
-timings["rendered"] = sum(o.rendered is not None for o in outcomes)
+timings["rendered"] = sum(o.request is not None for o in outcomes)
 timings["refused"] = sum(o.refused is not None for o in outcomes)
 print(json.dumps(timings))
 """

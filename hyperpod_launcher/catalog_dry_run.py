@@ -2,7 +2,7 @@
 
 Each recipe is composed once (catalog.Composer.many, with the launch scripts' placeholder values),
 then built and rendered per backend from that one composition, with the backend's own cluster
-file. Nothing is written: the result holds each backend's Rendered files, or the one-line
+file. Nothing is written: the result holds each backend's Request files, or the one-line
 refusal when a backend cannot run a recipe (e.g. cluster=local and a multi-node recipe).
 """
 
@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from hyperpod_launcher import backends, catalog, gen_launch_scripts, job
-from hyperpod_launcher.backends.base import Rendered
+from hyperpod_launcher.backends.base import Request
 from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.job_build import build
 
@@ -36,7 +36,7 @@ class Outcome:
     recipe: str
     backend: str
     spec: job.JobSpec | None
-    rendered: Rendered | None
+    request: Request | None
     refused: str | None = None  # the UserError a launch would print
 
 
@@ -139,11 +139,11 @@ def run(
                 spec, _ = build(
                     full, cluster_choice=backend, recipe_choice=name, launch_id="catalog"
                 )
-                rendered = renderers[backend].render(spec)
+                request = renderers[backend].render(spec)
             except UserError as err:
                 outcomes.append(Outcome(name, backend, None, None, str(err)))
                 continue
-            outcomes.append(Outcome(name, backend, spec, rendered))
+            outcomes.append(Outcome(name, backend, spec, request))
     if timings is not None:
         timings["compose"] = composed_at - start
         timings["build_render"] = time.perf_counter() - composed_at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import secrets as _random
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hyperpod_launcher import __version__, backends, job, records
-from hyperpod_launcher.backends.base import Backend, Rendered, Submitted
+from hyperpod_launcher.backends.base import Backend, Request, Submitted
 from hyperpod_launcher.errors import BackendError, LauncherError
 from hyperpod_launcher.job_build import build
 from hyperpod_launcher.jobdir import RECORD, JobDir
@@ -33,20 +34,21 @@ class Plan:
     spec: job.JobSpec
     secrets: job.Secrets
     backend: Backend
-    rendered: Rendered
+    request: Request
+    resolved_commit: str | None = None  # what the submit host's checkout pinned
 
     def __repr__(self) -> str:
         return self.secrets.mask(
             f"Plan(spec={self.spec!r}, secrets={self.secrets!r}, "
-            f"backend={self.spec.backend!r}, rendered={self.rendered!r})"
+            f"backend={self.spec.backend!r}, request={self.request!r})"
         )
 
     def __str__(self) -> str:
-        return self.secrets.mask(str(self.rendered))
+        return self.secrets.mask(str(self.request))
 
     @property
     def files(self) -> dict[str, tuple[str, int]]:
-        files = {path: (f.text, f.mode) for path, f in self.rendered.files.items()}
+        files = {path: (f.text, f.mode) for path, f in self.request.files.items()}
         if self.spec.recipe_file and self.spec.recipe_yaml is not None:
             files[self.spec.recipe_file] = (self.spec.recipe_yaml, 0o644)
         for name, text in self.spec.config_files:
@@ -82,7 +84,7 @@ def _launcher_cmd_log(plan: Plan, argv: list[str]) -> str:
         f"# hyperpod-launcher {__version__}, launch {plan.spec.launch_id}",
         f"cd {shlex.quote(os.getcwd())}",
         shlex.join([sys.executable, *argv]),  # argv[0] is the script (main.py)
-        f"# submit: {plan.rendered.submit_command}",
+        f"# submit: {plan.request.submit_command}",
     ]
     return plan.secrets.mask("\n".join(lines) + "\n")
 
@@ -111,8 +113,9 @@ def _record(plan: Plan, artifacts: list[str], status: str, **outcome: Any) -> re
         overrides=tuple(spec.overrides),
         recipe_sha256=spec.recipe_sha256,
         artifacts=tuple(artifacts),
-        submit_command=plan.rendered.submit_command,
+        submit_command=plan.request.submit_command,
         submit_status=status,
+        resolved_commit=plan.resolved_commit,
         **outcome,
     )
 
@@ -129,22 +132,29 @@ def _review_only_note(plan: Plan) -> str | None:
     return f"{note} ({hint})" if hint else note
 
 
-def _checkout(plan: Plan, artifacts: list[str], jobdir: JobDir) -> str | None:
-    """Check the code out on the submit host; a failure is recorded in job.json and raised."""
+def _checkout(plan: Plan, jobdir: JobDir, command_log: str) -> Plan:
+    """Check the code out on the submit host and render the request again with the commit it
+    pinned, so every node runs that commit and the request shows it. A failure is recorded
+    in job.json (with the files written, for review) and raised."""
     from hyperpod_launcher import code
 
     try:
-        return code.checkout(plan.spec.code, plan.secrets)
+        commit = code.checkout(plan.spec.code, plan.secrets)
     except LauncherError as err:
-        record = _record(plan, artifacts, "failed", error=str(err))
+        files = {**plan.files, LAUNCHER_CMD_LOG: (command_log, 0o644)}
+        record = _record(plan, [*jobdir.write_all(files), RECORD], "failed", error=str(err))
         jobdir.write_record(record)
         records.append_to_index(record)
         raise
+    if commit is None or commit == plan.spec.code.commit:
+        return dataclasses.replace(plan, resolved_commit=commit)
+    spec = dataclasses.replace(plan.spec, code=dataclasses.replace(plan.spec.code, commit=commit))
+    return Plan(spec, plan.secrets, plan.backend, plan.backend.render(spec), commit)
 
 
 def summary_line(plan: Plan) -> str:
     """The backend's summary with why the backend and instance type were chosen."""
-    head, sep, rest = plan.rendered.summary.partition("\n")
+    head, sep, rest = plan.request.summary.partition("\n")
     if plan.spec.origins:
         head += f" ({'; '.join(plan.spec.origins)})"
     return head + sep + rest
@@ -156,45 +166,42 @@ def execute(
     say: Callable[[str], None] = print,
     defaults: Sequence[str] = (),
 ) -> int:
-    """Write the job folder, then (unless a dry run) check out the code and submit.
-    `argv` is the launcher's whole command line (for launcher_cmd.log); `defaults` the
-    `key=value` required values the backend filled in (required.apply_defaults)."""
-    from hyperpod_launcher import code
-
+    """Check out the code (unless a dry run), write the job folder, then submit the request
+    that was written. `argv` is the launcher's whole command line (for launcher_cmd.log);
+    `defaults` the `key=value` required values the backend filled in
+    (required.apply_defaults)."""
     spec = plan.spec
     jobdir = JobDir(spec.job_dir, spec.launch_id)
-    files = plan.files
-    files[LAUNCHER_CMD_LOG] = (_launcher_cmd_log(plan, argv), 0o644)
+    command_log = _launcher_cmd_log(plan, argv)
+    if not spec.dry_run:  # a dry run fetches nothing (no network): its scripts are for review
+        plan = _checkout(plan, jobdir, command_log)
+        spec = plan.spec
+    files = {**plan.files, LAUNCHER_CMD_LOG: (command_log, 0o644)}
     artifacts = [*jobdir.write_all(files), RECORD]
     say(plan.secrets.mask(f"{summary_line(plan)}; job folder {spec.job_dir}"))
     if defaults:
         say(f"cluster={spec.backend} defaults: {', '.join(defaults)}")
 
     if plan.submit_only_files:
-        # "Write it, I'll submit it" checks the code out so that the printed command works; a
-        # dry run fetches nothing (no network), so its scripts are for review only.
-        resolved_commit = None if spec.dry_run else _checkout(plan, artifacts, jobdir)
         # A backend may add what only a dry run shows (k8s: the manifests helm renders).
-        extra = plan.backend.dry_run(spec, plan.rendered, jobdir, say)
+        extra = plan.backend.dry_run(spec, plan.request, jobdir, say)
         artifacts = [*sorted({*artifacts, *extra} - {RECORD}), RECORD]
-        jobdir.write_record(_record(plan, artifacts, "dry_run", resolved_commit=resolved_commit))
+        jobdir.write_record(_record(plan, artifacts, "dry_run"))
         say(f"dry run: wrote {', '.join(artifacts)}")
         note = _review_only_note(plan) if spec.dry_run else None
         if note:
             say(note)
         for line in spec.missing:
             say(f"warning: {line}; a launch without dry_run refuses this")
-        say(f"submit with: {plan.rendered.submit_command}")
+        say(str(plan))
         return 0
 
-    resolved_commit = None
     try:
-        resolved_commit = code.checkout(spec.code, plan.secrets)
-        submitted: Submitted = plan.backend.submit(spec, plan.rendered, plan.secrets)
+        submitted: Submitted = plan.backend.submit(plan.request, plan.secrets)
     except Exception as err:
         # The backend's own error may quote what it was given: mask it before anyone sees it.
         message = plan.secrets.mask(str(err))
-        record = _record(plan, artifacts, "failed", error=message, resolved_commit=resolved_commit)
+        record = _record(plan, artifacts, "failed", error=message)
         jobdir.write_record(record)
         records.append_to_index(record)
         if isinstance(err, LauncherError):
@@ -204,14 +211,7 @@ def execute(
         raise BackendError(f"submit failed: {type(err).__name__}: {message}") from None
     finished = "exit_code" in submitted.details
     status = ("succeeded" if submitted.returncode == 0 else "failed") if finished else "submitted"
-    record = _record(
-        plan,
-        artifacts,
-        status,
-        job_id=submitted.job_id,
-        resolved_commit=resolved_commit,
-        details=submitted.details,
-    )
+    record = _record(plan, artifacts, status, job_id=submitted.job_id, details=submitted.details)
     jobdir.write_record(record)
     records.append_to_index(record)
     if finished:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,29 +27,33 @@ class RenderedFile:
 
 
 @dataclass(frozen=True)
-class Rendered:
-    """What a backend would submit: the files for the job folder and the submit command."""
+class Request:
+    """What a backend submits, as render computed it: the files of the job folder and the
+    exact submit command. A backend that sends more (an API request, a Secret) subclasses it
+    with those fields and says them in `also_sends`. Its str, secrets masked, is what a dry run
+    prints; submit sends exactly this."""
 
-    files: dict[str, RenderedFile]
+    files: Mapping[str, RenderedFile]
     submit_argv: tuple[str, ...]
     summary: str = ""
-    # The backend's own structured request, when it has one (SageMaker: the estimator plan):
-    # what submit sends, computed once by render.
-    request: Any = field(default=None, compare=False)
 
     @property
     def submit_command(self) -> str:
         return shlex.join(self.submit_argv)
 
+    def also_sends(self) -> list[str]:
+        """What submit sends besides the command, one line each (no secret values)."""
+        return []
+
     def __str__(self) -> str:
-        lines = [self.summary] if self.summary else []
-        lines.append(f"submit: {self.submit_command}")
-        lines += [f"  {oct(f.mode)[2:]} {path}" for path, f in sorted(self.files.items())]
+        files = ", ".join(f"{path} ({oct(f.mode)[2:]})" for path, f in sorted(self.files.items()))
+        lines = [f"submit with: {self.submit_command}", *self.also_sends(), f"files: {files}"]
         return redact("\n".join(lines))
 
     def __repr__(self) -> str:
         files = ", ".join(sorted(self.files))
-        return redact(f"Rendered(files=[{files}], submit_argv={self.submit_argv!r})")
+        name = type(self).__name__
+        return redact(f"{name}(files=[{files}], submit_argv={self.submit_argv!r})")
 
 
 # `NAME=value` or `NAME: value` where NAME looks secret and the value is a literal (not a
@@ -73,9 +77,9 @@ class Submitted:
 
 
 class Backend(ABC):
-    """One backend. `render` is pure (no I/O, no network, no SDK import); `submit` sends what
-    `render` returned. The job commands it supports are named in `capabilities`; the CLI asks
-    those, and prints what `logs` yields."""
+    """One backend. `render` is pure (no network, no SDK import; it reads only the launcher's
+    own templates) and returns the request; `submit` sends that request. The job commands it
+    supports are named in `capabilities`; the CLI asks those, and prints what `logs` yields."""
 
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[str]] = frozenset()  # of STATUS, LOGS, CANCEL
@@ -86,17 +90,18 @@ class Backend(ABC):
     preflight_checks: ClassVar[str | None] = None
 
     @abstractmethod
-    def render(self, spec: JobSpec) -> Rendered: ...
+    def render(self, spec: JobSpec) -> Request: ...
 
     @abstractmethod
-    def submit(self, spec: JobSpec, rendered: Rendered, secrets: Secrets) -> Submitted: ...
+    def submit(self, request: Request, secrets: Secrets) -> Submitted:
+        """Send `request` as it is (the request a dry run prints), with the secrets' values."""
 
     def writes_only(self, spec: JobSpec) -> bool:
         """Whether this launch writes its files and submits nothing (besides dry_run=true)."""
         return False
 
     def dry_run(
-        self, spec: JobSpec, rendered: Rendered, jobdir: Any, say: Callable[[str], None]
+        self, spec: JobSpec, request: Request, jobdir: Any, say: Callable[[str], None]
     ) -> list[str]:
         """What only a dry run adds to the job folder (file names); nothing by default."""
         return []

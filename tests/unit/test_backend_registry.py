@@ -11,7 +11,7 @@ import pytest
 
 from hyperpod_launcher import backends, cli
 from hyperpod_launcher import status as st
-from hyperpod_launcher.backends.base import STATUS, Backend, Rendered, RenderedFile, Submitted
+from hyperpod_launcher.backends.base import STATUS, Backend, RenderedFile, Request, Submitted
 from hyperpod_launcher.job import JobSpec, Secrets
 from hyperpod_launcher.records import JobRecord
 
@@ -27,13 +27,15 @@ class ToyBackend(Backend):
     name = "toy"
     capabilities = frozenset({STATUS})
 
-    def render(self, spec: JobSpec) -> Rendered:
+    def render(self, spec: JobSpec) -> Request:
         script = f"#!/bin/sh\necho {spec.opts.greeting}\n"
-        return Rendered({"toy.sh": RenderedFile(script, 0o755)}, ("toy-run", spec.name), "toy job")
+        files = {"toy.sh": RenderedFile(script, 0o755)}
+        return Request(files, ("toy-run", spec.job_dir), "toy job")
 
-    def submit(self, spec: JobSpec, rendered: Rendered, secrets: Secrets) -> Submitted:
-        Path(spec.job_dir, "toy.state").write_text("RUNNING")
-        return Submitted(job_id=f"toy-{spec.launch_id}")
+    def submit(self, request: Request, secrets: Secrets) -> Submitted:
+        (job_dir,) = request.submit_argv[1:]  # submit has the request only
+        Path(job_dir, "toy.state").write_text("RUNNING")
+        return Submitted(job_id=f"toy-{Path(job_dir).name}")
 
     def status(self, records: list[JobRecord], detailed: bool = False) -> list[st.JobStatus]:
         words = [Path(r.job_dir, "toy.state").read_text() for r in records]
@@ -71,7 +73,7 @@ def test_a_registered_backend_dry_runs_launches_and_is_followed(
 
     assert launch(toy_config, tmp_path, "dry_run=true", "cluster.greeting=hi") == 0
     out = capsys.readouterr().out
-    assert "submit with: toy-run toy-job" in out
+    assert f"submit with: toy-run {job_dir}" in out
     assert (job_dir / "toy.sh").read_text() == "#!/bin/sh\necho hi\n"
     assert json.loads((job_dir / "job.json").read_text())["backend"] == "toy"
 

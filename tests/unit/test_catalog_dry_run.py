@@ -32,9 +32,9 @@ def written(outcomes: list[Outcome], tmp_path_factory: pytest.TempPathFactory) -
     """Every rendered artifact on disk: <root>/<backend>/<recipe>/<relpath>."""
     root = tmp_path_factory.mktemp("catalog")
     for o in outcomes:
-        if o.rendered is None:
+        if o.request is None:
             continue
-        for rel, file in o.rendered.files.items():
+        for rel, file in o.request.files.items():
             path = root / o.backend / o.recipe / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(file.text)
@@ -84,11 +84,11 @@ def test_every_artifact_renders_where_the_backend_can_run_the_recipe(
             assert o.backend == "local", (o.recipe, o.backend, o.refused)
             assert "cluster=local runs on this one machine" in o.refused, o.refused
             continue
-        assert o.rendered is not None and o.spec is not None
-        assert o.rendered.files and o.rendered.submit_argv, (o.recipe, o.backend)
-        assert all(f.text.strip() for f in o.rendered.files.values()), (o.recipe, o.backend)
+        assert o.request is not None and o.spec is not None
+        assert o.request.files and o.request.submit_argv, (o.recipe, o.backend)
+        assert all(f.text.strip() for f in o.request.files.values()), (o.recipe, o.backend)
     single_node = {o.recipe for o in outcomes if o.spec is not None and o.spec.nodes == 1}
-    rendered_locally = {o.recipe for o in outcomes if o.backend == "local" and o.rendered}
+    rendered_locally = {o.recipe for o in outcomes if o.backend == "local" and o.request}
     assert single_node <= rendered_locally
 
 
@@ -137,7 +137,7 @@ def test_helm_charts_lint_and_template(outcomes: list[Outcome], written: Path) -
 def test_python_artifacts_compile(outcomes: list[Outcome]) -> None:
     found = 0
     for o in outcomes:
-        for rel, file in (o.rendered.files if o.rendered else {}).items():
+        for rel, file in (o.request.files if o.request else {}).items():
             if rel.endswith(".py"):
                 compile(file.text, f"{o.backend}/{o.recipe}/{rel}", "exec")
                 found += 1
@@ -147,7 +147,7 @@ def test_python_artifacts_compile(outcomes: list[Outcome]) -> None:
 
 def test_no_artifact_holds_the_token(outcomes: list[Outcome]) -> None:
     for o in outcomes:
-        for rel, file in (o.rendered.files if o.rendered else {}).items():
+        for rel, file in (o.request.files if o.request else {}).items():
             assert TOKEN not in file.text, (o.recipe, o.backend, rel)
         if o.spec is not None:
             assert TOKEN not in (o.spec.recipe_yaml or ""), o.recipe

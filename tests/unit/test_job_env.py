@@ -75,7 +75,7 @@ def run_plan(
     (Path(the_plan.spec.workdir) / (the_plan.spec.code_package or "")).mkdir(parents=True)
     names = (*GPU_MULTI_NODE, "MALLOC_ARENA_MAX", "NCCL_DEBUG")
     proc, calls = node_script.run(
-        the_plan.rendered.files["train_script.sh"].text, tmp_path, env_names=names, nofile=nofile
+        the_plan.request.files["train_script.sh"].text, tmp_path, env_names=names, nofile=nofile
     )
     assert proc.returncode == 0, proc.stderr
     (call,) = calls

@@ -88,11 +88,11 @@ def test_pyxis_and_docker_mount_the_recipes_paths(tmp_path: Path) -> None:
         f"{data}:{data}:ro",
     ]
     pyxis = plan([*overrides, "container='nvcr.io#nvidia/pytorch:24.01-py3'"])
-    (batch,) = [f.text for n, f in pyxis.rendered.files.items() if n.endswith("_submission.sh")]
+    (batch,) = [f.text for n, f in pyxis.request.files.items() if n.endswith("_submission.sh")]
     assert f"--container-mounts={','.join(expected)}" in batch
     assert f"mkdir -p {job_dir} {exp}\n" in batch  # what the job writes exists before it starts
     docker = plan([*overrides, "container=pytorch:24.01"])
-    node = docker.rendered.files["docker_node.sh"].text
+    node = docker.request.files["docker_node.sh"].text
     for mount in expected:
         assert f"--volume={mount}" in node
 
@@ -100,11 +100,11 @@ def test_pyxis_and_docker_mount_the_recipes_paths(tmp_path: Path) -> None:
 def test_the_launchers_own_entry_script_travels_in_the_job_folder(tmp_path: Path) -> None:
     the_plan = plan(["cluster=slurm", f"base_results_dir={tmp_path}", "container=pytorch:24.01"])
     job_dir = tmp_path / "allreduce-smoke"
-    shipped = the_plan.rendered.files["scripts/allreduce_smoke.py"].text
+    shipped = the_plan.request.files["scripts/allreduce_smoke.py"].text
     assert shipped == (REPO / "hyperpod_launcher" / "examples" / "allreduce_smoke.py").read_text()
-    train = the_plan.rendered.files["train_script.sh"].text
+    train = the_plan.request.files["train_script.sh"].text
     assert f"{job_dir}/scripts/allreduce_smoke.py" in train
-    node = the_plan.rendered.files["docker_node.sh"].text
+    node = the_plan.request.files["docker_node.sh"].text
     assert "examples" not in node  # nothing of the launcher's install is mounted
 
 
@@ -119,6 +119,6 @@ def test_a_local_entry_script_is_mounted_with_its_folder(tmp_path: Path) -> None
             f"training_cfg.entry_script={tmp_path / 'code' / 'train.py'}",
         ]
     )
-    node = the_plan.rendered.files["docker_node.sh"].text
+    node = the_plan.request.files["docker_node.sh"].text
     assert f"--volume={tmp_path}/code:{tmp_path}/code:ro" in node
-    assert not any(name.startswith("scripts/") for name in the_plan.rendered.files)
+    assert not any(name.startswith("scripts/") for name in the_plan.request.files)

@@ -18,7 +18,7 @@ TRN = (
 def script(tmp_path: Path, *overrides: str) -> str:
     the_plan = plan([*TRN, f"base_results_dir={tmp_path}", *overrides])
     Path(the_plan.spec.workdir).mkdir(parents=True)
-    return the_plan.rendered.files["train_script.sh"].text
+    return the_plan.request.files["train_script.sh"].text
 
 
 def test_compile_pass_has_compile_1_and_its_own_rendezvous(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_compile_port_defaults_next_to_the_training_port(tmp_path: Path) -> None
 
 def test_slurm_gives_the_compile_pass_a_port_range_of_its_own(tmp_path: Path) -> None:
     the_plan = plan([*TRN, f"base_results_dir={tmp_path}", "recipes.run.compile=1"])
-    (batch,) = [t.text for n, t in the_plan.rendered.files.items() if n.endswith("_submission.sh")]
+    (batch,) = [t.text for n, t in the_plan.request.files.items() if n.endswith("_submission.sh")]
     assert 'export HPL_RDZV_PORT="$((20000 + SLURM_JOB_ID % 10000))"' in batch
     assert 'export HPL_COMPILE_RDZV_PORT="$((30000 + SLURM_JOB_ID % 10000))"' in batch
 

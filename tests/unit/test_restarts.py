@@ -18,9 +18,9 @@ SM = (
 
 def test_sm_jobs_max_restarts_is_the_estimator_retry_count() -> None:
     the_plan = plan([*SM, "max_restarts=2"])
-    assert the_plan.backend.estimator_arguments(the_plan.spec)["max_retry_attempts"] == 2
+    assert the_plan.request.estimator_arguments()["max_retry_attempts"] == 2
     plain = plan(list(SM))
-    assert "max_retry_attempts" not in plain.backend.estimator_arguments(plain.spec)
+    assert "max_retry_attempts" not in plain.request.estimator_arguments()
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,7 @@ def resumed_with(tmp_path: Path, *overrides: str, restart: int = 1) -> tuple[lis
     the_plan = plan(["cluster=slurm", f"base_results_dir={tmp_path / 'results'}", *overrides])
     Path(the_plan.spec.workdir).mkdir(parents=True)
     proc, calls = node_script.run(
-        the_plan.rendered.files["train_script.sh"].text, tmp_path, restart_count=restart
+        the_plan.request.files["train_script.sh"].text, tmp_path, restart_count=restart
     )
     assert proc.returncode == 0, proc.stderr
     (call,) = calls
@@ -195,4 +195,4 @@ def test_deepspeed_entry_resumes_itself(tmp_path: Path) -> None:
 def test_custom_scripts_get_nothing(tmp_path: Path) -> None:
     the_plan = plan(["cluster=slurm", f"base_results_dir={tmp_path}"])
     assert the_plan.spec.resume is None
-    assert "resume" not in the_plan.rendered.files["train_script.sh"].text
+    assert "resume" not in the_plan.request.files["train_script.sh"].text

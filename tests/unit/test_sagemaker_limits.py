@@ -46,8 +46,8 @@ def test_time_limit_is_max_run_within_bounds(
     tmp_path: Path, time_limit: str, max_run: int, note: str | None
 ) -> None:
     the_plan = render(tmp_path, *LLAMA, f"recipes.run.time_limit={time_limit}")
-    assert the_plan.backend.estimator_arguments(the_plan.spec)["max_run"] == max_run
-    lines = the_plan.rendered.summary.splitlines()
+    assert the_plan.request.estimator_arguments()["max_run"] == max_run
+    lines = the_plan.request.summary.splitlines()
     if note is None:
         assert len(lines) == 1
     else:
@@ -64,14 +64,14 @@ def test_custom_scripts_time_limit_too_and_an_explicit_max_run_wins(tmp_path: Pa
         "training_cfg.run.ntasks_per_node=null",
         "+training_cfg.run.time_limit=02:00:00",
     )
-    assert custom.backend.estimator_arguments(custom.spec)["max_run"] == 7200
+    assert custom.request.estimator_arguments()["max_run"] == 7200
     explicit = render(tmp_path, *LLAMA, "recipes.run.time_limit=30-00:00:00", f"{AEK}.max_run=600")
-    assert explicit.backend.estimator_arguments(explicit.spec)["max_run"] == 600
-    assert len(explicit.rendered.summary.splitlines()) == 1
+    assert explicit.request.estimator_arguments()["max_run"] == 600
+    assert len(explicit.request.summary.splitlines()) == 1
 
 
 def recipe(the_plan) -> dict:
-    return yaml.safe_load(the_plan.rendered.files["recipe.yaml"].text)
+    return yaml.safe_load(the_plan.request.files["recipe.yaml"].text)
 
 
 def test_checkpoints_go_where_sagemaker_syncs_them(tmp_path: Path) -> None:

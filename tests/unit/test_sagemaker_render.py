@@ -5,9 +5,9 @@ The submit path (real SDK against moto) is in tests/integration/sagemaker/.
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import inspect
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +28,7 @@ SM = (
 )
 SM_LLAMA = (LLAMA, *SM, "instance_type=ml.p5.48xlarge")
 HF = "hf_not_a_real_token_321"
+RUNNER = REPO / "hyperpod_launcher" / "backends" / "sm_jobs" / "runner.py"
 
 # Bad inputs (and the SDK missing, below): one line, exit 2, nothing written.
 CASES = {
@@ -131,9 +132,7 @@ def test_sdk_missing_is_one_line_naming_the_extra_and_writes_nothing(tmp_path: P
     assert list(tmp_path.iterdir()) == []
 
 
-def test_dry_run_without_the_sdk_renders_and_prints_the_estimator_arguments(
-    tmp_path: Path,
-) -> None:
+def test_dry_run_without_the_sdk_renders_and_prints_the_request(tmp_path: Path) -> None:
     proc = run_launcher(
         *SM_LLAMA, f"base_results_dir={tmp_path}", "dry_run=true", env={"PYTHONPATH": NO_SDK}
     )
@@ -142,9 +141,10 @@ def test_dry_run_without_the_sdk_renders_and_prints_the_estimator_arguments(
     assert '"instance_count": 16' in proc.stdout
     assert "needs the SDK: pip install 'hyperpod-launcher[sagemaker]'" in proc.stdout
     (job_dir,) = tmp_path.iterdir()
-    launch = (job_dir / "launch.py").read_text()
-    ast.parse(launch)  # valid Python
-    assert "training_recipe=str(TRAINING_RECIPE)" in launch
+    # launch.py is the package's runner, unchanged; what varies is the request beside it.
+    assert (job_dir / "launch.py").read_text() == RUNNER.read_text()
+    request = json.loads((job_dir / "sagemaker_request.json").read_text())
+    assert request["recipe"]["training_recipe"] == "recipe.yaml" and request["script"] is None
     assert (job_dir / "recipe.yaml").is_file()
     assert (job_dir / f"{job_dir.name}_submission.sh").is_file()
 
@@ -153,7 +153,7 @@ def test_rendering_imports_no_sdk() -> None:
     code = (
         "import sys; from hyperpod_launcher.compose import plan; "
         f"p = plan({list(SM_LLAMA)!r}); "
-        "assert 'launch.py' in p.rendered.files; "
+        "assert 'launch.py' in p.request.files; "
         "print([m for m in sys.modules if m.split('.')[0] in ('sagemaker', 'boto3', 'botocore')])"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
@@ -167,31 +167,26 @@ def _plan(*overrides: str):
     return plan(list(overrides))
 
 
-def test_user_values_reach_launch_py_as_literals_not_code() -> None:
+def _request(*overrides: str) -> dict:
+    """The request launch.py reads, as written into the job folder."""
+    the_plan = _plan(*overrides)
+    written = json.loads(the_plan.request.files["sagemaker_request.json"].text)
+    assert written == the_plan.request.payload  # what submit sends is what was written
+    return written
+
+
+def test_user_values_reach_the_request_as_data() -> None:
     evil = "a'b\"c); import os; os.system('true') #"
-    plan = _plan(*SM_LLAMA, "+env_vars.MY_VAR=" + repr(evil))  # Hydra's quoting is Python's
-    launch = plan.rendered.files["launch.py"].text
-    tree = ast.parse(launch)
-    env = next(
-        node.value
-        for node in tree.body
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "ENVIRONMENT"
-    )
-    assert ast.literal_eval(env)["MY_VAR"] == evil
+    request = _request(*SM_LLAMA, "+env_vars.MY_VAR=" + repr(evil))  # Hydra's quoting is Python's
+    assert request["environment"]["MY_VAR"] == evil
 
 
 def test_default_cluster_file_never_raises_for_its_inputs() -> None:
-    plan = _plan(*SM_LLAMA)
-    launch = plan.rendered.files["launch.py"].text
-    assert "S3_INPUTS = None" in launch and "FILE_SYSTEM = None" in launch
+    assert _request(*SM_LLAMA)["inputs"] == {"s3": None, "file_system": None}
 
 
 def test_run_name_becomes_a_valid_training_job_name() -> None:
-    plan = _plan(*SM_LLAMA, "recipes.run.name=my_run.v2_" + "x" * 80)
-    (line,) = [
-        ln for ln in plan.rendered.files["launch.py"].text.splitlines() if ln.startswith("JOB_NAME")
-    ]
-    name = ast.literal_eval(line.split("=", 1)[1].strip())
+    name = _request(*SM_LLAMA, "recipes.run.name=my_run.v2_" + "x" * 80)["job_name"]
     assert sagemaker_checks.JOB_NAME.match(name) and len(name) <= 63
     assert name.startswith("my-run-v2-x") and name.endswith("-test")
 
@@ -202,21 +197,24 @@ def test_secret_is_never_written_with_the_environment_opt_in(tmp_path: Path) -> 
         f"recipes.model.hf_access_token={HF}",
         "cluster.sm_jobs_config.secrets.environment=true",
     )
-    for relpath, rendered in plan.rendered.files.items():
+    for relpath, rendered in plan.request.files.items():
         assert HF not in rendered.text, relpath
-    assert "SECRET_ENV = ['HF_TOKEN']" in plan.rendered.files["launch.py"].text
-    assert "hf_access_token: null" in plan.rendered.files["recipe.yaml"].text
+    assert HF not in str(plan) + repr(plan)
+    request = json.loads(plan.request.files["sagemaker_request.json"].text)
+    assert request["secret_env"] == ["HF_TOKEN"] and "HF_TOKEN" not in request["environment"]
+    assert "hf_access_token: null" in plan.request.files["recipe.yaml"].text
 
 
 def test_cpu_custom_script_reuses_the_per_node_train_script() -> None:
     plan = _plan(*SM, "instance_type=ml.c5.2xlarge", "training_cfg.run.nodes=3")
-    files = plan.rendered.files
+    files = plan.request.files
     (script,) = [p for p in files if p.endswith("/train_script.sh")]
     assert script.startswith("sm_source/test/")
     assert "cd /opt/ml/code" in files[script].text
-    assert "'entry_point': 'sm_node.py'" not in files["launch.py"].text
-    assert "ENTRY_POINT = 'sm_node.py'" in files["launch.py"].text
-    assert "DISTRIBUTION = None" in files["launch.py"].text
+    request = plan.request.payload
+    assert request["mode"] == "custom_cpu"
+    assert request["script"]["entry_point"] == "sm_node.py"
+    assert request["script"]["distribution"] is None
 
 
 def test_custom_script_on_trainium_needs_an_image() -> None:
@@ -279,7 +277,7 @@ def test_estimator_table_matches_the_installed_sdk() -> None:
 
 def test_recipe_without_smp_ships_a_local_entry_script_with_torch_distributed() -> None:
     script = str(REPO / "hyperpod_launcher" / "examples" / "allreduce_smoke.py")
-    plan = _plan(
+    request = _request(
         *SM_LLAMA,
         "recipes.model.model_type=hf",
         "recipes.use_smp_model=false",
@@ -288,15 +286,12 @@ def test_recipe_without_smp_ships_a_local_entry_script_with_torch_distributed() 
         "git.repo_url_or_path=null",
         f"git.entry_script={script}",
     )
-    launch = plan.rendered.files["launch.py"].text
-    assert "ENTRY_POINT = 'allreduce_smoke.py'" in launch
-    ship = next(
-        ast.literal_eval(node.value)
-        for node in ast.parse(launch).body
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "SHIP"
-    )
-    assert ship == [[script, "allreduce_smoke.py"], ["recipe.yaml", "recipe.yaml"]]
-    assert "DISTRIBUTION = {'torch_distributed': {'enabled': True}}" in launch
-    assert "IMAGE_FROM = None" in launch
-    assert "'framework_version': '2.5.1'" in launch
-    assert "'config-path': '/opt/ml/code'" in launch
+    assert request["mode"] == "plain_recipe"
+    assert request["ship"] == [[script, "allreduce_smoke.py"], ["recipe.yaml", "recipe.yaml"]]
+    assert request["script"] == {
+        "entry_point": "allreduce_smoke.py",
+        "hyperparameters": {"config-path": "/opt/ml/code", "config-name": "recipe.yaml"},
+        "distribution": {"torch_distributed": {"enabled": True}},
+        "image_from": None,
+    }
+    assert request["estimator"]["framework_version"] == "2.5.1"

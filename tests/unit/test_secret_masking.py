@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hyperpod_launcher import compose, launch
-from hyperpod_launcher.backends.base import Backend, Rendered, Submitted
+from hyperpod_launcher.backends.base import Backend, Request, Submitted
 from hyperpod_launcher.errors import BackendError
 from hyperpod_launcher.job import JobSpec, Secrets
 
@@ -49,16 +49,16 @@ def _plan(tmp_path: Path) -> launch.Plan:
 def test_plan_and_request_print_masked(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     assert set(plan.secrets.values()) == set(CANARIES)  # the canaries did reach the secrets
-    for thing in (plan, plan.rendered, plan.spec):
+    for thing in (plan, plan.request, plan.spec):
         for text in (repr(thing), str(thing)):
             assert_no_canary(text)
-    assert "submit: sbatch --parsable" in str(plan.rendered)
+    assert "submit with: sbatch --parsable" in str(plan.request)
 
 
 def test_a_request_masks_a_literal_secret_that_slipped_into_it() -> None:
-    rendered = Rendered({}, ("submit", f"HF_TOKEN={HF_CANARY}", f"--token={GIT_CANARY}"))
+    rendered = Request({}, ("submit", f"HF_TOKEN={HF_CANARY}", f"--token={GIT_CANARY}"))
     assert_no_canary(str(rendered) + repr(rendered))
-    assert "HF_TOKEN=${HF_TOKEN}" in str(Rendered({}, ("env", "HF_TOKEN=${HF_TOKEN}")))
+    assert "HF_TOKEN=${HF_TOKEN}" in str(Request({}, ("env", "HF_TOKEN=${HF_TOKEN}")))
 
 
 class _LeakyBackend(Backend):
@@ -69,10 +69,10 @@ class _LeakyBackend(Backend):
     def __init__(self, error: type[Exception]) -> None:
         self.error = error
 
-    def render(self, spec: JobSpec) -> Rendered:
+    def render(self, spec: JobSpec) -> Request:
         raise NotImplementedError  # the plan is rendered by the real Slurm backend
 
-    def submit(self, spec: JobSpec, rendered: Rendered, secrets: Secrets) -> Submitted:
+    def submit(self, request: Request, secrets: Secrets) -> Submitted:
         raise self.error(f"cannot submit with {secrets.env} and token {secrets.git_token}")
 
 

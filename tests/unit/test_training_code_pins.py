@@ -108,7 +108,7 @@ def test_the_checkouts_package_comes_ahead_of_the_images(tmp_path: Path) -> None
     the_plan = plan([*ADAPTER, f"base_results_dir={tmp_path}"])
     checkout = Path(the_plan.spec.workdir)
     (checkout / "src" / "hyperpod_nemo_adapter").mkdir(parents=True)
-    script = the_plan.rendered.files["train_script.sh"].text
+    script = the_plan.request.files["train_script.sh"].text
     proc, calls = node_script.run(
         script, tmp_path, env_names=("PYTHONPATH",), extra_env={"PYTHONPATH": "/image/site"}
     )

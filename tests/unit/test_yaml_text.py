@@ -52,7 +52,7 @@ def test_helm_values_carry_the_node_script_as_a_literal_block(tmp_path: Path) ->
             "container=example/image:1",
         ]
     )
-    text = launch.rendered.files[VALUES].text
+    text = launch.request.files[VALUES].text
     assert "  train_script.sh: |\n    #!/bin/bash\n" in text
     header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
     assert header + yaml_text.dump(yaml.safe_load(text)) == text

@@ -3,18 +3,18 @@
 render: the static chart under templates/k8s/pytorchjob/ plus the launcher's values.yaml
         (k8s_values.build) in <job folder>/k8s_template/, and <name>_submission.sh.
 dry run: also `helm template` -> manifests.yaml (skipped, with the reason, without helm).
-submit: pin the code commit, create/update the tokens' Secret (k8s_secret), `helm install`.
+submit: create/update the tokens' Secret (secret.py), then `helm install`; the code commit
+        the launcher checked out is already pinned in values.yaml (render runs after it).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hyperpod_launcher import __version__, resources, templating, yaml_text
@@ -23,8 +23,8 @@ from hyperpod_launcher.backends.base import (
     LOGS,
     STATUS,
     Backend,
-    Rendered,
     RenderedFile,
+    Request,
     Submitted,
 )
 from hyperpod_launcher.backends.k8s import secret as k8s_secret
@@ -45,7 +45,6 @@ MANIFESTS = "manifests.yaml"
 CRD_API = "kubeflow.org/v1"
 # helm template --api-versions, per chart: the job's API, as if its CRD were installed.
 CHART_APIS = {CHART: CRD_API, "hyperpodpytorchjob": "sagemaker.amazonaws.com/v1"}
-FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 def _tree(name: str) -> dict[str, str]:
@@ -101,12 +100,55 @@ def template_argv(spec: JobSpec, name: str, chart: str = CHART) -> list[str]:
     ]
 
 
-def release_of(rendered: Rendered) -> str:
-    return rendered.submit_argv[2]
+@dataclass(frozen=True)
+class SecretRequest:
+    """The Secret that submit creates or updates before `helm install`: its keys, not their
+    values (those come from the submit's secrets, never from a file)."""
+
+    name: str
+    env_keys: tuple[str, ...]  # job environment variables whose values it carries
+    git_token_key: str | None  # where the git token goes, when the code comes from git
+    labels: Mapping[str, str]
 
 
-def chart_of(spec: JobSpec) -> str:
-    return "hyperpodpytorchjob" if spec.opts.use_hyperpod_pytorch_job else CHART
+@dataclass(frozen=True, kw_only=True)
+class K8sRequest(Request):
+    namespace: str
+    kube_context: str | None
+    kind: str  # PyTorchJob or HyperPodPyTorchJob
+    chart_dir: str
+    template_argv: tuple[str, ...]  # what a dry run renders the manifests with
+    secret: SecretRequest | None
+
+    @property
+    def release(self) -> str:
+        return self.submit_argv[2]
+
+    def also_sends(self) -> list[str]:
+        if self.secret is None:
+            return []
+        keys = [*self.secret.env_keys]
+        if self.secret.git_token_key:
+            keys.append(f"{self.secret.git_token_key} (when git.token is set)")
+        return [
+            f"first: Secret {self.namespace}/{self.secret.name} through the Kubernetes API, keys "
+            f"{', '.join(keys)} (values from this environment, never written)"
+        ]
+
+
+def _secret_request(spec: JobSpec, values: Mapping[str, Any], release: str) -> SecretRequest | None:
+    if not spec.opts.create_secret:
+        return None
+    labels = {
+        "app.kubernetes.io/name": "hyperpod-launcher",
+        "app.kubernetes.io/instance": release,
+        "hyperpod-launcher/launch-id": k8s_values.label_value(spec.launch_id),
+    }
+    git_key = k8s_values.GIT_TOKEN_KEY if spec.code.location else None
+    env_keys = tuple(spec.secret_env)
+    if not env_keys and git_key is None:
+        return None
+    return SecretRequest(values["secretName"], env_keys, git_key, labels)
 
 
 class K8sBackend(Backend):
@@ -124,7 +166,7 @@ class K8sBackend(Backend):
     def cancel(self, record: JobRecord) -> str:
         return K8sJobs().cancel(record)
 
-    def render(self, spec: JobSpec) -> Rendered:
+    def render(self, spec: JobSpec) -> Request:
         chart = k8s_values.build(spec)
         name, values = chart.name, chart.values
         files = {
@@ -156,43 +198,50 @@ class K8sBackend(Backend):
         )
         for notice in chart.notices:
             summary += f"\nnote: {notice}"
-        return Rendered(files, argv, summary)
+        return K8sRequest(
+            files,
+            argv,
+            summary,
+            namespace=spec.opts.namespace,
+            kube_context=spec.opts.kube_context or None,
+            kind=chart.kind,
+            chart_dir=chart_path(spec),
+            template_argv=tuple(template_argv(spec, name, chart.chart)),
+            secret=_secret_request(spec, values, name),
+        )
 
-    def dry_run(
-        self, spec: JobSpec, rendered: Rendered, jobdir: Any, say: Callable[[str], None]
+    def dry_run(  # type: ignore[override]
+        self, spec: JobSpec, request: K8sRequest, jobdir: Any, say: Callable[[str], None]
     ) -> list[str]:
         """What `helm template` renders, as manifests.yaml; skipped (and said why) without helm."""
         helm = shutil.which("helm")
         if helm is None:
             say(f"dry run: {MANIFESTS} skipped: {HELM_MISSING}")
             return []
-        argv = template_argv(spec, release_of(rendered), chart_of(spec))
+        argv = request.template_argv
         proc = subprocess.run(
             [helm, *argv[1:]], capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
         )
         if proc.returncode != 0:
             raise BackendError(
                 f"helm template failed (exit {proc.returncode}): {proc.stderr.strip()}; "
-                f"the chart is kept in {chart_path(spec)}"
+                f"the chart is kept in {request.chart_dir}"
             )
         header = f"# {' '.join(argv)}\n"
         jobdir.write(MANIFESTS, header + proc.stdout)
         return [MANIFESTS]
 
-    def submit(self, spec: JobSpec, rendered: Rendered, secrets: Secrets) -> Submitted:
+    def submit(self, request: K8sRequest, secrets: Secrets) -> Submitted:  # type: ignore[override]
         helm = shutil.which("helm")
         if helm is None:
-            raise BackendError(f"{HELM_MISSING}; the chart is kept in {chart_path(spec)}")
-        name = release_of(rendered)
-        namespace = spec.opts.namespace
-        context = spec.opts.kube_context or None
+            raise BackendError(f"{HELM_MISSING}; the chart is kept in {request.chart_dir}")
+        namespace, context = request.namespace, request.kube_context
         # helm and the Secret use the kubeconfig's current context when none is set; record
         # it, so status/logs/cancel still ask this cluster after the user switches context.
         recorded_context = context or current_kube_context()
-        pinned = _pin_commit(spec)
-        secret = _apply_secret(spec, name, secrets)
+        secret = _apply_secret(request, secrets)
         proc = subprocess.run(
-            [helm, *rendered.submit_argv[1:]],
+            [helm, *request.submit_argv[1:]],
             capture_output=True,
             text=True,
             check=False,
@@ -204,20 +253,18 @@ class K8sBackend(Backend):
             message = secrets.mask(proc.stderr.strip() or proc.stdout.strip() or "(no output)")
             raise BackendError(
                 f"helm install failed (exit {proc.returncode}): {message}; "
-                f"the chart is kept in {chart_path(spec)}"
+                f"the chart is kept in {request.chart_dir}"
             )
         details: dict[str, object] = {
             "namespace": namespace,
-            "release": name,
-            "kind": "HyperPodPyTorchJob" if chart_of(spec) != CHART else "PyTorchJob",
+            "release": request.release,
+            "kind": request.kind,
             "kube_context": recorded_context,
             "helm_stdout": secrets.mask(proc.stdout.strip()),
         }
-        if pinned:
-            details["pinned_commit"] = pinned
         if secret:
             details["secret"] = {"name": secret[0], "action": secret[1]}
-        return Submitted(job_id=f"{namespace}/{name}", details=details)
+        return Submitted(job_id=f"{namespace}/{request.release}", details=details)
 
 
 def current_kube_context() -> str | None:
@@ -236,51 +283,17 @@ def current_kube_context() -> str | None:
     return None
 
 
-def _pin_commit(spec: JobSpec) -> str | None:
-    """Pin every pod to the commit the launcher checked out on this host (execute() cloned
-    it just before submit): values.yaml gets the full SHA, so no pod follows a moving
-    branch. Nothing to do without git code, or with a full SHA given."""
-    code = spec.code
-    if not code.location or not code.checkout_dir or (code.commit and FULL_SHA.match(code.commit)):
-        return None
-    if not (Path(code.checkout_dir) / ".git").exists():
-        return None
-    proc = subprocess.run(
-        ["git", "-C", code.checkout_dir, "rev-parse", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    sha = proc.stdout.strip()
-    if proc.returncode != 0 or not FULL_SHA.match(sha):
-        raise BackendError(f"cannot read the checked-out commit in {code.checkout_dir}")
-    import yaml
-
-    path = Path(spec.job_dir) / VALUES
-    text = path.read_text()
-    values = yaml.safe_load(text)
-    values["code"]["commit"] = sha
-    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
-    tmp = path.with_name(f".{path.name}.pin")
-    tmp.write_text(header + f"# code.commit pinned at submit to {sha}\n" + yaml_text.dump(values))
-    os.replace(tmp, path)
-    return sha
-
-
-def _apply_secret(spec: JobSpec, name: str, secrets: Secrets) -> tuple[str, str] | None:
+def _apply_secret(request: K8sRequest, secrets: Secrets) -> tuple[str, str] | None:
     """Create or update the Secret the pods reference; None when there is nothing to send."""
-    data = {key: secrets.env[key] for key in spec.secret_env if key in secrets.env}
-    if secrets.git_token and spec.code.location:
-        data[k8s_values.GIT_TOKEN_KEY] = secrets.git_token
-    if not data or not spec.opts.create_secret:
+    wanted = request.secret
+    if wanted is None:
         return None
-    secret_name = k8s_values.secret_name(spec, name)
-    labels = {
-        "app.kubernetes.io/name": "hyperpod-launcher",
-        "app.kubernetes.io/instance": name,
-        "hyperpod-launcher/launch-id": k8s_values.label_value(spec.launch_id),
-    }
+    data = {key: secrets.env[key] for key in wanted.env_keys if key in secrets.env}
+    if wanted.git_token_key and secrets.git_token:
+        data[wanted.git_token_key] = secrets.git_token
+    if not data:
+        return None
     action = k8s_secret.apply(
-        spec.opts.namespace, secret_name, data, labels, spec.opts.kube_context or None
+        request.namespace, wanted.name, data, dict(wanted.labels), request.kube_context
     )
-    return secret_name, action
+    return wanted.name, action

@@ -256,10 +256,10 @@ def check_helm_dry_run(plan: Plan) -> Result:
     helm = shutil.which("helm")
     if helm is None:
         return fail("helm is not on PATH", "install helm")
-    argv = list(plan.rendered.submit_argv)
+    argv = list(plan.request.submit_argv)
     chart_dir = argv[3]
     with tempfile.TemporaryDirectory(prefix="hpl-preflight-") as folder:
-        for relpath, file in plan.rendered.files.items():
+        for relpath, file in plan.request.files.items():
             if not relpath.startswith(k8s_values_chart_prefix()):
                 continue
             path = os.path.join(folder, relpath)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from hyperpod_launcher import __version__, templating
@@ -18,8 +19,8 @@ from hyperpod_launcher.backends.base import (
     STATUS,
     TRAIN_SCRIPT,
     Backend,
-    Rendered,
     RenderedFile,
+    Request,
     Submitted,
     train_script,
 )
@@ -28,6 +29,16 @@ from hyperpod_launcher.job import JobSpec, Secrets
 from hyperpod_launcher.records import JobRecord
 
 RUN_SCRIPT = "local_run.sh"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalRequest(Request):
+    log: str  # the job's output, also streamed to the terminal unless detached
+    detach: bool
+
+    def also_sends(self) -> list[str]:
+        how = "in the background" if self.detach else "in the foreground"
+        return [f"runs {how}; output: {self.log}"]
 
 
 def log_name(spec: JobSpec) -> str:
@@ -69,7 +80,7 @@ class LocalBackend(Backend):
     capabilities = frozenset({STATUS, LOGS, CANCEL})
     checkout_hint = ""  # the job runs the launcher's checkout, which a dry run does not make
 
-    def render(self, spec: JobSpec) -> Rendered:
+    def render(self, spec: JobSpec) -> Request:
         if spec.nodes != 1:
             key = "training_cfg.run.nodes" if spec.mode == "custom" else "recipes.trainer.num_nodes"
             raise UserError(f"{key}={spec.nodes}: cluster=local runs on this one machine; set 1")
@@ -88,15 +99,21 @@ class LocalBackend(Backend):
         files = {RUN_SCRIPT: RenderedFile(text, 0o755), TRAIN_SCRIPT: train_script(spec)}
         argv = ("bash", os.path.join(spec.job_dir, RUN_SCRIPT))
         summary = f"local job {spec.name}: {spec.procs_per_node} process(es) on this machine"
-        return Rendered(files, argv, summary)
+        return LocalRequest(
+            files,
+            argv,
+            summary,
+            log=os.path.join(spec.job_dir, log_name(spec)),
+            detach=bool(spec.opts.detach) or spec.wait is False,
+        )
 
-    def submit(self, spec: JobSpec, rendered: Rendered, secrets: Secrets) -> Submitted:
-        log_path = os.path.join(spec.job_dir, log_name(spec))
+    def submit(self, request: LocalRequest, secrets: Secrets) -> Submitted:  # type: ignore[override]
+        log_path = request.log
         env = {**os.environ, **secrets.env}
-        if spec.opts.detach or spec.wait is False:
+        if request.detach:
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(
-                    rendered.submit_argv,
+                    request.submit_argv,
                     env=env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -104,7 +121,7 @@ class LocalBackend(Backend):
                     start_new_session=True,
                 )
             return Submitted(job_id=str(proc.pid), details={"log": log_path, "detached": True})
-        return _run_foreground(rendered.submit_argv, env, log_path, secrets)
+        return _run_foreground(request.submit_argv, env, log_path, secrets)
 
     def status(self, records: list[JobRecord], detailed: bool = False) -> list[st.JobStatus]:
         return [local_status(r) for r in records]

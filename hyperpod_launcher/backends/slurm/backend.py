@@ -18,8 +18,8 @@ from hyperpod_launcher.backends.base import (
     STATUS,
     TRAIN_SCRIPT,
     Backend,
-    Rendered,
     RenderedFile,
+    Request,
     Submitted,
     train_script,
 )
@@ -219,7 +219,7 @@ class SlurmBackend(Backend):
     def writes_only(self, spec: JobSpec) -> bool:
         return options(spec).slurm_create_submission_file_only
 
-    def render(self, spec: JobSpec) -> Rendered:
+    def render(self, spec: JobSpec) -> Request:
         prefix = options(spec).job_name_prefix or ""
         job_name = f"{prefix}{spec.name}"
         submission = f"{prefix}{spec.name}_submission.sh"
@@ -255,14 +255,14 @@ class SlurmBackend(Backend):
                 0o755,
             )
         summary = f"slurm job {job_name}: {spec.nodes} node(s) x {spec.procs_per_node} process(es)"
-        return Rendered(files, submit_argv, summary)
+        return Request(files, submit_argv, summary)
 
-    def submit(self, spec: JobSpec, rendered: Rendered, secrets: Secrets) -> Submitted:
+    def submit(self, request: Request, secrets: Secrets) -> Submitted:
         # sbatch exports the submit environment to the job: the one channel for secrets.
         env = {**os.environ, **secrets.env}
         try:
             proc = subprocess.run(
-                rendered.submit_argv, env=env, capture_output=True, text=True, check=False
+                request.submit_argv, env=env, capture_output=True, text=True, check=False
             )
         except FileNotFoundError:
             raise BackendError(

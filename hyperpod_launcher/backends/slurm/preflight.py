@@ -123,12 +123,12 @@ def _association(kind: str, name: str | None) -> Result:
 
 def _script_copy(plan: Plan, folder: str) -> list[str]:
     """The exact sbatch argv, with the batch script written into `folder` instead."""
-    argv = list(plan.rendered.submit_argv)
+    argv = list(plan.request.submit_argv)
     script = argv[-1]
     relpath = os.path.relpath(script, plan.spec.job_dir)
     copy = os.path.join(folder, os.path.basename(relpath))
     with open(copy, "w", encoding="utf-8") as handle:
-        handle.write(plan.rendered.files[relpath].text)
+        handle.write(plan.request.files[relpath].text)
     return [a for a in argv[:-1] if a != "--parsable"] + ["--test-only", copy]
 
 

@@ -31,7 +31,7 @@ DOCUMENTED_HP_VALUE = 256
 
 
 def _estimator(plan: Plan) -> dict[str, Any]:
-    return plan.backend.estimator_arguments(plan.spec)  # type: ignore[attr-defined]
+    return plan.request.estimator_arguments()  # type: ignore[attr-defined]
 
 
 def _options(plan: Plan) -> SmJobsConfig:

@@ -1,9 +1,10 @@
-"""Dry run of an unmodified launch.py: `python preview.py <launch.py>`.
+"""Dry run of an unmodified launch.py: `python preview.py <launch.py> <outcome.json>`.
 
 botocore event hooks answer every AWS call locally and stop at CreateTrainingJob, whose
-request body is printed after a marker line. Nothing leaves this process: sockets refuse to
-connect (the SDK's git clone of the training adapter runs as its own process, as at submit).
-Run as a separate process so the launcher itself never imports the SDK.
+request body is written to the outcome file as {"CreateTrainingJob": body}; when launch.py
+fails first, the file holds its result ({"error": ...}). Nothing leaves this process: sockets
+refuse to connect (the SDK's git clone of the training code runs as its own process, as at
+submit). Run as a separate process so the launcher itself never imports the SDK.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import json
 import runpy
 import socket
 import sys
+from pathlib import Path
 
-MARKER = "hyperpod-launcher: CreateTrainingJob "
 ROLE_PLACEHOLDER = "arn:aws:iam::000000000000:role/resolved-by-get-execution-role-at-submit"
 # Minimal answers for calls the SDK makes before CreateTrainingJob (uploads, identity).
 ANSWERS = {
@@ -71,18 +72,18 @@ def _install_hooks() -> None:
 
 
 def main(argv: list[str]) -> int:
+    launch, outcome = argv
     socket.socket.connect = _no_network  # type: ignore[method-assign]
     socket.create_connection = _no_network  # type: ignore[assignment]
     _install_hooks()
-    sys.argv = [argv[0]]
+    sys.argv = [launch, "--result", outcome]  # launch.py writes its error there
     # launch.py stops at the call (or, if the SDK swallowed Captured, right after it).
     with contextlib.suppress(Captured, SystemExit):
-        runpy.run_path(argv[0], run_name="__main__")
-    if CAPTURED:
-        print(MARKER + json.dumps(CAPTURED[0], indent=2), flush=True)
-        return 0
-    print("hyperpod-launcher: error: launch.py ended without CreateTrainingJob", file=sys.stderr)
-    return 1
+        runpy.run_path(launch, run_name="__main__")
+    if not CAPTURED:
+        return 1
+    Path(outcome).write_text(json.dumps({"CreateTrainingJob": CAPTURED[0]}), encoding="utf-8")
+    return 0
 
 
 if __name__ == "__main__":

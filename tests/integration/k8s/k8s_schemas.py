@@ -149,7 +149,7 @@ def write_and_template(the_plan: Any, helm: str) -> tuple[list[dict[str, Any]], 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         path.chmod(mode)
-    argv = the_plan.rendered.submit_argv
+    argv = the_plan.request.submit_argv
     proc = subprocess.run(
         [helm, "template", *argv[2:], "--api-versions", "kubeflow.org/v1",
          "--api-versions", HYPERPOD_API],

@@ -21,10 +21,15 @@ from typing import Any
 import yaml
 
 FAKE_HELM = """#!{python}
-# Recording stand-in for helm: logs argv and environment, answers as told by HPL_FAKE_HELM_*.
+# Recording stand-in for helm: logs argv, environment and the values an install was given;
+# answers as told by HPL_FAKE_HELM_*.
 import json, os, sys
+values = None
+if sys.argv[1:2] == ["install"] and os.path.isfile(os.path.join(sys.argv[3], "values.yaml")):
+    values = open(os.path.join(sys.argv[3], "values.yaml")).read()
 with open(os.environ["HPL_FAKE_HELM_LOG"], "a") as log:
-    log.write(json.dumps({{"argv": sys.argv[1:], "env": dict(os.environ)}}) + "\\n")
+    call = {{"argv": sys.argv[1:], "env": dict(os.environ), "values": values}}
+    log.write(json.dumps(call) + "\\n")
 sys.stdout.write(os.environ.get("HPL_FAKE_HELM_STDOUT", ""))
 sys.stderr.write(os.environ.get("HPL_FAKE_HELM_STDERR", ""))
 sys.exit(int(os.environ.get("HPL_FAKE_HELM_EXIT", "0")))

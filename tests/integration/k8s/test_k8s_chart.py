@@ -110,7 +110,7 @@ def render_case(case: str, tmp_path_factory: pytest.TempPathFactory, helm: str) 
     _RENDERED[case] = {
         "case": case,
         "plan": the_plan,
-        "chart_dir": Path(the_plan.rendered.submit_argv[3]),
+        "chart_dir": Path(the_plan.request.submit_argv[3]),
         "objects": objects,
         "errors": errors,
         "text": text,
@@ -167,7 +167,7 @@ def test_helm_lint_strict(chart: dict[str, Any], helm: str) -> None:
 
 
 def test_install_dry_run_client_with_the_launchers_argv(chart: dict[str, Any], helm: str) -> None:
-    argv = chart["plan"].rendered.submit_argv
+    argv = chart["plan"].request.submit_argv
     assert argv[:2] == ("helm", "install") and "--wait" not in argv
     proc = run(helm, *argv[1:], "--dry-run=client")
     assert "STATUS: pending-install" in proc.stdout
@@ -191,7 +191,7 @@ def test_names_replicas_and_rendezvous(chart: dict[str, Any]) -> None:
     spec = chart["plan"].spec
     job = job_of(chart)
     name = job["metadata"]["name"]
-    assert name == chart["plan"].rendered.submit_argv[2]
+    assert name == chart["plan"].request.submit_argv[2]
     assert len(name) <= 53 and len(f"{name}-worker-{spec.nodes}") <= 63
     replicas = job["spec"]["pytorchReplicaSpecs"]
     assert replicas["Master"]["replicas"] == 1
@@ -301,7 +301,7 @@ def test_every_option_lands_where_kubernetes_reads_it(options_chart: dict[str, A
         assert volumes["data"]["hostPath"] == {"path": "/mnt/data"}
         assert volumes["hpl-pvc-0"]["persistentVolumeClaim"]["claimName"] == "fsx-claim"
         assert volumes["dshm"]["emptyDir"]["sizeLimit"] == "512Gi"
-    argv = chart["plan"].rendered.submit_argv
+    argv = chart["plan"].request.submit_argv
     assert argv[4:] == (
         "--namespace",
         "team-a",
@@ -380,7 +380,7 @@ def test_run_name_is_converted_to_a_dns_1035_name_with_a_notice(
     name = job_of(chart)["metadata"]["name"]
     assert name.startswith("allreduce-smoke-") and len(name) == len("allreduce-smoke-") + 6
     assert "run.name 'AllReduce_Smoke' is not a Kubernetes object name" in (
-        chart["plan"].rendered.summary
+        chart["plan"].request.summary
     )
     assert job_of(chart)["metadata"]["labels"]["hyperpod-launcher/run-name"] == "AllReduce_Smoke"
 
@@ -397,7 +397,7 @@ def test_long_run_names_keep_every_pod_name_within_63(tmp_path: Path) -> None:
         ),
         launch_id="l",
     )
-    release = the_plan.rendered.submit_argv[2]
+    release = the_plan.request.submit_argv[2]
     assert len(release) <= 53 and len(f"{release}-worker-1198") <= 63
     assert chart_schema.check(release, "pytorchjob", "dns1123Label") is None
     assert release[0].isalpha()
@@ -405,9 +405,9 @@ def test_long_run_names_keep_every_pod_name_within_63(tmp_path: Path) -> None:
 
 def test_each_launch_gets_its_own_release_name(tmp_path: Path) -> None:
     args = ("cluster=k8s", IMAGE, f"base_results_dir={tmp_path}")
-    first = plan(args, launch_id="20260101-000000-aaaa").rendered.submit_argv[2]
-    again = plan(args, launch_id="20260101-000000-aaaa").rendered.submit_argv[2]
-    other = plan(args, launch_id="20260101-000000-bbbb").rendered.submit_argv[2]
+    first = plan(args, launch_id="20260101-000000-aaaa").request.submit_argv[2]
+    again = plan(args, launch_id="20260101-000000-aaaa").request.submit_argv[2]
+    other = plan(args, launch_id="20260101-000000-bbbb").request.submit_argv[2]
     assert first == again != other
 
 

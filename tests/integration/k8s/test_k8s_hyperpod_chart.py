@@ -91,7 +91,7 @@ def render_case(case: str, tmp_path_factory: pytest.TempPathFactory, helm: str) 
         _RENDERED[case] = {
             "case": case,
             "plan": the_plan,
-            "chart_dir": Path(the_plan.rendered.submit_argv[3]),
+            "chart_dir": Path(the_plan.request.submit_argv[3]),
             "objects": objects,
             "errors": errors,
             "text": text,
@@ -146,7 +146,7 @@ def test_helm_lint_strict(chart: dict[str, Any], helm: str) -> None:
 
 
 def test_install_dry_run_client_with_the_launchers_argv(chart: dict[str, Any], helm: str) -> None:
-    argv = chart["plan"].rendered.submit_argv
+    argv = chart["plan"].request.submit_argv
     proc = run(helm, *argv[1:], "--dry-run=client")
     assert "STATUS: pending-install" in proc.stdout
 
@@ -486,7 +486,7 @@ def test_priority_class_name_spelled_like_task_governance_gets_a_notice(tmp_path
         ("cluster=k8s", HYPERPOD, IMAGE, "cluster.priority_class_name=training-priority",
          f"base_results_dir={tmp_path}"),
     )  # fmt: skip
-    assert "set cluster.priority_class=training-priority" in the_plan.rendered.summary
+    assert "set cluster.priority_class=training-priority" in the_plan.request.summary
 
 
 def test_chart_in_the_repo_builds_with_real_helm(tmp_path: Path, helm: str) -> None:

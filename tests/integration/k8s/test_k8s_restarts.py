@@ -31,7 +31,7 @@ FLAKY = REPO / "tests" / "fixtures" / "scripts" / "flaky.py"
 
 def values(*overrides: str) -> dict[str, Any]:
     the_plan = plan([*BASE, *overrides])
-    return yaml.safe_load(the_plan.rendered.files["k8s_template/values.yaml"].text)
+    return yaml.safe_load(the_plan.request.files["k8s_template/values.yaml"].text)
 
 
 @pytest.mark.parametrize(

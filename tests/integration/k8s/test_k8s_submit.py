@@ -198,7 +198,9 @@ def test_git_code_is_pinned_and_its_token_goes_to_the_secret_only(
     values = yaml.safe_load((job_dir / "k8s_template" / "values.yaml").read_text())
     assert values["code"]["commit"] == sha
     assert values["code"]["repo"] == f"{url}/train.git"
-    assert record(job_dir)["details"]["pinned_commit"] == sha
+    assert record(job_dir)["resolved_commit"] == sha
+    # helm was given the pinned commit in the values it installed: render ran after the checkout.
+    assert yaml.safe_load(helm.calls()[0]["values"])["code"]["commit"] == sha
     (create,) = api.requests
     assert create["body"]["stringData"] == {"HPL_GIT_TOKEN": GIT_TOKEN}
     assert GIT_TOKEN not in everything_written(job_dir) + proc.stdout + proc.stderr

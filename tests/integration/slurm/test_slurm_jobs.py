@@ -1,4 +1,4 @@
-"""Rendered jobs on a real 2-node Slurm cluster (scripts/slurm_testbed), end to end.
+"""Request jobs on a real 2-node Slurm cluster (scripts/slurm_testbed), end to end.
 
 All jobs are submitted up front by one fixture so they run side by side; each test then
 waits for its own job and checks what the job itself wrote.
