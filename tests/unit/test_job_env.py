@@ -133,4 +133,4 @@ def test_kubernetes_pods_and_sagemaker_jobs_get_the_table(tmp_path: Path) -> Non
                    "cluster.sm_jobs_config.output_path=s3://bucket/jobs",
                    f"base_results_dir={tmp_path / 'sm'}"])  # fmt: skip
         assert wanted <= set(dict(sm.spec.env))
-        assert sm.rendered.request.estimator["environment"] == dict(sm.spec.env)
+        assert sm.request.payload["environment"] == dict(sm.spec.env)

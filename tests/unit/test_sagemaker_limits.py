@@ -155,6 +155,6 @@ def test_any_safe_run_name_becomes_a_job_name_sagemaker_takes(
         ],
         launch_id=new_launch_id(),
     )
-    name = the_plan.rendered.summary.split()[2].removesuffix(":")  # "sm_jobs job <name>: ..."
+    name = the_plan.request.job_name
     assert pattern.match(name) and len(name) <= shape.metadata["max"], name
     assert name.endswith(the_plan.spec.launch_id.replace("_", "-"))
