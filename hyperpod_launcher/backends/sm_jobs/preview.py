@@ -81,6 +81,7 @@ def main(argv: list[str]) -> int:
     with contextlib.suppress(Captured, SystemExit):
         runpy.run_path(launch, run_name="__main__")
     if not CAPTURED:
+        print("launch.py ended without CreateTrainingJob", file=sys.stderr)
         return 1
     Path(outcome).write_text(json.dumps({"CreateTrainingJob": CAPTURED[0]}), encoding="utf-8")
     return 0
