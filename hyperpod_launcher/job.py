@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from hyperpod_launcher.mounts import Mount
@@ -132,15 +132,13 @@ class JobSpec:
 def relocate(spec: JobSpec, job_dir: str, checkout_dir: str | None = None) -> JobSpec:
     """The same job as seen from inside a pod or container that mounts the job folder at
     `job_dir` and the code at `checkout_dir` (backends without a shared filesystem)."""
-    import dataclasses
-
-    code = dataclasses.replace(spec.code, checkout_dir=checkout_dir or spec.code.checkout_dir)
+    code = replace(spec.code, checkout_dir=checkout_dir or spec.code.checkout_dir)
     old_config_arg = f"--config-path={spec.job_dir}"
     args = tuple(f"--config-path={job_dir}" if a == old_config_arg else a for a in spec.entry.args)
-    return dataclasses.replace(
+    return replace(
         spec,
         job_dir=job_dir,
         code=code,
         workdir=code.checkout_dir or job_dir,
-        entry=dataclasses.replace(spec.entry, args=args),
+        entry=replace(spec.entry, args=args),
     )

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from hyperpod_launcher import (
     backends,
     ds_config,
+    git_location,
     instance_choice,
     instances,
     job_env,
@@ -44,12 +45,12 @@ from hyperpod_launcher.job import (
     Secrets,
 )
 from hyperpod_launcher.mounts import Mount, recipe_mounts
+from hyperpod_launcher.mounts import parse as parse_mount
 from hyperpod_launcher.resume import Resume
 from hyperpod_launcher.resume import rule as resume_rule
 
 # A run name becomes a folder, a Slurm job name and (on k8s) part of object names.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
-MOUNT_OPTIONS = {"ro", "rw", "private", "rprivate", "slave", "rslave", "shared", "rshared"}
 DEFAULT_FAMILY_BY_MODEL_TYPE = {
     "llama_v3": "llama",
     "llama_v4": "llama",
@@ -89,85 +90,6 @@ def cluster_origin(backend: str, recipe_choice: str | None, overrides: tuple[str
     if backend == schema.DEFAULT_CLUSTER:
         return f"cluster={backend}: default"
     return f"cluster={backend}: default of recipes={recipe_choice}"
-
-
-def parse_mount(spec: str, key: str) -> Mount:
-    """`src[:dst[:options]]` with absolute paths; `a` means `a:a` (pyxis/docker syntax)."""
-    problem = None
-    parts = spec.split(":") if isinstance(spec, str) else []
-    if not parts or len(parts) > 3 or any(not p for p in parts):
-        problem = "expected 'source[:target[:options]]'"
-    elif "," in spec or any(c.isspace() for c in spec):
-        problem = "commas and whitespace are not allowed"
-    elif not all(os.path.isabs(p) for p in parts[:2]):
-        problem = "source and target must be absolute paths"
-    elif len(parts) == 3 and not set(parts[2].split("+")) <= MOUNT_OPTIONS:
-        problem = f"options must be from {', '.join(sorted(MOUNT_OPTIONS))}"
-    if problem:
-        raise UserError(f"{key}: malformed mount {spec!r}: {problem}")
-    source = parts[0]
-    target = parts[1] if len(parts) > 1 else source
-    return Mount(source, target, parts[2] if len(parts) == 3 else None)
-
-
-GIT_SCHEMES = ("ssh", "git", "http", "https", "ftp", "ftps", "git+ssh", "ssh+git")
-SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
-URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
-
-
-def _is_remote_git(location: str) -> bool:
-    return "://" in location or "::" in location or bool(SCP_LIKE.match(location))
-
-
-def _git_url_problem(location: str) -> str | None:
-    """Why git cannot clone this remote location, or None. A scheme git has no transport
-    for works only through a `git-remote-<scheme>` helper on the submit host's PATH."""
-    import shutil
-
-    if any(c.isspace() or ord(c) < 32 for c in location):
-        return "must not contain whitespace or control characters (write a space as %20)"
-    helper, sep, _ = location.partition("::")
-    if sep and "://" not in helper:  # <transport>::<address>
-        scheme, rest = helper, "x"
-    elif SCP_LIKE.match(location):
-        return None
-    else:
-        match = URL.match(location)
-        if match is None:
-            return "expected scheme://host/path, user@host:path or an absolute local path"
-        scheme, rest = match.group("scheme").lower(), match.group("rest")
-    if scheme in GIT_SCHEMES:
-        host = rest.split("/", 1)[0].rpartition("@")[2]
-        return None if host else "names no host"
-    if shutil.which(f"git-remote-{scheme}"):
-        return None
-    return (
-        f"git has no transport for '{scheme}' (built in: {', '.join(GIT_SCHEMES)}, file://; "
-        f"other schemes need git-remote-{scheme} on PATH)"
-    )
-
-
-def _code_source(git: Mapping[str, Any], job_dir: str, launch_id: str) -> CodeSource:
-    location = git.get("repo_url_or_path")
-    if not location:
-        return CodeSource()
-    if location.startswith("file://"):
-        location = location[len("file://") :]
-    if _is_remote_git(location):
-        problem = _git_url_problem(location)
-        if problem:
-            shown = re.sub(r"//[^/@]*@", "//****@", location)  # credentials in the URL
-            raise UserError(f"git.repo_url_or_path={shown!r}: {problem}")
-    for key in ("branch", "commit"):
-        value = git.get(key)
-        if value is not None and (not value or any(c.isspace() for c in value)):
-            raise UserError(f"git.{key}: {value!r} is not a valid git {key} name")
-    return CodeSource(
-        location=location,
-        branch=git.get("branch"),
-        commit=git.get("commit"),
-        checkout_dir=os.path.join(job_dir, "code", launch_id),
-    )
 
 
 def _split_env(
@@ -540,7 +462,7 @@ def _on_this_host(job: _ModeJob) -> _ModeJob:
     """The filesystem step: a local code folder and a local entry script must exist (both
     become absolute paths), and a script of this host is mounted with its folder."""
     code, entry = job.code, job.entry
-    if code.location and not _is_remote_git(code.location):
+    if code.location and not git_location.is_remote(code.location):
         path = Path(code.location).expanduser()
         if not path.exists():
             raise UserError(
@@ -588,8 +510,8 @@ def build(
         parse_mount(m, "container_mounts")
         for m in [*cfg.get("container_mounts", []), *launch.opts.get("container_mounts", [])]
     ]
-    code = _code_source(launch.git, job_dir, launch_id)
-    if launch.git.get("token") and code.location and not _is_remote_git(code.location):
+    code = git_location.code_source(launch.git, job_dir, launch_id)
+    if launch.git.get("token") and code.location and not git_location.is_remote(code.location):
         raise UserError("git.token is set but git.repo_url_or_path is a local path; drop the token")
     if custom is None:
         job = _recipe_job(launch, recipe, run, code, job_dir)

@@ -1,4 +1,5 @@
-"""Container mounts: what the resolved recipe names on this host, de-duplicated and folded.
+"""Container mounts: the `container_mounts` a launch gives (`parse`), and what the resolved
+recipe names on this host, de-duplicated and folded.
 
 Every absolute path among the recipe's values (data, model, tokenizer, configs, checkpoints to
 resume from...) that exists on the submit host is mounted at the same path, read-only; the
@@ -16,6 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hyperpod_launcher.errors import UserError
+
 
 @dataclass(frozen=True)
 class Mount:
@@ -25,6 +28,28 @@ class Mount:
 
     def __str__(self) -> str:
         return ":".join(p for p in (self.source, self.target, self.options) if p)
+
+
+MOUNT_OPTIONS = {"ro", "rw", "private", "rprivate", "slave", "rslave", "shared", "rshared"}
+
+
+def parse(spec: str, key: str) -> Mount:
+    """`src[:dst[:options]]` with absolute paths; `a` means `a:a` (pyxis/docker syntax)."""
+    problem = None
+    parts = spec.split(":") if isinstance(spec, str) else []
+    if not parts or len(parts) > 3 or any(not p for p in parts):
+        problem = "expected 'source[:target[:options]]'"
+    elif "," in spec or any(c.isspace() for c in spec):
+        problem = "commas and whitespace are not allowed"
+    elif not all(os.path.isabs(p) for p in parts[:2]):
+        problem = "source and target must be absolute paths"
+    elif len(parts) == 3 and not set(parts[2].split("+")) <= MOUNT_OPTIONS:
+        problem = f"options must be from {', '.join(sorted(MOUNT_OPTIONS))}"
+    if problem:
+        raise UserError(f"{key}: malformed mount {spec!r}: {problem}")
+    source = parts[0]
+    target = parts[1] if len(parts) > 1 else source
+    return Mount(source, target, parts[2] if len(parts) == 3 else None)
 
 
 WRITTEN_KEYS = frozenset(
