@@ -457,7 +457,7 @@ def plan(spec: JobSpec) -> Plan:
             part.script["entry_point"] = SECRETS_WRAPPER
     at_submit = dict.fromkeys(secret_env) | (
         {"HPL_SECRETS_REGION": "", "HPL_ENTRY_POINT": ""} if secret_refs else {}
-    )  # what launch.py adds (the secrets' values come from its environment)
+    )  # what runner.py adds at submit (the secrets come from its environment)
     checks.request_limits(
         part.script["hyperparameters"] if part.mode == "custom" else {},
         {**environment, **at_submit},
