@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hyperpod_launcher import instances
+from hyperpod_launcher import backends, instances
 from hyperpod_launcher.dotted import get
 
 OPT_OUT = "none"
@@ -34,7 +34,7 @@ def choose(requested: Any, recipe: Any, backend: str) -> InstanceChoice:
         return InstanceChoice(None, f"instance_type={OPT_OUT}: plain nodes", accelerator)
     if requested:
         return InstanceChoice(requested, f"instance_type={requested}: command line")
-    if sized_for and backend != "local":
+    if sized_for and not backends.runs_here(backend):
         return InstanceChoice(
             str(sized_for), f"instance_type={sized_for}: recipes.run.instance_type"
         )

@@ -323,8 +323,8 @@ def _custom_run(custom: dict[str, Any]) -> _Run:
 
 
 def _local_gpus(backend: str) -> int | None:
-    """On cluster=local this machine is the hardware: its GPU count; elsewhere None."""
-    if backend != "local":
+    """Where the job runs on this machine (cluster=local), its GPU count; elsewhere None."""
+    if not backends.runs_here(backend):
         return None
     from hyperpod_launcher import local_gpus
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hyperpod_launcher import ds_config, local_gpus
+from hyperpod_launcher import backends, ds_config, local_gpus
 from hyperpod_launcher.dotted import get as _get
 from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.instances import InstanceType
@@ -371,7 +371,7 @@ def check_hardware(
             f"instance_type={instance_type}: QLoRA (recipes.model.peft.peft_type=qlora) needs "
             "CUDA GPUs; use a GPU instance or recipes.model.peft.peft_type=lora"
         )
-    if not instance_type and backend == "local" and local_gpus.count() == 0:
+    if not instance_type and backends.runs_here(backend) and local_gpus.count() == 0:
         raise UserError(
             "recipes.model.peft.peft_type=qlora: QLoRA needs a CUDA GPU and this machine has "
             "none; use recipes.model.peft.peft_type=lora"

@@ -15,40 +15,39 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 Get = Callable[[str], Any]  # a dotted key of the whole config -> its value (None if unset)
 
-SM_TRAIN_CHANNEL = "/opt/ml/input/data/train"  # where SageMaker puts the `train` input
-SM_CHECKPOINTS = "/opt/ml/checkpoints"  # synced to the job's checkpoint_s3_uri
+
+@dataclass(frozen=True)
+class BackendDefaults:
+    """What a backend fills in for a missing required value. Each backend's registry entry
+    names its own (`Entry.required_defaults`); these functions read the unresolved config."""
+
+    exp_dir: Callable[[Get], str | None] | None = None
+    data_dir: Callable[[Get], str | None] | None = None
+    data_dir_needs: str = ""  # what makes `data_dir` apply, where it can be absent
 
 
-def _job_exp(get: Get) -> str | None:
+def job_folder_exp(get: Get) -> str | None:
+    """`<job folder>/exp`: where a backend that writes a job folder keeps the experiment."""
     base, name = get("base_results_dir"), get("recipes.run.name")
     if not base or not name:
         return None
     return os.path.join(os.path.abspath(os.path.expanduser(str(base))), str(name), "exp")
 
 
-def _sm_train(get: Get) -> str | None:
-    inputs = "cluster.sm_jobs_config.inputs"
-    if get(f"{inputs}.s3.train") or get(f"{inputs}.file_system.id"):
-        return SM_TRAIN_CHANNEL
-    return None
+JOB_FOLDER_DEFAULTS = BackendDefaults(exp_dir=job_folder_exp)
 
 
-EXP_DEFAULTS: dict[str, Callable[[Get], str | None]] = {
-    "slurm": _job_exp,
-    "k8s": _job_exp,
-    "local": _job_exp,
-    "sm_jobs": lambda get: SM_CHECKPOINTS,
-}
-DATA_DEFAULTS: dict[str, Callable[[Get], str | None]] = {"sm_jobs": _sm_train}
-# What makes a backend's default apply, where it can be absent.
-DEFAULT_NEEDS = {
-    "sm_jobs": "set cluster.sm_jobs_config.inputs.s3.train (the job reads it at "
-    f"{SM_TRAIN_CHANNEL})",
-}
+def _defaults_of(backend: str) -> BackendDefaults:
+    from hyperpod_launcher import backends, lazy
+
+    try:
+        return lazy.load(backends.entry(backend).required_defaults)
+    except NotImplementedError:
+        return BackendDefaults()
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class Need:
     key: str  # under recipes.
     what: str
     applies: Callable[[Get, str | None], bool]  # (get, the recipes= choice) -> needed?
-    defaults: Mapping[str, Callable[[Get], str | None]]
+    default: Literal["exp_dir", "data_dir"] | None  # which BackendDefaults field fills it
     how: str  # how to give it
 
 
@@ -88,25 +87,25 @@ MODEL_CONFIG = "MODEL_CONFIG in the launch scripts: its Hugging Face config.json
 EXP_NEED = "the experiment folder (logs and checkpoints)"
 REQUIRED: dict[str, tuple[Need, ...]] = {
     "adapter": (
-        Need("model.data.train_dir", "training data", _not_synthetic, DATA_DEFAULTS, TRAIN_DIR),
+        Need("model.data.train_dir", "training data", _not_synthetic, "data_dir", TRAIN_DIR),
         # The adapter's config schema requires it whether or not checkpoints are written.
-        Need("exp_manager.exp_dir", EXP_NEED, _always, EXP_DEFAULTS, EXP_DIR),
+        Need("exp_manager.exp_dir", EXP_NEED, _always, "exp_dir", EXP_DIR),
     ),
     "neuron": (
-        Need("data.train_dir", "training data", _always, DATA_DEFAULTS, TRAIN_DIR),
-        Need("model.model_config", "the model's config", _always, {}, MODEL_CONFIG),
-        Need("exp_manager.exp_dir", EXP_NEED, _checkpoints_on, EXP_DEFAULTS, EXP_DIR),
+        Need("data.train_dir", "training data", _always, "data_dir", TRAIN_DIR),
+        Need("model.model_config", "the model's config", _always, None, MODEL_CONFIG),
+        Need("exp_manager.exp_dir", EXP_NEED, _checkpoints_on, "exp_dir", EXP_DIR),
         Need(
             "exp_manager.resume_from_checkpoint",
             "a checkpoint to start from (without one it trains from random weights)",
             _starts_from_a_checkpoint,
-            {},
+            None,
             "RESUME_FROM_CHECKPOINT in the launch scripts: the weights as an NxD checkpoint",
         ),
     ),
     "nemo": (
-        Need("model.data.data_prefix", "training data", _not_mock, {}, TRAIN_DIR),
-        Need("exp_manager.exp_dir", EXP_NEED, _checkpoints_on, EXP_DEFAULTS, EXP_DIR),
+        Need("model.data.data_prefix", "training data", _not_mock, None, TRAIN_DIR),
+        Need("exp_manager.exp_dir", EXP_NEED, _checkpoints_on, "exp_dir", EXP_DIR),
     ),
 }
 
@@ -121,9 +120,10 @@ def apply_defaults(
     """Set each missing required value this backend has a default for; return `key=value`
     lines for the launch summary. `get`/`put` read and write the unresolved config."""
     applied = []
+    defaults = _defaults_of(backend)
     for need in REQUIRED.get(kind, ()):
         key = f"recipes.{need.key}"
-        default_for = need.defaults.get(backend)
+        default_for = getattr(defaults, need.default) if need.default else None
         if default_for is None or not _missing(get(key)) or not need.applies(get, name):
             continue
         value = default_for(get)
@@ -141,13 +141,14 @@ def problems(recipe: Mapping[str, Any], kind: str, name: str | None, backend: st
         return dotted_get(recipe, key.removeprefix("recipes."))
 
     found = []
+    defaults = _defaults_of(backend)
     for need in REQUIRED.get(kind, ()):
         value = dotted_get(recipe, need.key)
         if _missing(value) and need.applies(get, name):
             shown = "null" if value is None else repr(value)
             fix = f"set recipes.{need.key}=... ({need.how})"
-            if backend in need.defaults and backend in DEFAULT_NEEDS:
-                fix += f" or {DEFAULT_NEEDS[backend]}"
+            if need.default == "data_dir" and defaults.data_dir_needs:
+                fix += f" or {defaults.data_dir_needs}"
             found.append(f"recipes.{need.key}={shown}: the {kind} recipe needs {need.what}; {fix}")
     return found
 

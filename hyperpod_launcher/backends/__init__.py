@@ -23,6 +23,9 @@ class Entry:
     backend: str  # "module:Class" of a backends.base.Backend subclass
     options: str  # "module:Class" of the dataclass listing the cluster file's keys
     catalog_overrides: tuple[str, ...] = ()  # what a catalog-wide dry run adds (no real cluster)
+    # "module:NAME" of the required.BackendDefaults this backend fills missing values with
+    required_defaults: str = "hyperpod_launcher.required:JOB_FOLDER_DEFAULTS"
+    runs_here: bool = False  # the job runs on this machine: its GPUs are the job's hardware
 
 
 _REGISTRY: dict[str, Entry] = {
@@ -33,6 +36,7 @@ _REGISTRY: dict[str, Entry] = {
     "local": Entry(
         "hyperpod_launcher.backends.local.backend:LocalBackend",
         "hyperpod_launcher.backends.local.options:LocalOptions",
+        runs_here=True,
     ),
     "sm_jobs": Entry(
         "hyperpod_launcher.backends.sm_jobs.backend:SageMakerBackend",
@@ -42,6 +46,7 @@ _REGISTRY: dict[str, Entry] = {
             "+cluster.sm_jobs_config.secrets.secrets_manager.HF_TOKEN=catalog/hf-token",
             "instance_type=ml.c5.2xlarge",  # custom-script examples; recipes bring their own
         ),
+        "hyperpod_launcher.backends.sm_jobs.defaults:REQUIRED_DEFAULTS",
     ),
     "k8s": Entry(
         "hyperpod_launcher.backends.k8s.backend:K8sBackend",
@@ -69,6 +74,10 @@ def get(name: str) -> Backend:
 
 def options_schema(name: str) -> type:
     return lazy.load(entry(name).options)
+
+
+def runs_here(name: str | None) -> bool:
+    return name in _REGISTRY and _REGISTRY[name].runs_here
 
 
 def names() -> tuple[str, ...]:

@@ -4,9 +4,11 @@ top-level package (the SageMaker dry run runs a script from its package folder).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import pkgutil
+import re
 import subprocess
 import sys
 
@@ -32,6 +34,7 @@ MODULES = (
     "hyperpod_launcher.backends.k8s.values",
     "hyperpod_launcher.backends.sm_jobs.backend",
     "hyperpod_launcher.backends.sm_jobs.checks",
+    "hyperpod_launcher.backends.sm_jobs.defaults",
     "hyperpod_launcher.backends.sm_jobs.jobs",
     "hyperpod_launcher.backends.sm_jobs.options",
     "hyperpod_launcher.backends.sm_jobs.preflight",
@@ -100,3 +103,36 @@ def test_no_backend_module_shadows_a_top_level_package() -> None:
     leaves = {m.rsplit(".", 1)[-1] for m in _discovered()}
     shadowing = sorted(leaf for leaf in leaves if importlib.util.find_spec(leaf) is not None)
     assert not shadowing
+
+
+def _core_sources() -> dict[str, str]:
+    package = REPO / "hyperpod_launcher"
+    return {
+        str(path.relative_to(REPO)): path.read_text()
+        for path in package.rglob("*.py")
+        if not {"backends", "examples"} & set(path.relative_to(package).parts)
+    }
+
+
+def test_core_code_names_no_backend_or_its_keys() -> None:
+    """Outside backends/, code asks the registry (`runs_here`, `required_defaults`, the options
+    classes) instead of naming a backend or one of its cluster keys."""
+    own_keys = {
+        name: {f.name for f in dataclasses.fields(backends.options_schema(name))}
+        for name in backends.names()
+    }
+    shared = set.intersection(*own_keys.values())
+    patterns = [re.compile(rf"""["']{name}["']""") for name in backends.names()]
+    patterns += [
+        re.compile(rf"cluster\.{re.escape(key)}\b")
+        for keys in own_keys.values()
+        for key in keys - shared
+    ]
+    found = [
+        f"{path}:{number}: {line.strip()}"
+        for path, text in _core_sources().items()
+        for number, line in enumerate(text.splitlines(), 1)
+        if any(p.search(line) for p in patterns)
+    ]
+    # config.yaml's default cluster is HyperPod's; it names the backend by design.
+    assert [f for f in found if "DEFAULT_CLUSTER =" not in f] == []

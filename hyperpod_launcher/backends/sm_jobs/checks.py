@@ -344,7 +344,6 @@ def request_limits(
 
 # StoppingCondition.MaxRuntimeInSeconds of CreateTrainingJob: 1 second to 28 days.
 MAX_RUNTIME_SECONDS = 28 * 86400
-CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"  # the SDK's default checkpoint_local_path
 
 
 def max_run(time_limit: str | None) -> tuple[int | None, str | None]:

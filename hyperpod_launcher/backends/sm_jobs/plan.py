@@ -20,6 +20,7 @@ from typing import Any
 from hyperpod_launcher import __version__, templating, yaml_text
 from hyperpod_launcher.backends.base import RenderedFile, train_script
 from hyperpod_launcher.backends.sm_jobs import checks
+from hyperpod_launcher.backends.sm_jobs.defaults import CHECKPOINTS
 from hyperpod_launcher.backends.sm_jobs.options import (
     SmFileSystemInput,
     SmInputs,
@@ -122,7 +123,7 @@ def _checkpoints_in_sagemaker(
         node = node.get(part) if isinstance(node, Mapping) else None
     if isinstance(node, Mapping) and leaf in node:
         return overrides
-    value: Any = kwargs.get("checkpoint_local_path", checks.CHECKPOINT_LOCAL_PATH)
+    value: Any = kwargs.get("checkpoint_local_path", CHECKPOINTS)
     for part in reversed(key.split(".")):
         value = {part: value}
     return _merge(overrides, value)
