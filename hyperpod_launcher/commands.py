@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from hyperpod_launcher import lifecycle, records
 from hyperpod_launcher.table import format_table
@@ -31,6 +32,8 @@ def jobs(args: argparse.Namespace) -> int:
             )
         )
     print(format_table(rows))
+    for warning in dict.fromkeys(state.warning for state in states if state.warning):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -58,7 +61,7 @@ def logs(args: argparse.Namespace) -> int:
     record = records.resolve(args.job)
     impl = lifecycle.implementation(record.backend, "logs")
     for line in impl.logs(record, follow=args.follow, rank=args.rank):
-        print(line, flush=args.follow)
+        lifecycle.print_log_line(line, flush=args.follow)
     return 0
 
 

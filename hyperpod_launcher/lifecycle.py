@@ -39,16 +39,24 @@ def statuses(entries: list[JobRecord], detailed: bool = False) -> list[st.JobSta
         except LauncherError as err:
             if detailed:
                 raise
-            print(f"warning: {err}", file=sys.stderr)
+            for i in indexes:
+                result[i] = st.JobStatus(st.UNKNOWN, "?", warning=str(err))
             continue
         for i, state in zip(indexes, found, strict=True):
             result[i] = state
     return result
 
 
+def print_log_line(line: str, flush: bool) -> None:
+    """A job's own output on stdout; a backend's note about it (`Note`) on stderr."""
+    from hyperpod_launcher.logfiles import Note
+
+    print(line, file=sys.stderr if isinstance(line, Note) else sys.stdout, flush=flush)
+
+
 def follow(record: JobRecord, rank: int | None = None) -> st.JobStatus:
     """Stream the job's logs until it ends; return its final status."""
     impl = implementation(record.backend, "logs")
     for line in impl.logs(record, follow=True, rank=rank):
-        print(line, flush=True)
+        print_log_line(line, flush=True)
     return impl.status([record], detailed=True)[0]

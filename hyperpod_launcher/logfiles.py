@@ -7,6 +7,11 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 
+class Note(str):
+    """A line `logs` yields about the job rather than from it (no pods yet, a pod without a
+    log): the CLI shows it on stderr, apart from the job's own output."""
+
+
 def rank_filter(rank: int | None) -> Callable[[str], bool]:
     """torchrun prefixes each line with `[rank<N>]:` (TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE)."""
     if rank is None:

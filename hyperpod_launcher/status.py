@@ -26,6 +26,7 @@ class JobStatus:
     exit_code: int | None = None
     detail: str = ""
     failure: Failure | None = None  # the first failed rank, when the logs name it
+    warning: str = ""  # why the backend could not be asked (`jobs` shows each one once)
 
     @property
     def finished(self) -> bool:

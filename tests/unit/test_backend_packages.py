@@ -136,3 +136,16 @@ def test_core_code_names_no_backend_or_its_keys() -> None:
     ]
     # config.yaml's default cluster is HyperPod's; it names the backend by design.
     assert [f for f in found if "DEFAULT_CLUSTER =" not in f] == []
+
+
+def test_backends_print_nothing_the_cli_prints() -> None:
+    """Backends return statuses and yield log lines (notes as `logfiles.Note`); the CLI prints.
+    The SageMaker runner and preview run as scripts of their own in the job folder."""
+    scripts = {"runner.py", "preview.py"}
+    package = REPO / "hyperpod_launcher" / "backends"
+    printing = [
+        str(path.relative_to(REPO))
+        for path in package.rglob("*.py")
+        if path.name not in scripts and re.search(r"\bprint\(", path.read_text())
+    ]
+    assert printing == []

@@ -15,7 +15,6 @@ import queue
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from typing import Any
 from hyperpod_launcher import records
 from hyperpod_launcher import status as st
 from hyperpod_launcher.errors import BackendError
+from hyperpod_launcher.logfiles import Note
 from hyperpod_launcher.records import JobRecord
 
 
@@ -469,15 +469,12 @@ class K8sJobs:
         if detailed:
             return [self._status(record, True) for record in records]
         # `jobs`: one unreachable cluster must not hide the others' jobs.
-        result, warned = [], set()
+        result = []
         for record in records:
             try:
                 result.append(self._status(record, False))
             except BackendError as err:
-                if str(err) not in warned:
-                    warned.add(str(err))
-                    print(f"warning: {err}", file=sys.stderr)
-                result.append(st.JobStatus(st.UNKNOWN, "?"))
+                result.append(st.JobStatus(st.UNKNOWN, "?", warning=str(err)))
         return result
 
     def logs(self, record: JobRecord, follow: bool, rank: int | None) -> Iterator[str]:
@@ -496,7 +493,7 @@ class K8sJobs:
         pods = cluster.pods(ref)
         if not pods:
             current = self._status(full, False)
-            print(f"no pods of {ref.where} ({current.describe()})", file=sys.stderr)
+            yield Note(f"no pods of {ref.where} ({current.describe()})")
         for pod in pods:
             name = pod["metadata"]["name"]
             try:
@@ -504,7 +501,7 @@ class K8sJobs:
             except BackendError as err:
                 if "HTTP 400" not in str(err):
                     raise
-                print(f"pod {name}: no log yet ({err})", file=sys.stderr)
+                yield Note(f"pod {name}: no log yet ({err})")
                 continue
             except _NotFound:
                 continue
@@ -635,7 +632,7 @@ class _Follower:
         while True:
             job = self.cluster.job(self.ref)
             if job is None and not self.streams:
-                print(f"{self.ref.where} is gone: no logs to follow", file=sys.stderr)
+                self.queue.put(Note(f"{self.ref.where} is gone: no logs to follow"))
             current = job_status(self.ref, job, [])
             for pod in self.cluster.pods(self.ref) if job is not None else []:
                 cs = _training(pod) or {}

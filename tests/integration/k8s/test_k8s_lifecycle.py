@@ -514,6 +514,17 @@ def test_logs_print_every_pod_and_rank_selects_lines(env: Env, cluster: FakeClus
     assert rank.stdout.splitlines() == ["[rank2]:step 0", "[rank2]:step 1"]
 
 
+def test_logs_of_a_job_without_pods_say_so_on_stderr_only(env: Env, cluster: FakeCluster) -> None:
+    record = launch(env, cluster)
+    name = release(record)
+    cluster.jobs[name] = [pytorchjob(name, ("Created", ""))]
+    proc = run_cli("logs", record["job_id"], env=env.vars)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    (note,) = proc.stderr.splitlines()
+    assert note == f"no pods of PyTorchJob {NAMESPACE}/{name} (pending (Created))"
+
+
 def test_logs_follow_streams_every_pod_until_the_job_ends(env: Env, cluster: FakeCluster) -> None:
     record = launch(env, cluster)
     name = release(record)
