@@ -91,7 +91,11 @@ backends: {", ".join(backends.names())} (cluster defaults: {resources.config_dir
 def _run_command(name: str, argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=COMMANDS[name].summary)
     lazy.load(COMMANDS[name].configure)(parser)
-    args = parser.parse_args(list(argv))  # usage errors: argparse exits 2
+    args, extra = parser.parse_known_args(list(argv))  # usage errors: argparse exits 2
+    if extra and isinstance(getattr(args, "overrides", None), list) and "=" in extra[0]:
+        args.overrides += extra  # overrides after a flag: `recipes show NAME --schema k=v`
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.run(args))
     except LauncherError as err:

@@ -191,6 +191,15 @@ def test_show_schema_of_a_custom_script(run_cli: Any) -> None:
     assert "training_cfg.run.name: allreduce-smoke  # str" in out
 
 
+def test_show_takes_overrides_after_its_flag_and_refuses_an_unknown_one(run_cli: Any) -> None:
+    code, out, _ = run_cli("recipes", "show", L8B, "--schema", "recipes.trainer.num_nodes=4")
+    assert code == 0
+    assert "recipes.trainer.num_nodes: 4  # int >= 1" in out
+    with pytest.raises(SystemExit) as usage:  # argparse's usage error
+        run_cli("recipes", "show", L8B, "--schema", "--bogus")
+    assert usage.value.code == 2
+
+
 def test_show_custom_script_example(run_cli: Any) -> None:
     code, out, _ = run_cli("recipes", "show", "custom_script/allreduce_smoke")
     assert code == 0
