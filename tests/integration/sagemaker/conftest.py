@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import io
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -55,6 +57,31 @@ def sm(*overrides: str, tmp_path: Path) -> tuple[str, ...]:
         f"cluster.sm_jobs_config.role={ROLE_ARN}",
         *overrides,
     )
+
+
+def submit(moto: Any, *argv: str) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """Launch through the CLI against the stand-in; return the one CreateTrainingJob it got."""
+    from tests.conftest import run_launcher
+
+    moto.start_recording()
+    proc = run_launcher(*argv, env=moto.env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (create,) = moto.calls("CreateTrainingJob")
+    return create, proc
+
+
+def hyperparameters(create: dict[str, Any]) -> dict[str, Any]:
+    """A CreateTrainingJob's HyperParameters, decoded from the SDK's JSON strings."""
+    return {key: json.loads(value) for key, value in create["HyperParameters"].items()}
+
+
+def archive(moto: Any, create: dict[str, Any]) -> dict[str, bytes]:
+    """The files of the source archive a CreateTrainingJob names, read back from the bucket."""
+    submit_dir = json.loads(create["HyperParameters"]["sagemaker_submit_directory"])
+    bucket, key = submit_dir.removeprefix("s3://").split("/", 1)
+    body = moto.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
 
 
 def _free_port() -> int:

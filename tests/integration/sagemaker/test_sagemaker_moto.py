@@ -6,18 +6,16 @@ CreateTrainingJob body, DescribeTrainingJob, and the source archive uploaded to 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import BUCKET, ROLE_ARN, sm
+from conftest import BUCKET, ROLE_ARN, archive, hyperparameters, sm, submit
 
 from tests.conftest import run_launcher
 
@@ -32,17 +30,9 @@ def the_job_dir(tmp_path: Path) -> Path:
     return record.parent
 
 
-def _archive(moto: Any, job: dict[str, Any]) -> dict[str, bytes]:
-    submit_dir = json.loads(job["HyperParameters"]["sagemaker_submit_directory"])
-    bucket, key = submit_dir.removeprefix("s3://").split("/", 1)
-    body = moto.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
-
-
 def test_llama_recipe_becomes_the_sdk_recipe_training_job(moto: Any, tmp_path: Path) -> None:
-    moto.start_recording()
-    proc = run_launcher(
+    create, proc = submit(
+        moto,
         LLAMA,
         *sm(
             "instance_type=ml.p5.48xlarge",
@@ -60,10 +50,7 @@ def test_llama_recipe_becomes_the_sdk_recipe_training_job(moto: Any, tmp_path: P
             "+cluster.sm_jobs_config.recipe_overrides.trainer.max_steps=7",
             tmp_path=tmp_path,
         ),
-        env=moto.env,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (create,) = moto.calls("CreateTrainingJob")
     job_dir = the_job_dir(tmp_path)
     record = json.loads((job_dir / "job.json").read_text())
     name = create["TrainingJobName"]
@@ -87,7 +74,7 @@ def test_llama_recipe_becomes_the_sdk_recipe_training_job(moto: Any, tmp_path: P
         for c in create["InputDataConfig"]
     }
     assert channels == {"train": f"s3://{BUCKET}/data/train", "val": f"s3://{BUCKET}/data/val"}
-    hyper = {k: json.loads(v) for k, v in create["HyperParameters"].items()}
+    hyper = hyperparameters(create)
     assert hyper["sagemaker_program"] == "llama_pretrain.py"
     assert hyper["config-path"] == "."
     assert hyper["sagemaker_torch_distributed_enabled"] is True
@@ -99,7 +86,7 @@ def test_llama_recipe_becomes_the_sdk_recipe_training_job(moto: Any, tmp_path: P
     assert described["TrainingJobArn"] == record["details"]["training_job_arn"]
     assert described["ResourceConfig"]["InstanceCount"] == 2
 
-    files = _archive(moto, create)
+    files = archive(moto, create)
     # The adapter script comes from the launcher's pinned checkout (git.commit), not HEAD.
     assert files["llama_pretrain.py"] == b"print('llama v1')\n"
     shipped = yaml.safe_load(files[hyper["config-name"]])
@@ -115,8 +102,8 @@ def test_trainium_recipe_clones_nxd_training_from_the_pinned_checkout(
     """The SDK clones NxD Training from a fixed URL; launch.py serves that clone from the
     launcher's checkout at the pinned commit, ahead of any other rewrite of the URL (the
     stand-in's own sends it to the fixture's newer commit)."""
-    moto.start_recording()
-    proc = run_launcher(
+    create, proc = submit(
+        moto,
         TRN,
         *sm(
             "instance_type=ml.trn1.32xlarge",
@@ -126,13 +113,10 @@ def test_trainium_recipe_clones_nxd_training_from_the_pinned_checkout(
             "recipes.model.model_config=/fsx/models/llama3-8b/config.json",
             tmp_path=tmp_path,
         ),
-        env=moto.env,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (create,) = moto.calls("CreateTrainingJob")
-    hyper = {k: json.loads(v) for k, v in create["HyperParameters"].items()}
+    hyper = hyperparameters(create)
     assert hyper["sagemaker_program"] == "training_orchestrator.py"
-    files = _archive(moto, create)
+    files = archive(moto, create)
     assert files["training_orchestrator.py"] == b"print('neuron v1')\n"
     # NxD Training's package from the checkout, next to the entry: ahead of the image's copy.
     assert files["neuronx_distributed_training/__init__.py"] == b"VERSION = 'v1'\n"
@@ -169,14 +153,14 @@ def test_a_pinned_checkout_without_the_package_says_so_in_one_line(
         "warning: the checkout has no src/hyperpod_nemo_adapter; the image's installed copy runs"
     ]
     (create,) = moto.calls("CreateTrainingJob")
-    files = _archive(moto, create)
+    files = archive(moto, create)
     assert files["llama_pretrain.py"] == b"print('llama v1')\n"
     assert not any(name.startswith("hyperpod_nemo_adapter") for name in files)
 
 
 def test_secret_reaches_the_job_environment_only_on_opt_in(moto: Any, tmp_path: Path) -> None:
-    moto.start_recording()
-    proc = run_launcher(
+    create, proc = submit(
+        moto,
         LLAMA,
         *sm(
             "instance_type=p5.48xlarge",
@@ -187,34 +171,28 @@ def test_secret_reaches_the_job_environment_only_on_opt_in(moto: Any, tmp_path: 
             SYNTHETIC,
             tmp_path=tmp_path,
         ),
-        env=moto.env,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (create,) = moto.calls("CreateTrainingJob")
     assert create["Environment"]["HF_TOKEN"] == HF
     # AWS returns it again in DescribeTrainingJob's Environment (README); moto omits the field.
     assert HF not in proc.stdout + proc.stderr
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert HF.encode() not in path.read_bytes(), path
-    for name, data in _archive(moto, create).items():
+    for name, data in archive(moto, create).items():
         assert HF.encode() not in data, name
 
 
 def test_custom_script_on_gpu_uses_torch_distributed(moto: Any, tmp_path: Path) -> None:
-    moto.start_recording()
-    proc = run_launcher(
+    create, _ = submit(
+        moto,
         *sm(
             "instance_type=ml.g5.12xlarge",
             "training_cfg.run.ntasks_per_node=null",
             "training_cfg.script_args=[{--steps: 3}]",
             tmp_path=tmp_path,
         ),
-        env=moto.env,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (create,) = moto.calls("CreateTrainingJob")
-    hyper = {k: json.loads(v) for k, v in create["HyperParameters"].items()}
+    hyper = hyperparameters(create)
     assert hyper["sagemaker_program"] == "allreduce_smoke.py"
     assert hyper["sagemaker_torch_distributed_enabled"] is True
     assert hyper["steps"] == "3"
@@ -226,30 +204,27 @@ def test_custom_script_on_gpu_uses_torch_distributed(moto: Any, tmp_path: Path) 
         "InstanceCount": 1,
         "VolumeSizeInGB": 30,
     }
-    assert set(_archive(moto, create)) == {"allreduce_smoke.py"}
+    assert set(archive(moto, create)) == {"allreduce_smoke.py"}
 
 
 def test_custom_script_on_cpu_runs_the_per_node_script(moto: Any, tmp_path: Path) -> None:
-    moto.start_recording()
-    proc = run_launcher(
+    create, _ = submit(
+        moto,
         *sm(
             "instance_type=ml.c5.2xlarge",
             "training_cfg.run.nodes=2",
             "training_cfg.script_args=[{--steps: 3}]",
             tmp_path=tmp_path,
         ),
-        env=moto.env,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (create,) = moto.calls("CreateTrainingJob")
-    hyper = {k: json.loads(v) for k, v in create["HyperParameters"].items()}
+    hyper = hyperparameters(create)
     assert hyper["sagemaker_program"] == "sm_node.py"
     assert "sagemaker_torch_distributed_enabled" not in hyper
     assert create["ResourceConfig"]["InstanceCount"] == 2
     assert create["AlgorithmSpecification"]["TrainingImage"].endswith(
         "/pytorch-training:2.5.1-cpu-py311"
     )
-    files = _archive(moto, create)
+    files = archive(moto, create)
     assert set(files) == {"allreduce_smoke.py", "sm_node.py", "train_script.sh"}
     script = files["train_script.sh"].decode()
     assert "cd /opt/ml/code" in script
@@ -302,8 +277,8 @@ def test_secrets_manager_reference_reaches_the_job_and_the_value_does_not(
     moto: Any, tmp_path: Path
 ) -> None:
     arn = moto.client("secretsmanager").create_secret(Name="hpl-hf-token", SecretString=HF)["ARN"]
-    moto.start_recording()
-    proc = run_launcher(
+    create, _ = submit(
+        moto,
         LLAMA,
         *sm(
             "instance_type=ml.p5.48xlarge",
@@ -314,10 +289,7 @@ def test_secrets_manager_reference_reaches_the_job_and_the_value_does_not(
             SYNTHETIC,
             tmp_path=tmp_path,
         ),
-        env=moto.env,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (create,) = moto.calls("CreateTrainingJob")
     assert HF not in json.dumps(create)
     environment = create["Environment"]
     assert json.loads(environment["HPL_SECRETS_MANAGER"]) == {"HF_TOKEN": arn}
@@ -327,7 +299,7 @@ def test_secrets_manager_reference_reaches_the_job_and_the_value_does_not(
 
     # Start the shipped wrapper as the job would, with a probe in place of the adapter script.
     code = tmp_path / "opt-ml-code"
-    for name, data in _archive(moto, create).items():
+    for name, data in archive(moto, create).items():
         assert HF.encode() not in data, name
         (code / name).parent.mkdir(parents=True, exist_ok=True)
         (code / name).write_bytes(data)
@@ -351,8 +323,8 @@ def test_secrets_manager_reference_reaches_the_job_and_the_value_does_not(
 def test_recipe_the_sdk_cannot_run_uses_the_adapter_script_as_entry_point(
     moto: Any, tmp_path: Path
 ) -> None:
-    moto.start_recording()
-    proc = run_launcher(
+    create, _ = submit(
+        moto,
         LLAMA,
         *sm(
             "instance_type=ml.p5.48xlarge",
@@ -364,11 +336,8 @@ def test_recipe_the_sdk_cannot_run_uses_the_adapter_script_as_entry_point(
             SYNTHETIC,
             tmp_path=tmp_path,
         ),
-        env=moto.env,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (create,) = moto.calls("CreateTrainingJob")
-    hyper = {k: json.loads(v) for k, v in create["HyperParameters"].items()}
+    hyper = hyperparameters(create)
     assert hyper["sagemaker_program"] == "examples/custom_model/custom_pretrain.py"
     assert hyper["config-path"] == "/opt/ml/code" and hyper["config-name"] == "recipe.yaml"
     assert hyper["sagemaker_torch_distributed_enabled"] is True
@@ -377,7 +346,7 @@ def test_recipe_the_sdk_cannot_run_uses_the_adapter_script_as_entry_point(
         "/smdistributed-modelparallel:2.4.1-gpu-py311-cu121"
         in (create["AlgorithmSpecification"]["TrainingImage"])
     )
-    files = _archive(moto, create)
+    files = archive(moto, create)
     assert "examples/custom_model/custom_pretrain.py" in files
     assert yaml.safe_load(files["recipe.yaml"])["model"]["model_type"] == "falcon"
     assert not any(name.startswith(".git/") for name in files)
@@ -440,8 +409,8 @@ def test_wait_true_blocks_until_the_job_ends_and_records_its_status(
 def test_time_limit_is_max_run_and_checkpoints_go_to_the_synced_folder(
     moto: Any, tmp_path: Path
 ) -> None:
-    moto.start_recording()
-    proc = run_launcher(
+    create, _ = submit(
+        moto,
         LLAMA,
         *sm(
             "instance_type=ml.p5.48xlarge",
@@ -456,24 +425,21 @@ def test_time_limit_is_max_run_and_checkpoints_go_to_the_synced_folder(
             f"s3://{BUCKET}/ckpt",
             tmp_path=tmp_path,
         ),
-        env=moto.env,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (create,) = moto.calls("CreateTrainingJob")
     assert create["StoppingCondition"]["MaxRuntimeInSeconds"] == 3 * 86400
     assert create["CheckpointConfig"]["S3Uri"] == f"s3://{BUCKET}/ckpt"
     assert create["CheckpointConfig"].get("LocalPath", "/opt/ml/checkpoints") == (
         "/opt/ml/checkpoints"
     )
-    files = _archive(moto, create)
-    hyper = {k: json.loads(v) for k, v in create["HyperParameters"].items()}
+    files = archive(moto, create)
+    hyper = hyperparameters(create)
     shipped = yaml.safe_load(files[hyper["config-name"]])
     assert shipped["exp_manager"]["checkpoint_dir"] == "/opt/ml/checkpoints"
 
 
 def test_a_time_limit_beyond_28_days_is_capped_with_one_line(moto: Any, tmp_path: Path) -> None:
-    moto.start_recording()
-    proc = run_launcher(
+    create, proc = submit(
+        moto,
         LLAMA,
         *sm(
             "instance_type=ml.p5.48xlarge",
@@ -485,10 +451,7 @@ def test_a_time_limit_beyond_28_days_is_capped_with_one_line(moto: Any, tmp_path
             f"git.commit={moto.adapter.first}",
             tmp_path=tmp_path,
         ),
-        env=moto.env,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (create,) = moto.calls("CreateTrainingJob")
     assert create["StoppingCondition"]["MaxRuntimeInSeconds"] == 2419200
     (warning,) = [line for line in proc.stdout.splitlines() if line.startswith("warning:")]
     assert warning.startswith(
@@ -512,13 +475,10 @@ def test_a_request_at_createtrainingjobs_limits_is_sent_and_one_over_is_refused(
     script = ("instance_type=ml.g5.12xlarge", "training_cfg.run.ntasks_per_node=null")
     env_vars = [f"+env_vars.V{i}=1" for i in range(95)]
     user_hps = 100 - checks.SDK_HYPERPARAMETERS
-    moto.start_recording()
-    proc = run_launcher(
+    create, proc = submit(
+        moto,
         *sm(*script, _script_args(user_hps), *env_vars, tmp_path=tmp_path / "at"),
-        env=moto.env,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (create,) = moto.calls("CreateTrainingJob")
     assert len(create["HyperParameters"]) == 100
     sdk_own = set(create["HyperParameters"]) - {f"a{i}" for i in range(user_hps)}
     assert len(sdk_own) == checks.SDK_HYPERPARAMETERS, sdk_own

@@ -8,16 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import sm
-from test_sagemaker_moto import _archive
+from conftest import archive, hyperparameters, sm, submit
 
 from hyperpod_launcher import resources
-from tests.conftest import run_launcher
 
 
 def test_open_recipe_ships_its_entry_in_the_uploaded_source(moto: Any, tmp_path: Path) -> None:
-    moto.start_recording()
-    proc = run_launcher(
+    create, _ = submit(
+        moto,
         "recipes=fine-tuning/deepspeed/hf_llama3_8b_seq8k_gpu_zero2",
         *sm(
             "instance_type=ml.p5.48xlarge",
@@ -25,14 +23,11 @@ def test_open_recipe_ships_its_entry_in_the_uploaded_source(moto: Any, tmp_path:
             "recipes.model.data.train_dir=s3://hyperpod-data/sft",
             tmp_path=tmp_path,
         ),
-        env=moto.env,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (create,) = moto.calls("CreateTrainingJob")
-    hyper = {k: json.loads(v) for k, v in create["HyperParameters"].items()}
+    hyper = hyperparameters(create)
     assert hyper["sagemaker_program"] == "open_ft.py"
     assert hyper["config-path"] == "/opt/ml/code" and hyper["config-name"] == "recipe.yaml"
-    files = _archive(moto, create)
+    files = archive(moto, create)
     assert files["open_ft.py"] == Path(resources.example_path("open_ft.py")).read_bytes()
     recipe = yaml.safe_load(files["recipe.yaml"])
     assert recipe["run"]["model_type"] == "open_ft" and recipe["model"]["strategy"] == "deepspeed"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BUCKET, ROLE_ARN, sm
+from conftest import BUCKET, ROLE_ARN, hyperparameters, sm
 
 from hyperpod_launcher import compose, launch
 from tests.conftest import REPO
@@ -122,7 +122,7 @@ def test_launch_py_submits_a_request_file_by_hand(moto: Any, tmp_path: Path) -> 
     assert sent["TrainingJobName"] == "by-hand-1"
     assert sent["ResourceConfig"]["InstanceCount"] == 2
     assert sent["Environment"] == {"PLAIN": "1", "HPL_TEST_SECRET": "s3cr3t"}
-    hyper = {k: json.loads(v) for k, v in sent["HyperParameters"].items()}
+    hyper = hyperparameters(sent)
     assert hyper["sagemaker_program"] == "smoke.py" and hyper["steps"] == "2"
     channel = sent["InputDataConfig"][0]
     assert channel["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{BUCKET}/data"
