@@ -158,3 +158,29 @@ def write_and_template(the_plan: Any, helm: str) -> tuple[list[dict[str, Any]], 
     assert proc.returncode == 0, f"helm template failed:\n{proc.stderr}"
     objects, errors = manifest_errors(proc.stdout)
     return objects, errors, proc.stdout
+
+
+def chart_case(
+    cache: dict[str, dict[str, Any]],
+    cases: dict[str, tuple[str, ...]],
+    case: str,
+    tmp_path_factory: Any,
+    helm: str,
+) -> dict[str, Any]:
+    """Render a case's launch into a job folder and `helm template` it, once per case: its
+    plan, chart folder, rendered objects, schema errors and manifests text."""
+    if case not in cache:
+        from hyperpod_launcher.compose import plan
+
+        base = tmp_path_factory.mktemp(case)
+        the_plan = plan((*cases[case], f"base_results_dir={base}"), launch_id="launch-1")
+        objects, errors, text = write_and_template(the_plan, helm)
+        cache[case] = {
+            "case": case,
+            "plan": the_plan,
+            "chart_dir": Path(the_plan.request.submit_argv[3]),
+            "objects": objects,
+            "errors": errors,
+            "text": text,
+        }
+    return cache[case]

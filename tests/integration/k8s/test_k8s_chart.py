@@ -101,21 +101,7 @@ _RENDERED: dict[str, dict[str, Any]] = {}
 
 
 def render_case(case: str, tmp_path_factory: pytest.TempPathFactory, helm: str) -> dict[str, Any]:
-    """Render a case into a job folder and run `helm template` on it (once per case)."""
-    if case in _RENDERED:
-        return _RENDERED[case]
-    base = tmp_path_factory.mktemp(case)
-    the_plan = plan((*CASES[case], f"base_results_dir={base}"), launch_id="launch-1")
-    objects, errors, text = k8s_schemas.write_and_template(the_plan, helm)
-    _RENDERED[case] = {
-        "case": case,
-        "plan": the_plan,
-        "chart_dir": Path(the_plan.request.submit_argv[3]),
-        "objects": objects,
-        "errors": errors,
-        "text": text,
-    }
-    return _RENDERED[case]
+    return k8s_schemas.chart_case(_RENDERED, CASES, case, tmp_path_factory, helm)
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
