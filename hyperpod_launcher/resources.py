@@ -1,4 +1,7 @@
-"""Where the shipped config and templates live: in the wheel, or in the source tree."""
+"""Where the shipped config and templates live: in the wheel, or in the source tree.
+
+The shared templates (common/, launch_scripts/) sit in one folder; each backend package keeps
+its own under hyperpod_launcher/backends/<name>/templates/."""
 
 from __future__ import annotations
 
@@ -22,6 +25,12 @@ def config_dir() -> Path:
 @cache
 def templates_dir() -> Path:
     return _shipped("templates")
+
+
+def backend_templates_dirs() -> dict[str, Path]:
+    """{backend package name: its templates folder}, for every backend that has one."""
+    folders = sorted((_PACKAGE_DIR / "backends").glob("*/templates"))
+    return {path.parent.name: path for path in folders if path.is_dir()}
 
 
 def recipes_dir() -> Path:

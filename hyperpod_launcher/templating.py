@@ -1,4 +1,8 @@
-"""The one Jinja2 environment: templates are files under templates/, values are quoted."""
+"""The one Jinja2 environment: templates are files, values are quoted.
+
+A template name is "<folder>/<file>": a shared folder (common/, launch_scripts/) or a backend
+package whose templates/ folder holds the file ("slurm/sbatch.sh.j2" is
+backends/slurm/templates/sbatch.sh.j2)."""
 
 from __future__ import annotations
 
@@ -25,7 +29,17 @@ def environment() -> jinja2.Environment:
     import jinja2  # on first render only: status and logs commands never pay for it
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resources.templates_dir())),
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.FileSystemLoader(str(resources.templates_dir())),
+                jinja2.PrefixLoader(
+                    {
+                        backend: jinja2.FileSystemLoader(str(folder))
+                        for backend, folder in resources.backend_templates_dirs().items()
+                    }
+                ),
+            ]
+        ),
         # Compiled templates are cached per user in the temp dir: a render is then ~10x faster.
         bytecode_cache=jinja2.FileSystemBytecodeCache(),
         undefined=jinja2.StrictUndefined,

@@ -12,7 +12,6 @@ from typing import Any, get_args
 import jsonschema
 import pytest
 
-from hyperpod_launcher import resources
 from hyperpod_launcher.backends.k8s import chart_schema, values
 from hyperpod_launcher.backends.k8s.options import K8sOptions, K8sToleration
 from hyperpod_launcher.compose import plan
@@ -97,7 +96,7 @@ def _keywords(node: Any, found: set[str]) -> set[str]:
 
 @pytest.mark.parametrize("chart", CHARTS)
 def test_the_reader_knows_every_keyword_the_chart_uses(chart: str) -> None:
-    assert (resources.templates_dir() / "k8s" / chart / "values.schema.json").is_file()
+    assert (chart_schema.CHARTS_DIR / chart / "values.schema.json").is_file()
     assert _keywords(chart_schema.schema(chart), set()) <= chart_schema.KEYWORDS
 
 

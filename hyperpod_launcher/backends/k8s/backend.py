@@ -1,6 +1,6 @@
 """Kubernetes: a Helm chart for a Kubeflow PyTorchJob, installed with `helm install`.
 
-render: the static chart under templates/k8s/pytorchjob/ plus the launcher's values.yaml
+render: the static chart under backends/k8s/charts/pytorchjob/ plus the launcher's values.yaml
         (k8s_values.build) in <job folder>/k8s_template/, and <name>_submission.sh.
 dry run: also `helm template` -> manifests.yaml (skipped, with the reason, without helm).
 submit: create/update the tokens' Secret (secret.py), then `helm install`; the code commit
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from hyperpod_launcher import __version__, resources, templating, yaml_text
+from hyperpod_launcher import __version__, templating, yaml_text
 from hyperpod_launcher.backends.base import (
     CANCEL,
     LOGS,
@@ -29,6 +29,7 @@ from hyperpod_launcher.backends.base import (
 )
 from hyperpod_launcher.backends.k8s import secret as k8s_secret
 from hyperpod_launcher.backends.k8s import values as k8s_values
+from hyperpod_launcher.backends.k8s.chart_schema import CHARTS_DIR
 from hyperpod_launcher.backends.k8s.jobs import HELM_MISSING, K8sJobs
 from hyperpod_launcher.errors import BackendError
 from hyperpod_launcher.job import JobSpec, Secrets
@@ -48,7 +49,7 @@ CHART_APIS = {CHART: CRD_API, "hyperpodpytorchjob": "sagemaker.amazonaws.com/v1"
 
 
 def _tree(name: str) -> dict[str, str]:
-    root = resources.templates_dir() / "k8s" / name
+    root = CHARTS_DIR / name
     files = {}
     for path in sorted(root.rglob("*")):
         relpath = path.relative_to(root).as_posix()

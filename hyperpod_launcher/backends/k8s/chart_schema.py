@@ -9,12 +9,14 @@ agrees with the jsonschema library on the charts' own documents.
 from __future__ import annotations
 
 import json
+import pathlib
 import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from hyperpod_launcher import resources
+# The job charts and their shared library chart, one folder each.
+CHARTS_DIR = pathlib.Path(__file__).resolve().parent / "charts"
 
 Path = tuple[str | int, ...]
 KEYWORDS = frozenset(
@@ -35,7 +37,7 @@ class Violation:
 
 @cache
 def schema(chart: str) -> dict[str, Any]:
-    path = resources.templates_dir() / "k8s" / chart / "values.schema.json"
+    path = CHARTS_DIR / chart / "values.schema.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
 

@@ -2,7 +2,7 @@
 
 The HyperPod training operator's job (sagemaker.amazonaws.com/v1) starts `hyperpodrun` in
 each pod and restarts processes in place before it restarts the job. Its chart
-(templates/k8s/hyperpodpytorchjob/) shares the pod template with the PyTorchJob chart; this
+(backends/k8s/charts/hyperpodpytorchjob/) shares the pod template with the PyTorchJob chart; this
 module adds runPolicy, elasticPolicy, Kueue labels, topology annotations and node health.
 
 max_restarts (the one restart knob of every backend) becomes runPolicy.jobMaxRetryCount

@@ -1,7 +1,7 @@
 """Kubernetes: check the cluster options and turn a JobSpec into the chart's values.
 
 Everything here is pure: the values are plain data that the launcher writes to values.yaml
-with a YAML serializer; the chart's templates (templates/k8s/pytorchjob/) only place them.
+with a YAML serializer; the chart's templates (backends/k8s/charts/pytorchjob/) only place them.
 Each bad value is a one-line UserError naming the key, the value and what is allowed.
 """
 
@@ -580,7 +580,7 @@ def _check_values(values: dict[str, Any], chart: str) -> None:
 @dataclasses.dataclass(frozen=True)
 class ChartValues:
     name: str
-    chart: str  # the chart folder under templates/k8s/
+    chart: str  # the chart folder under backends/k8s/charts/
     kind: str
     values: dict[str, Any]
     helm_args: list[str]

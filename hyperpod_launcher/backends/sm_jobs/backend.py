@@ -140,7 +140,7 @@ class SageMakerBackend(Backend):
         files[LAUNCH_PY] = RenderedFile(runner_source(), 0o755)
         files[submission] = RenderedFile(
             templating.render(
-                "sagemaker/submission.sh.j2",
+                "sm_jobs/submission.sh.j2",
                 spec=spec,
                 version=__version__,
                 secret_env=job.secret_env,

@@ -387,7 +387,7 @@ def _custom_cpu(spec: JobSpec, shared: Shared, entry: str) -> ModePart:
         exp_dir=None,
         entry=Entry(entry, None, spec.entry.args),
     )
-    node = templating.render("sagemaker/sm_node.py.j2", version=__version__, rdzv_port=RDZV_PORT)
+    node = templating.render("sm_jobs/sm_node.py.j2", version=__version__, rdzv_port=RDZV_PORT)
     return ModePart(
         "custom_cpu",
         files={
@@ -450,7 +450,7 @@ def plan(spec: JobSpec) -> Plan:
     environment = dict(spec.env)
     if secret_refs:  # the job's entry point becomes the wrapper that reads them at start
         files[f"{shared.source_dir}/{SECRETS_WRAPPER}"] = RenderedFile(
-            templating.render("sagemaker/hpl_secrets.py.j2", version=__version__)
+            templating.render("sm_jobs/hpl_secrets.py.j2", version=__version__)
         )
         environment["HPL_SECRETS_MANAGER"] = json.dumps(secret_refs, sort_keys=True)
         if part.script is not None:  # for a recipe, runner.py swaps the SDK's chosen script

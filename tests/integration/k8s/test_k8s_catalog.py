@@ -54,7 +54,7 @@ def placeholders_for(recipe: str) -> tuple[str, ...]:
 
 @cache
 def values_validator(chart: str) -> jsonschema.Draft7Validator:
-    schema_path = REPO / "templates" / "k8s" / chart / "values.schema.json"
+    schema_path = REPO / "hyperpod_launcher/backends/k8s/charts" / chart / "values.schema.json"
     return jsonschema.Draft7Validator(json.loads(schema_path.read_text()))
 
 

@@ -400,7 +400,7 @@ def test_each_launch_gets_its_own_release_name(tmp_path: Path) -> None:
 def test_chart_in_the_repo_is_what_the_launcher_copies() -> None:
     from hyperpod_launcher.backends.k8s.backend import chart_files
 
-    k8s = REPO / "templates" / "k8s"
+    k8s = REPO / "hyperpod_launcher/backends/k8s/charts"
     for chart in ("pytorchjob", "hyperpodpytorchjob"):
         root = k8s / chart
         on_disk = {

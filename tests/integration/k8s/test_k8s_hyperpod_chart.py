@@ -483,7 +483,7 @@ def test_chart_in_the_repo_builds_with_real_helm(tmp_path: Path, helm: str) -> N
     import shutil
 
     k8s = tmp_path / "k8s"
-    shutil.copytree(REPO / "templates" / "k8s", k8s)
+    shutil.copytree(REPO / "hyperpod_launcher/backends/k8s/charts", k8s)
     the_plan = plan((*CASES["llama_p5_defaults"], f"base_results_dir={tmp_path / 'r'}"))
     chart = k8s / "hyperpodpytorchjob"
     (chart / "values.yaml").write_text(the_plan.files["k8s_template/values.yaml"][0])

@@ -1,5 +1,5 @@
 """`pip install .` gives a `hyperpod-launch` that works from any directory: the wheel ships
-recipes_collection/ and templates/."""
+recipes_collection/, the shared templates/ and every backend package's templates and charts."""
 
 from __future__ import annotations
 
@@ -10,6 +10,19 @@ import zipfile
 from pathlib import Path
 
 from tests.conftest import REPO
+
+
+def _backend_template_files() -> list[str]:
+    """Every file of the backends' templates/ and charts/ folders in the source tree, as a
+    wheel path (the charts' built charts/ folders and Chart.lock are not shipped)."""
+    backends = REPO / "hyperpod_launcher" / "backends"
+    files = []
+    for folder in (*backends.glob("*/templates"), backends / "k8s" / "charts"):
+        for path in folder.rglob("*"):
+            inside_chart = path.relative_to(folder).parts[1:2]
+            if path.is_file() and path.name != "Chart.lock" and inside_chart != ("charts",):
+                files.append(path.relative_to(REPO).as_posix())
+    return sorted(files)
 
 
 def test_wheel_ships_config_and_templates_and_the_console_script_runs(tmp_path: Path) -> None:
@@ -34,9 +47,12 @@ def test_wheel_ships_config_and_templates_and_the_console_script_runs(tmp_path: 
     for shipped in (
         "hyperpod_launcher/recipes_collection/config.yaml",
         "hyperpod_launcher/recipes_collection/cluster/slurm.yaml",
-        "hyperpod_launcher/templates/slurm/sbatch.sh.j2",
         "hyperpod_launcher/templates/common/train_script.sh.j2",
+        "hyperpod_launcher/templates/launch_scripts/run_recipe.sh.j2",
+        "hyperpod_launcher/backends/slurm/templates/sbatch.sh.j2",
+        "hyperpod_launcher/backends/k8s/charts/pytorchjob/.helmignore",
         "hyperpod_launcher/examples/allreduce_smoke.py",
+        *_backend_template_files(),
     ):
         assert shipped in names, shipped
 
@@ -80,3 +96,14 @@ def test_wheel_ships_config_and_templates_and_the_console_script_runs(tmp_path: 
     installed = next(venv.rglob("hyperpod_launcher/examples/allreduce_smoke.py"))
     assert shipped.read_bytes() == installed.read_bytes()
     assert str(REPO) not in train
+    # The sbatch script comes from the installed slurm backend package's templates.
+    (sbatch,) = job_dir.glob("*_submission.sh")
+    assert "#SBATCH --nodes=1\n" in sbatch.read_text()
+
+    # The chart a Kubernetes launch copies comes from the installed backend package.
+    proc = console("cluster=k8s", "container=example.com/train:1", "dry_run=true")
+    assert proc.returncode == 0, proc.stderr
+    (chart_yaml,) = (elsewhere / "results").rglob("k8s_template/Chart.yaml")
+    installed = next(venv.rglob("hyperpod_launcher/backends/k8s/charts/pytorchjob/Chart.yaml"))
+    assert chart_yaml.read_bytes() == installed.read_bytes()
+    assert (chart_yaml.parent / "charts" / "hpl-common" / "Chart.yaml").is_file()
