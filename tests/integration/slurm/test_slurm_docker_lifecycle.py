@@ -78,6 +78,19 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+def running(script: Path) -> list[int]:
+    """Processes whose command line runs `script` (the training processes themselves)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if proc.name.isdigit() and str(script).encode() in argv and alive(int(proc.name)):
+            found.append(int(proc.name))
+    return found
+
+
 def started(env: dict[str, str], job_id: str) -> dict[str, int]:
     """name -> pid of the job's containers once both nodes run one."""
     state = Path(env["DOCKER_SHIM_STATE"])
@@ -103,6 +116,7 @@ def test_cancel_removes_every_nodes_container(tmp_path: Path, slurm_cluster: Non
     assert fields["JobState"] == "CANCELLED"
     wait_for(lambda: not containers_left(env), f"containers left: {containers_left(env)}")
     assert not any(alive(pid) for pid in pids.values())
+    wait_for(lambda: not running(SCRIPTS / "sleep.py"), "training processes outlived the job")
     removed = {c.get("removed") for c in calls(env)} - {None}
     assert removed == set(pids)  # each removed by name, by its node's trap
 
@@ -125,6 +139,7 @@ def test_a_failure_on_another_node_removes_the_survivors_container(
     assert fields["JobState"] == "FAILED"
     assert containers_left(env) == []
     assert not any(alive(pid) for pid in pids.values())
+    wait_for(lambda: not running(script), "the survivor's training process outlived the job")
 
 
 def test_a_time_limit_removes_every_nodes_container(tmp_path: Path, slurm_cluster: None) -> None:
@@ -139,5 +154,6 @@ def test_a_time_limit_removes_every_nodes_container(tmp_path: Path, slurm_cluste
     assert fields["JobState"] == "TIMEOUT"
     wait_for(lambda: not containers_left(env), f"containers left: {containers_left(env)}")
     assert not any(alive(pid) for pid in pids.values())
+    wait_for(lambda: not running(SCRIPTS / "sleep.py"), "training processes outlived the job")
     removed = {c.get("removed") for c in calls(env)} - {None}
     assert removed == set(pids)
