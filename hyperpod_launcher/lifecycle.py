@@ -8,6 +8,7 @@ from typing import Any
 
 from hyperpod_launcher import status as st
 from hyperpod_launcher.errors import LauncherError, UserError
+from hyperpod_launcher.logfiles import Note
 from hyperpod_launcher.records import JobRecord
 
 
@@ -49,8 +50,6 @@ def statuses(entries: list[JobRecord], detailed: bool = False) -> list[st.JobSta
 
 def print_log_line(line: str, flush: bool) -> None:
     """A job's own output on stdout; a backend's note about it (`Note`) on stderr."""
-    from hyperpod_launcher.logfiles import Note
-
     print(line, file=sys.stderr if isinstance(line, Note) else sys.stdout, flush=flush)
 
 
