@@ -92,7 +92,8 @@ def _run_command(name: str, argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=COMMANDS[name].summary)
     lazy.load(COMMANDS[name].configure)(parser)
     args, extra = parser.parse_known_args(list(argv))  # usage errors: argparse exits 2
-    if extra and isinstance(getattr(args, "overrides", None), list) and "=" in extra[0]:
+    takes_overrides = isinstance(getattr(args, "overrides", None), list)
+    if extra and takes_overrides and all("=" in arg for arg in extra):
         args.overrides += extra  # overrides after a flag: `recipes show NAME --schema k=v`
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

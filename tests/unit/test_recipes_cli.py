@@ -195,9 +195,10 @@ def test_show_takes_overrides_after_its_flag_and_refuses_an_unknown_one(run_cli:
     code, out, _ = run_cli("recipes", "show", L8B, "--schema", "recipes.trainer.num_nodes=4")
     assert code == 0
     assert "recipes.trainer.num_nodes: 4  # int >= 1" in out
-    with pytest.raises(SystemExit) as usage:  # argparse's usage error
-        run_cli("recipes", "show", L8B, "--schema", "--bogus")
-    assert usage.value.code == 2
+    for extra in (["--bogus"], ["recipes.trainer.num_nodes=4", "--bogus"]):
+        with pytest.raises(SystemExit) as usage:  # argparse's usage error
+            run_cli("recipes", "show", L8B, "--schema", *extra)
+        assert usage.value.code == 2
 
 
 def test_show_custom_script_example(run_cli: Any) -> None:
