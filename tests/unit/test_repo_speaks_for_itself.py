@@ -11,13 +11,12 @@ from pathlib import Path
 from tests.conftest import REPO, require
 
 OUTSIDE_REFERENCES = re.compile(
-    r"\bissue\s*#?\d+"  # "issue 6", "issue #6"
+    r"\bissue\s*#?\d+"  # a tracker's issue number
     r"|\bthe issue'?s?\b"
     r"|\bDESIGN(\.md|\s*§)"
     r"|§"
     r"|(?<![\w.~-])/work/"
     r"|\bthe brief\b"
-    r"|\b(coding|other) helpers?\b|\blead engineer\b"
     r"|\breply with:",
     re.IGNORECASE,
 )
