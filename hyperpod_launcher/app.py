@@ -2,19 +2,22 @@
 
 Hydra prints multi-line errors (an unknown recipe lists the whole search path) before the
 app runs; `launch` catches them so the user sees one line: what is wrong, which key, what is
-allowed. HYDRA_FULL_ERROR=1 shows Hydra's own report and traceback instead.
+allowed (also with HYDRA_FULL_ERROR=1, which every HyperPod launch script sets). An unexpected
+error is one line too, naming what failed and the log that holds its details. Everything a
+launch prints, and Hydra's sweep file, goes through the masking rule (masking.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hyperpod_launcher import resources
+from hyperpod_launcher import masking, resources
 from hyperpod_launcher.config import resolvers
 from hyperpod_launcher.errors import LauncherError, UserError, did_you_mean
 from hyperpod_launcher.hydra_errors import one_line
@@ -122,15 +125,23 @@ def launch(argv: list[str], help_text: Callable[[], str], *, preflight_only: boo
     `--wait` is the launcher's flag, given to the config as `wait=true`; Hydra's `--help`
     shows `help_text()` (the config's help template calls it). `preflight_only` composes and
     checks the job against the cluster, and queues nothing."""
-    from hydra._internal.utils import _run_hydra, get_args_parser
-    from omegaconf import OmegaConf
-
     overrides = strip_yaml_suffix([("wait=true" if a == "--wait" else a) for a in argv])
-    command_line = [sys.argv[0], *argv]
+    with masking.masked_output(overrides), _config_files_masked():
+        return _launch(overrides, [sys.argv[0], *argv], help_text, preflight_only)
+
+
+def _launch(
+    overrides: list[str], command_line: list[str], help_text: Callable[[], str], preflight: bool
+) -> int:
+    from hydra._internal.utils import _run_hydra, get_args_parser
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
 
     def task(cfg: Any) -> None:
-        hydra_task(cfg, command_line, preflight_only)
+        hydra_task(cfg, command_line, preflight)
 
     try:
         precheck(overrides)
@@ -152,17 +163,74 @@ def launch(argv: list[str], help_text: Callable[[], str], *, preflight_only: boo
         return _report(str(err), err.exit_code)
     except SystemExit as exit:  # argparse's usage errors, and a job's own exit status
         return exit.code if isinstance(exit.code, int) else int(exit.code is not None)
-    except Exception as err:
-        from hydra.errors import HydraException
-        from omegaconf.errors import OmegaConfBaseException
-
-        if full_error or not isinstance(err, (HydraException, OmegaConfBaseException)):
-            raise
+    except (HydraException, OmegaConfBaseException) as err:
         return _report(one_line(err, overrides), 2)
+    except Exception as err:
+        return _report(unexpected(err, "composing the config", None), 1)
     finally:
         if not full_error:
             os.environ.pop("HYDRA_FULL_ERROR", None)
     return 0
+
+
+ERROR_LOG = "launcher_error-{launch_id}.log"
+
+
+def unexpected(err: BaseException, doing: str, job_dir: str | None, launch_id: str = "") -> str:
+    """The one line for an error the launcher did not expect: what failed, while doing what,
+    and where the masked traceback went (the job folder, else the launcher's state folder)."""
+    import tempfile
+    import traceback
+
+    from hyperpod_launcher.records import state_dir
+
+    details = masking.mask("".join(traceback.format_exception(err)))
+    if not launch_id:
+        from hyperpod_launcher.launch import new_launch_id
+
+        launch_id = new_launch_id()
+    name = ERROR_LOG.format(launch_id=launch_id)
+    written = None
+    for folder in (job_dir, str(state_dir()), tempfile.gettempdir()):
+        if not folder:
+            continue
+        path = Path(folder) / name
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as log:
+                log.write(details)
+        except OSError:
+            continue
+        written = path
+        break
+    summary = " ".join(masking.mask(str(err)).split())[:300] or "(no message)"
+    where = f"details in {written}" if written else "no log could be written"
+    return f"internal error while {doing}: {type(err).__name__}: {summary}; {where}"
+
+
+@contextlib.contextmanager
+def _config_files_masked() -> Iterator[None]:
+    """Hydra writes the composed config as `multirun.yaml` into the sweep folder with
+    OmegaConf.save: make that write masked and private to the user while the launch runs."""
+    from omegaconf import OmegaConf
+
+    original = OmegaConf.__dict__["save"]
+
+    def save(config: Any, f: Any, resolve: bool = False) -> None:
+        text = masking.mask(OmegaConf.to_yaml(config, resolve=resolve))
+        if isinstance(f, (str, Path)):
+            fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            f.write(text)
+
+    OmegaConf.save = staticmethod(save)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        OmegaConf.save = original
 
 
 def sweep_point(cfg: Any, num: int) -> None:
@@ -195,33 +263,54 @@ def hydra_task(cfg: Any, command_line: list[str], preflight_only: bool = False) 
     hydra_cfg = HydraConfig.get()
     choices = hydra_cfg.runtime.choices
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    launch_id = new_launch_id()
+    doing, job_dir = "composing the config", None
     # Errors leave as SystemExit: Hydra would report any other exception at length first.
     try:
         if multirun:  # before resolving, so results_dir, checkpoint_dir... follow the name
             sweep_point(cfg, hydra_cfg.job.num)
         defaults = required.launch_defaults(cfg, choices.get("cluster"), choices.get("recipes"))
         resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        doing = "building the job"
         plan = make_plan(
             resolved,  # type: ignore[arg-type]
             cluster_choice=choices.get("cluster"),
             recipe_choice=choices.get("recipes"),
-            launch_id=new_launch_id(),
+            launch_id=launch_id,
             overrides=tuple(hydra_cfg.overrides.task),
         )
-        from hyperpod_launcher import preflight
+        masking.remember(plan.secrets.values())
+        job_dir = plan.spec.job_dir
+        from hyperpod_launcher import job_folder, preflight
 
+        doing = "checking the job against its cluster"
         if preflight_only:
             sys.exit(0 if preflight.run(plan, cheap_only=False) else 1)
         if plan.spec.refused:  # a dry run only shows the job, and warns of what it lacks
             raise UserError(plan.spec.missing[0])
+        job_folder.prepare(job_dir)
         preflight.before_launch(plan, resolved.get("preflight"))  # type: ignore[union-attr]
+        doing = f"launching {plan.spec.name} on {plan.spec.backend}"
         returncode = execute(plan, command_line, defaults=defaults)
     except LauncherError as err:
         sys.exit(_report(str(err), err.exit_code))
     except OmegaConfBaseException as err:
         sys.exit(_report(one_line(err, command_line[1:]), 2))
+    except Exception as err:
+        log_dir = job_dir if job_dir and _is_safe_folder(job_dir) else None
+        sys.exit(_report(unexpected(err, doing, log_dir, launch_id), 1))
     if returncode:
         sys.exit(returncode)
+
+
+def _is_safe_folder(path: str) -> bool:
+    from hyperpod_launcher import job_folder
+
+    try:
+        job_folder.check_owned(path)
+    except LauncherError:
+        return False
+    return os.path.isdir(path)
 
 
 def add_preflight(parser: argparse.ArgumentParser) -> None:
