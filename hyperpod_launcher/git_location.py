@@ -19,6 +19,15 @@ from hyperpod_launcher.job import CodeSource
 GIT_SCHEMES = ("ssh", "git", "http", "https", "ftp", "ftps", "git+ssh", "ssh+git")
 SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
 URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
+# user:password@ in a URL, or a user name that is a token (GitHub, GitLab, Hugging Face...).
+URL_SECRET = re.compile(
+    r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@]*:[^/@]*|(?:ghp|gho|ghu|ghs|ghr|github_pat|glpat|hf)_"
+    r"[^/@]*|glpat-[^/@]*|x-access-token[^/@]*|oauth2[^/@]*)@"
+)
+URL_SECRET_MESSAGE = (
+    "git.repo_url_or_path: the URL carries a password or token; remove it and set git.token "
+    "(it reaches the job through the backend's secret channel, never a file or argv)"
+)
 
 
 def is_remote(location: str) -> bool:
@@ -57,6 +66,8 @@ def code_source(git: Mapping[str, Any], job_dir: str, launch_id: str) -> CodeSou
         return CodeSource()
     if location.startswith("file://"):
         location = location[len("file://") :]
+    if URL_SECRET.match(location):  # before anything could print or write the URL
+        raise UserError(URL_SECRET_MESSAGE)
     if is_remote(location):
         problem = _url_problem(location)
         if problem:

@@ -45,6 +45,7 @@ from hyperpod_launcher.job import (
     Secrets,
 )
 from hyperpod_launcher.mounts import Mount, recipe_mounts
+from hyperpod_launcher.mounts import check_sources as check_mount_sources
 from hyperpod_launcher.mounts import parse as parse_mount
 from hyperpod_launcher.resume import Resume
 from hyperpod_launcher.resume import rule as resume_rule
@@ -518,7 +519,16 @@ def build(
     else:
         job = _custom_job(launch, custom, run, code)
     job = _on_this_host(job)
-    return _assemble(launch, run, job, job_dir, mounts)
+    spec, secrets = _assemble(launch, run, job, job_dir, mounts)
+    local_code = spec.code.location if spec.code.is_local else None
+    check_mount_sources(
+        [
+            ("base_results_dir", spec.results_root),
+            ("recipes.exp_manager.exp_dir", spec.exp_dir),
+            ("git.repo_url_or_path", local_code),
+        ]
+    )
+    return spec, secrets
 
 
 def _assemble(

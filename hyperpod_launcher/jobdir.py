@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from hyperpod_launcher import masking
 from hyperpod_launcher.records import ARCHIVE, RECORD, JobRecord, read_record
 
 
@@ -55,7 +56,7 @@ class JobDir:
         target = self.path / relpath
         target.parent.mkdir(parents=True, exist_ok=True)
         self._archive(target, relpath)
-        _atomic_write(target, text.encode(), mode)
+        _atomic_write(target, masking.mask(text).encode(), mode)
         return target
 
     def write_all(self, files: Mapping[str, tuple[str, int]]) -> list[str]:

@@ -56,7 +56,21 @@ def values_in_overrides(overrides: Iterable[str]) -> set[str]:
         key, sep, value = arg.partition("=")
         if sep and is_secret_key(key):
             found.update(_variants(value))
+        elif sep and key.lstrip("+~") == "git.repo_url_or_path":
+            found.update(_url_secret(value.strip("'\"")))
     return found
+
+
+def _url_secret(url: str) -> set[str]:
+    """The password (or token user name) in a URL's user:password@ part."""
+    from hyperpod_launcher.git_location import URL_SECRET
+
+    match = URL_SECRET.match(url)
+    if not match:
+        return set()
+    userinfo = match.group(0).split("://", 1)[1][:-1]
+    user, _, password = userinfo.partition(":")
+    return {password} if password else {user}
 
 
 def values_in_environment(environ: Mapping[str, str] | None = None) -> set[str]:

@@ -52,6 +52,17 @@ def parse(spec: str, key: str) -> Mount:
     return Mount(source, target, parts[2] if len(parts) == 3 else None)
 
 
+def check_sources(named: Iterable[tuple[str, str | None]]) -> None:
+    """Paths a container mounts are joined with commas (pyxis's --container-mounts): a comma
+    inside one would add a mount of its own."""
+    for key, path in named:
+        if path and "," in path:
+            raise UserError(
+                f"{key}={path!r}: a comma is not allowed in a path the job mounts (container "
+                "mount lists are comma-separated)"
+            )
+
+
 WRITTEN_KEYS = frozenset(
     {
         "exp_manager.exp_dir",

@@ -97,6 +97,18 @@ def _choice_hint(value: Any, tp: Any) -> str:
     return did_you_mean(value, choices) if isinstance(value, str) and choices else ""
 
 
+def _shown(key: str, value: Any) -> str:
+    """The value for an error message; a secret key's only by its type."""
+    from hyperpod_launcher.masking import is_secret_key
+
+    if is_secret_key(key):
+        return f"a {type(value).__name__} (not shown)"
+    if isinstance(value, dict):
+        items = (f"{k!r}: {_shown(f'{key}.{k}', v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    return repr(value)
+
+
 def _is_added(full: str, added: Collection[str]) -> bool:
     return any(full == a or full.startswith(a + ".") for a in added)
 
@@ -112,7 +124,7 @@ def check_section(
     `added`, for sections that take extra keys (recipes), holds the dotted paths given with
     Hydra's `+`/`++`: keys at or under them may be unknown."""
     if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping, got {data!r}")
+        raise UserError(f"{path}: expected a mapping, got {_shown(path, data)}")
     hints = _hints(schema)
     for key, value in data.items():
         full = f"{path}.{key}" if path else str(key)
@@ -129,7 +141,7 @@ def check_section(
         tp = hints[key]
         if not _matches(value, tp):
             hint = _choice_hint(value, tp)
-            raise UserError(f"{full}: expected {_type_name(tp)}, got {value!r}{hint}")
+            raise UserError(f"{full}: expected {_type_name(tp)}, got {_shown(full, value)}{hint}")
         nested = _section_in(tp)
         if nested is not None and isinstance(value, dict):
             check_section(value, nested, full, added=added)

@@ -161,9 +161,13 @@ CASES = {
         (*SLURM_LLAMA, "git.repo_url_or_path=htps://example.com/x.git"),
         ["git.repo_url_or_path='htps://example.com/x.git'", "no transport for 'htps'", "https"],
     ),
-    "git URL without a host, credentials masked": (
+    "git URL with a password, on every backend": (
         (*SLURM_LLAMA, "git.repo_url_or_path='https://user:hunter2@/x.git'"),
-        ["git.repo_url_or_path='https://****@/x.git'", "names no host"],
+        ["the URL carries a password or token; remove it and set git.token"],
+    ),
+    "git URL with a token as its user name": (
+        (*SLURM_LLAMA, "git.repo_url_or_path=https://ghp_abcdef0123@github.com/o/r.git"),
+        ["the URL carries a password or token; remove it and set git.token"],
     ),
     "unknown recipe key": (
         (*SLURM_LLAMA, "recipes.model.train_batch_sise=2"),
@@ -292,12 +296,16 @@ def test_instance_type_not_in_table_is_allowed_with_an_explicit_count(tmp_path: 
     assert "--nproc-per-node=4" in (tmp_path / "allreduce-smoke" / "train_script.sh").read_text()
 
 
-def test_full_error_env_shows_hydras_own_report(tmp_path: Path) -> None:
+def test_full_error_env_keeps_a_user_error_on_one_line(tmp_path: Path) -> None:
+    """Every HyperPod launch script sets HYDRA_FULL_ERROR=1: a user error stays one line."""
     proc = run_launcher(
         f"base_results_dir={tmp_path}", "instance_typ=x", env={"HYDRA_FULL_ERROR": "1"}
     )
-    assert proc.returncode != 0
-    assert "Traceback" in proc.stderr
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: unknown key 'instance_typ' (did you mean 'instance_type'?); "
+        "to add a new key use +instance_typ=..."
+    ]
 
 
 def test_relaunch_keeps_the_earlier_launch(tmp_path: Path) -> None:

@@ -414,11 +414,6 @@ def _code(spec: JobSpec) -> dict[str, Any]:
             "give a git URL (checked out in each pod) or bake the code into the image and set "
             "git.repo_url_or_path=null"
         )
-    if re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@", code.location):
-        raise UserError(
-            "git.repo_url_or_path: the URL carries a password or token; remove it and set "
-            "git.token (it reaches the pods through a Kubernetes Secret)"
-        )
     return {
         "repo": code.location,
         "branch": code.branch,

@@ -85,6 +85,17 @@ def _mem(value: Any) -> str | None:
     return str(value)
 
 
+def _check_prefix(prefix: str) -> None:
+    """The prefix starts the batch script's file name and the job name: the run-name rule."""
+    from hyperpod_launcher.job_build import SAFE_NAME
+
+    if prefix and not SAFE_NAME.match(prefix):
+        raise UserError(
+            f"cluster.job_name_prefix={prefix!r} is not a safe job name prefix: use letters, "
+            "digits, '.', '_' or '-', starting with a letter or digit, at most 120 characters"
+        )
+
+
 def options(spec: JobSpec) -> SlurmOptions:
     return spec.opts
 
@@ -221,6 +232,7 @@ class SlurmBackend(Backend):
 
     def render(self, spec: JobSpec) -> Request:
         prefix = options(spec).job_name_prefix or ""
+        _check_prefix(prefix)
         job_name = f"{prefix}{spec.name}"
         submission = f"{prefix}{spec.name}_submission.sh"
         train_path = os.path.join(spec.job_dir, TRAIN_SCRIPT)
