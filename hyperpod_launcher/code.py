@@ -6,12 +6,28 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from hyperpod_launcher.errors import BackendError
 from hyperpod_launcher.job import CodeSource, Secrets
 
-# Reads the token from the environment at call time, so it is never in argv or .git/config.
-_TOKEN_HELPER = '!f() { echo username=x-access-token; echo "password=$HPL_GIT_TOKEN"; }; f'
+# Reads the token from the environment at call time, so it is never in argv or .git/config,
+# and answers only a `get` for the repository's own scheme and host: after a redirect git
+# asks for the new host's credentials, and gets none.
+_TOKEN_HELPER = (
+    '!f() { test "$1" = get || return 0; p=; h=; while IFS= read -r line; do case "$line" in '
+    'protocol=*) p="${line#protocol=}";; host=*) h="${line#host=}";; esac; done; '
+    'if [ "$p" = https ] && [ "$h" = "$HPL_GIT_HOST" ]; then '
+    'echo username=x-access-token; echo "password=$HPL_GIT_TOKEN"; fi; }; f'
+)
+
+
+def token_host(location: str) -> str | None:
+    """The host[:port] a token may go to: the repository's, over https only."""
+    parts = urlsplit(location)
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        return None
+    return parts.netloc.rpartition("@")[2].lower()
 
 
 def _git(
@@ -41,8 +57,12 @@ def checkout(code: CodeSource, secrets: Secrets) -> str | None:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     args = ["clone", "--quiet"]
     if secrets.git_token:
-        env["HPL_GIT_TOKEN"] = secrets.git_token
-        args = ["-c", "credential.helper=", "-c", f"credential.helper={_TOKEN_HELPER}", *args]
+        host = token_host(code.location)
+        if host is None:
+            raise BackendError(f"git.token is sent over https only, not to {code.location}")
+        env.update(HPL_GIT_TOKEN=secrets.git_token, HPL_GIT_HOST=host)
+        helper = f"credential.https://{host}.helper={_TOKEN_HELPER}"
+        args = ["-c", "credential.helper=", "-c", helper, *args]
     if code.branch and not code.commit:
         args += ["--branch", code.branch]
     try:

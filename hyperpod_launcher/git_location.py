@@ -60,6 +60,11 @@ def _url_problem(location: str) -> str | None:
     )
 
 
+def _is_https(location: str) -> bool:
+    match = URL.match(location)
+    return match is not None and match.group("scheme").lower() == "https"
+
+
 def code_source(git: Mapping[str, Any], job_dir: str, launch_id: str) -> CodeSource:
     location = git.get("repo_url_or_path")
     if not location:
@@ -73,6 +78,11 @@ def code_source(git: Mapping[str, Any], job_dir: str, launch_id: str) -> CodeSou
         if problem:
             shown = re.sub(r"//[^/@]*@", "//****@", location)  # credentials in the URL
             raise UserError(f"git.repo_url_or_path={shown!r}: {problem}")
+    if git.get("token") and is_remote(location) and not _is_https(location):
+        raise UserError(
+            "git.token is set but git.repo_url_or_path is not an https:// URL; a token is "
+            "only sent over https (ssh and other transports use their own credentials)"
+        )
     for key in ("branch", "commit"):
         value = git.get(key)
         if value is not None and (not value or any(c.isspace() for c in value)):

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -154,21 +154,6 @@ def api_server() -> Iterator[ApiServer]:
     with serve(_handler(state)) as httpd:
         state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
         yield state
-
-
-@contextmanager
-def static_files(root: Path) -> Iterator[str]:
-    """Serve `root` over plain HTTP (git's dumb HTTP protocol reads a bare repo this way)."""
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    with serve(Quiet) as httpd:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
 
 
 def kubeconfig(path: Path, contexts: dict[str, str], current: str) -> Path:

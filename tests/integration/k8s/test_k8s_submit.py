@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.conftest import require, require_tool, run_launcher
+from tests.https_serving import HOSTS, certificate, files_handler, https_server
 
 IMAGE = "container=public.ecr.aws/docker/library/python:3.11-slim"
 HF_TOKEN = "hf_SubmitTestNotReal0123456789"
@@ -182,8 +183,10 @@ def test_git_code_is_pinned_and_its_token_goes_to_the_secret_only(
         ["git", "clone", "-q", "--bare", str(work), str(served / "train.git")], check=True
     )
     subprocess.run(["git", "-C", str(served / "train.git"), "update-server-info"], check=True)
-    with k8s_standins.static_files(served) as url:
+    cert, key = certificate(tmp_path)  # a token goes over https only
+    with https_server(files_handler(served), HOSTS[0], cert, key) as url:
         env = {**helm.env(), "KUBECONFIG": api.kubeconfig, "HPL_TEST_GIT": GIT_TOKEN}  # type: ignore[attr-defined]
+        env["GIT_SSL_CAINFO"] = str(cert)
         proc = run_launcher(
             *CUSTOM,
             f"base_results_dir={tmp_path / 'results'}",
