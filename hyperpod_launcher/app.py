@@ -280,6 +280,7 @@ def hydra_task(cfg: Any, command_line: list[str], preflight_only: bool = False) 
             overrides=tuple(hydra_cfg.overrides.task),
         )
         masking.remember(plan.secrets.values())
+        plan.backend.check_secrets(plan.request, plan.secrets)
         job_dir = plan.spec.job_dir
         from hyperpod_launcher import job_folder, preflight
 

@@ -96,6 +96,11 @@ class Backend(ABC):
     def submit(self, request: Request, secrets: Secrets) -> Submitted:
         """Send `request` as it is (the request a dry run prints), with the secrets' values."""
 
+    def check_secrets(self, request: Request, secrets: Secrets) -> None:
+        """Raise UserError if a secret value breaks a limit of the backend (never showing it);
+        called before anything is written. Nothing by default."""
+        return None
+
     def writes_only(self, spec: JobSpec) -> bool:
         """Whether this launch writes its files and submits nothing (besides dry_run=true)."""
         return False

@@ -163,6 +163,19 @@ class SageMakerBackend(Backend):
             wait=job.wait,
         )
 
+    def check_secrets(self, request: SageMakerRequest, secrets: Secrets) -> None:  # type: ignore[override]
+        """Secrets sent in the job's Environment meet its value limit as plain values do."""
+        from hyperpod_launcher.backends.sm_jobs.checks import MAX_ENV_VALUE
+
+        for name in request.secret_env:
+            value = secrets.env.get(name) or ""
+            if len(value) > MAX_ENV_VALUE:
+                raise UserError(
+                    f"{name}: the secret's value (not shown) has {len(value)} characters; "
+                    f"SageMaker takes environment values of at most {MAX_ENV_VALUE} "
+                    "(CreateTrainingJob Environment)"
+                )
+
     def submit(self, request: SageMakerRequest, secrets: Secrets) -> Submitted:  # type: ignore[override]
         if not sdk_installed():
             raise BackendError(f"the SageMaker Python SDK is not installed: {SDK_EXTRA}")

@@ -3,17 +3,23 @@
 botocore event hooks answer every AWS call locally and stop at CreateTrainingJob, whose
 request body is written to the outcome file as {"CreateTrainingJob": body}; when launch.py
 fails first, the file holds its result ({"error": ...}). Nothing leaves this process: sockets
-refuse to connect (the SDK's git clone of the training code runs as its own process, as at
-submit). Run as a separate process so the launcher itself never imports the SDK.
+refuse to connect, and the SDK's git clone of the training code (unless launch.py routed it to
+the launcher's checkout) clones a local empty repository instead; the files the SDK copies out
+of that clone are empty placeholders. Run as a separate process so the launcher itself never
+imports the SDK.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import runpy
+import shutil
 import socket
+import subprocess
 import sys
+import types
 from pathlib import Path
 
 ROLE_PLACEHOLDER = "arn:aws:iam::000000000000:role/resolved-by-get-execution-role-at-submit"
@@ -71,11 +77,64 @@ def _install_hooks() -> None:
         pass  # launch.py reports the missing SDK itself
 
 
+def _routed(url: str) -> bool:
+    """launch.py sent this URL to the launcher's checkout (url.<checkout>.insteadOf)."""
+    count = int(os.environ.get("GIT_CONFIG_COUNT", "0"))
+    return any(
+        os.environ.get(f"GIT_CONFIG_KEY_{i}", "").endswith(".insteadOf")
+        and os.environ.get(f"GIT_CONFIG_VALUE_{i}") == url
+        for i in range(count)
+    )
+
+
+def _serve_clones_locally(scratch: Path) -> None:
+    try:
+        from sagemaker.pytorch import estimator
+    except ImportError:
+        return  # launch.py reports the missing SDK itself
+    empty = scratch / "empty.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(empty)], check=True, capture_output=True)
+    clones: list[str] = []
+    original_clone = estimator._run_clone_command
+
+    def clone(repo_url: str, dest_dir: str) -> None:
+        if _routed(repo_url):
+            original_clone(repo_url, dest_dir)
+            return
+        subprocess.run(["git", "clone", "-q", str(empty), str(dest_dir)], check=True)
+        clones.append(str(dest_dir))
+
+    def placeholder(path: str, folder: bool) -> None:
+        if os.path.exists(path) or not any(str(path).startswith(c) for c in clones):
+            return
+        if folder:
+            os.makedirs(os.path.join(path), exist_ok=True)
+            Path(path, ".placeholder").write_text("")
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            Path(path).write_text("# dry run: a placeholder for the training code\n")
+
+    def copyfile(src: str, dst: str, *args: object, **kwargs: object) -> object:
+        placeholder(src, folder=False)
+        return shutil.copyfile(src, dst, *args, **kwargs)  # type: ignore[arg-type]
+
+    def copytree(src: str, dst: str, *args: object, **kwargs: object) -> object:
+        placeholder(src, folder=True)
+        return shutil.copytree(src, dst, *args, **kwargs)  # type: ignore[arg-type]
+
+    estimator._run_clone_command = clone
+    names = {n: getattr(shutil, n) for n in dir(shutil) if not n.startswith("__")}
+    estimator.shutil = types.SimpleNamespace(
+        **{**names, "copyfile": copyfile, "copytree": copytree}
+    )
+
+
 def main(argv: list[str]) -> int:
     launch, outcome = argv
     socket.socket.connect = _no_network  # type: ignore[method-assign]
     socket.create_connection = _no_network  # type: ignore[assignment]
     _install_hooks()
+    _serve_clones_locally(Path(outcome).parent)
     sys.argv = [launch, "--result", outcome]  # launch.py writes its error there
     # launch.py stops at the call (or, if the SDK swallowed Captured, right after it).
     with contextlib.suppress(Captured, SystemExit):

@@ -172,9 +172,22 @@ def submit(request: dict[str, Any], here: Path) -> dict[str, Any]:
     return result
 
 
+def masked(text: str, request: dict[str, Any] | None) -> str:
+    """`text` with the values of the request's secrets (read from this environment) replaced:
+    an AWS error may quote the job's environment."""
+    names = (request or {}).get("secret_env") or []
+    values = sorted((os.environ.get(n) or "" for n in names), key=len, reverse=True)
+    for value in values:
+        if len(value) >= 4:
+            text = text.replace(value, "****")
+    return text
+
+
 def write_result(path: Path, result: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, path)
 
 
@@ -186,11 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     request_path = args.request.resolve()
     result_path = args.result or request_path.with_name(RESULT)
+    request = None
     try:
         request = json.loads(request_path.read_text(encoding="utf-8"))
         result = submit(request, request_path.parent)
     except Exception as err:  # the SDK's or AWS's own message, on one line
-        text = " ".join(str(err).split()) or repr(err)
+        text = masked(" ".join(str(err).split()) or repr(err), request)
         message = text if isinstance(err, Failure) else f"{type(err).__name__}: {text}"
         write_result(result_path, {"error": message})
         print(f"error: {message}", file=sys.stderr, flush=True)
