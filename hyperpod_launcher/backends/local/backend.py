@@ -111,15 +111,19 @@ class LocalBackend(Backend):
         log_path = request.log
         env = {**os.environ, **secrets.env}
         if request.detach:
+            from hyperpod_launcher import log_mask
+
             with open(log_path, "ab") as log:
+                relay = log_mask.start(log, secrets.values())  # masks the job's output
                 proc = subprocess.Popen(
                     request.submit_argv,
                     env=env,
-                    stdout=log,
+                    stdout=relay.stdin,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
                 )
+                relay.stdin.close()  # type: ignore[union-attr]
             return Submitted(job_id=str(proc.pid), details={"log": log_path, "detached": True})
         return _run_foreground(request.submit_argv, env, log_path, secrets)
 
