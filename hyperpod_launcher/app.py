@@ -289,9 +289,10 @@ def hydra_task(cfg: Any, command_line: list[str], preflight_only: bool = False) 
             sys.exit(0 if preflight.run(plan, cheap_only=False) else 1)
         if plan.spec.refused:  # a dry run only shows the job, and warns of what it lacks
             raise UserError(plan.spec.missing[0])
-        job_folder.prepare(job_dir)
+        job_folder.check_owned(job_dir)
         preflight.before_launch(plan, resolved.get("preflight"))  # type: ignore[union-attr]
         doing = f"launching {plan.spec.name} on {plan.spec.backend}"
+        job_folder.prepare(job_dir)
         returncode = execute(plan, command_line, defaults=defaults)
     except LauncherError as err:
         sys.exit(_report(str(err), err.exit_code))
