@@ -1,0 +1,50 @@
+"""masking.py: which keys are secret, which values a command line gives, and the stream that
+masks a value even when it is written in pieces."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from hyperpod_launcher import masking
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("git.token", True),
+        ("recipes.model.hf_access_token", True),
+        ("+env_vars.HF_TOKEN", True),
+        ("env_vars.WANDB_API_KEY", True),
+        ("env_vars.NCCL_DEBUG", False),
+        ("recipes.model.max_tokens", False),  # a token count is no secret
+        ("git.branch", False),
+    ],
+)
+def test_secret_keys(key: str, secret: bool) -> None:
+    assert masking.is_secret_key(key) is secret
+
+
+def test_values_as_a_parser_or_an_error_may_show_them() -> None:
+    found = masking.values_in_overrides(
+        [
+            "git.token=[ghp_one_1234]",
+            "+env_vars.HF_TOKEN='hf_two_5678",
+            "git.repo_url_or_path=https://me:ghp_three_9012@example.com/r.git",
+            "recipes.model.max_tokens=2048",
+        ]
+    )
+    assert {"ghp_one_1234", "hf_two_5678", "ghp_three_9012"} <= found
+    assert "2048" not in found
+
+
+def test_a_value_written_in_pieces_is_masked_and_short_or_plain_words_are_not() -> None:
+    masking.remember(["sk_piecewise_4321", "abc", "true"])
+    target = io.StringIO()
+    stream = masking.MaskingStream(target)
+    stream.write("token sk_piece")
+    stream.write("wise_4321 and abc is true\nnext ")
+    assert target.getvalue() == "token **** and abc is true\n"
+    stream.flush()
+    assert target.getvalue().endswith("next ")
