@@ -53,7 +53,7 @@ for _model in ("micro", "lite", "pro"):
             "run.replicas": _REPLICAS[_model],
             "training_config.global_batch_size": _batches[_model],
         }
-    ALLOWED[(_model, "pretraining")] = {
+    ALLOWED[(_model, "pretrain")] = {
         "run.replicas": _PRETRAIN_REPLICAS[_model],
         "training_config.global_batch_size": (32, 64, 128, 256),
     }
@@ -81,7 +81,7 @@ def method_of(recipe: Mapping[str, Any]) -> str:
         return "dpo"
     if _get(recipe, "training_config.model.peft") is not None:
         return "sft"
-    return "pretraining"
+    return "pretrain"
 
 
 def model_of(recipe: Mapping[str, Any]) -> str | None:

@@ -99,7 +99,7 @@ def test_every_nova_recipe_has_a_reference() -> None:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_manifests_are_hyperpods(case: str, tmp_path: Path) -> None:
-    the_plan, objects, errors, text = _render(case, tmp_path)
+    the_plan, _, errors, text = _render(case, tmp_path)
     assert errors == []
     release = the_plan.request.release
     assert release.startswith(f"{RUN_NAME}-") and release != RUN_NAME
