@@ -130,11 +130,19 @@ def _dq(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`") + '"'
 
 
+def _cluster(info: catalog.RecipeInfo) -> str:
+    """slurm, unless the recipe's kind runs only on some backends (Nova: k8s)."""
+    from hyperpod_launcher import backends
+
+    owners = backends.runs_stack(info.stack)
+    return owners[0] if len(owners) < len(backends.names()) else "slurm"
+
+
 def render(name: str, cfg: Mapping[str, Any]) -> str:
     info = catalog.describe(name, cfg)
     recipe = cfg.get("recipes")
     results = "${BASE_RESULTS_DIR:-${" + LAUNCHER_DIR + "}/results}"
-    fixed = [shlex.quote(f"recipes={name}"), _dq("cluster=${CLUSTER:-slurm}")]
+    fixed = [shlex.quote(f"recipes={name}"), _dq("cluster=${CLUSTER:-" + _cluster(info) + "}")]
     if info.instance_type:
         fixed.append(_dq("instance_type=${INSTANCE_TYPE:-" + info.instance_type + "}"))
     fixed.append(_dq(f"base_results_dir={results}"))
