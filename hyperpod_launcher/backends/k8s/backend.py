@@ -216,10 +216,10 @@ class K8sBackend(Backend):
             f"{spec.procs_per_node} process(es)"
         )
         if spec.nova is not None:
-            services = ", ".join(f"{name}{s.suffix}: {s.nodes}" for s in spec.nova.services)
+            services = ", ".join(f"{name}{s.suffix} x{s.nodes}" for s in spec.nova.services)
             summary = (
-                f"k8s Nova {spec.nova.method} in namespace {spec.opts.namespace}, nodes of "
-                f"{spec.procs_per_node} GPUs per job: {services}"
+                f"k8s Nova {spec.nova.method} in namespace {spec.opts.namespace}: {services} "
+                f"({spec.instance_type} nodes, {spec.procs_per_node} GPUs each)"
             )
         for notice in chart.notices:
             summary += f"\nnote: {notice}"
