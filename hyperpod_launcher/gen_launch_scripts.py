@@ -131,11 +131,12 @@ def _dq(text: str) -> str:
 
 
 def _cluster(info: catalog.RecipeInfo) -> str:
-    """slurm, unless the recipe's kind runs only on some backends (Nova: k8s)."""
+    """The default cluster, unless the recipe's kind runs only on some backends (Nova)."""
     from hyperpod_launcher import backends
+    from hyperpod_launcher.config.schema import DEFAULT_CLUSTER
 
     owners = backends.runs_stack(info.stack)
-    return owners[0] if len(owners) < len(backends.names()) else "slurm"
+    return owners[0] if len(owners) < len(backends.names()) else DEFAULT_CLUSTER
 
 
 def render(name: str, cfg: Mapping[str, Any]) -> str:
