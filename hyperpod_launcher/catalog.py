@@ -97,17 +97,24 @@ class RecipeInfo:
 
 def family_of(name: str) -> str:
     parts = name.split("/")
-    return parts[1] if len(parts) >= 3 and parts[0] in ("training", "fine-tuning") else parts[0]
+    top = ("training", "fine-tuning", "evaluation")
+    return parts[1] if len(parts) >= 3 and parts[0] in top else parts[0]
 
 
 def peft_of(name: str, recipe: Mapping[str, Any]) -> str:
-    peft = _get(recipe, "model.peft.peft_type")
+    peft = _get(recipe, "model.peft.peft_type") or _get(
+        recipe, "training_config.model.peft.peft_scheme"
+    )
     if peft:
         return "qlora" if str(peft).startswith("qlora") else "lora"
-    return "-" if method_of(name, recipe) == "pretrain" else "full"
+    return "-" if method_of(name, recipe) in ("pretrain", "evaluation", "distillation") else "full"
 
 
 def method_of(name: str, recipe: Mapping[str, Any]) -> str:
+    if recipe_checks.stack_of(recipe) == "nova":
+        from hyperpod_launcher import nova
+
+        return nova.method_of(recipe)
     if _get(recipe, "run.model_type") == "open_ft":
         return str(_get(recipe, "method.name", "sft"))
     peft = _get(recipe, "model.peft.peft_type")
@@ -138,6 +145,13 @@ def describe(name: str, cfg: Mapping[str, Any]) -> RecipeInfo:
         )
     nodes = int(_get(recipe, "trainer.num_nodes", 1))
     devices = int(_get(recipe, "trainer.devices", 1))
+    instance_type = _get(recipe, "run.instance_type")
+    if recipe_checks.stack_of(recipe) == "nova":  # sized by its services' replicas
+        from hyperpod_launcher import nova, nova_spec
+
+        job = nova.job(recipe)
+        nodes, devices = job.nodes, job.services[0].devices
+        instance_type = nova_spec.INSTANCE_TYPE
     try:
         parallelism = str(recipe_checks.layout(recipe, nodes, devices))
     except UserError as err:
@@ -148,7 +162,7 @@ def describe(name: str, cfg: Mapping[str, Any]) -> RecipeInfo:
         method=method_of(name, recipe),
         stack=recipe_checks.stack_of(recipe),
         accelerator=recipe_checks.accelerator_of(recipe),
-        instance_type=_get(recipe, "run.instance_type"),
+        instance_type=instance_type,
         nodes=nodes,
         devices=devices,
         parallelism=parallelism,

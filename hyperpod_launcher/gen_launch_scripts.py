@@ -130,11 +130,20 @@ def _dq(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`") + '"'
 
 
+def _cluster(info: catalog.RecipeInfo) -> str:
+    """The default cluster, unless the recipe's kind runs only on some backends (Nova)."""
+    from hyperpod_launcher import backends
+    from hyperpod_launcher.config.schema import DEFAULT_CLUSTER
+
+    owners = backends.runs_stack(info.stack)
+    return owners[0] if len(owners) < len(backends.names()) else DEFAULT_CLUSTER
+
+
 def render(name: str, cfg: Mapping[str, Any]) -> str:
     info = catalog.describe(name, cfg)
     recipe = cfg.get("recipes")
     results = "${BASE_RESULTS_DIR:-${" + LAUNCHER_DIR + "}/results}"
-    fixed = [shlex.quote(f"recipes={name}"), _dq("cluster=${CLUSTER:-slurm}")]
+    fixed = [shlex.quote(f"recipes={name}"), _dq("cluster=${CLUSTER:-" + _cluster(info) + "}")]
     if info.instance_type:
         fixed.append(_dq("instance_type=${INSTANCE_TYPE:-" + info.instance_type + "}"))
     fixed.append(_dq(f"base_results_dir={results}"))

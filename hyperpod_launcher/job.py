@@ -114,6 +114,8 @@ class JobSpec:
     # The training code's package in the checkout (training_code.PACKAGES), ahead of the image's.
     code_package: str | None = None
     missing: tuple[str, ...] = ()  # required values it lacks (required.py), one line each
+    # An Amazon Nova recipe's services (nova.NovaJob): AWS's images run them, not our entry.
+    nova: Any = None
 
     @property
     def refused(self) -> bool:

@@ -502,6 +502,12 @@ def build(
     _check_one_mode(recipe, custom)
     if custom is None:  # keys, types and value rules of the recipe's kind
         kind = recipe_checks.stack_of(recipe)
+        if kind == "nova":  # AWS's images: a job of services, no code or entry of ours
+            from hyperpod_launcher import nova_spec
+
+            nova_spec.check_backend(launch.backend, kind, recipe_choice)
+            origin = cluster_origin(launch.backend, recipe_choice, overrides)
+            return nova_spec.build(launch, recipe, added_keys(overrides), origin)
         check_section(recipe, recipe_schema(kind), "recipes", added=added_keys(overrides))
         run = _recipe_run(recipe)
     else:

@@ -9,9 +9,12 @@ Each recipe belongs to a stack, named by `run.model_type`, and each stack has it
 - open (`open_ft`, TRL SFT/DPO/GRPO): method, PEFT keys that fit it, GRPO generations that
   divide the generation batch; QLoRA needs CUDA. With DeepSpeed: train batch = micro batch x
   gradient accumulation x data parallel (ds_config).
-All stacks: sequence length <= max position embeddings; PEFT only with do_finetune; fine-tuning
-needs a model to start from; data paths absolute or s3:// URIs. Keys, types, ranges and enums
-of single values are the recipe kind's schema (config/recipe_schema.py), checked before these.
+- nova (`amazon.nova-*`, AWS's Nova images): replicas and batch sizes in the sets its model
+  and method allow (nova.check); it runs only where a backend's registry entry lists it.
+All other stacks: sequence length <= max position embeddings; PEFT only with do_finetune;
+fine-tuning needs a model to start from; data paths absolute or s3:// URIs. Keys, types, ranges
+and enums of single values are the recipe kind's schema (config/recipe_schema.py), checked
+before these.
 Rules that need the hardware (Trainium vs GPU, fp8 on the p5 family only) run when
 `instance_type` is given; a recipe's `run.instance_type` only says what it was sized for.
 """
@@ -23,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hyperpod_launcher import backends, ds_config, local_gpus
+from hyperpod_launcher import backends, ds_config, local_gpus, nova
 from hyperpod_launcher.dotted import get as _get
 from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.instances import InstanceType
@@ -70,6 +73,8 @@ def _degree(recipe: Mapping[str, Any], key: str, default: int = 1) -> int:
 
 def stack_of(recipe: Mapping[str, Any]) -> str:
     model_type = _get(recipe, "run.model_type")
+    if nova.is_nova(recipe):  # amazon.nova-<model>-v1:...: many model types, one stack
+        return "nova"
     if model_type in STACKS:
         return STACKS[model_type]
     if isinstance(recipe.get("distributed_strategy"), Mapping):
@@ -381,6 +386,9 @@ def check_hardware(
 def layout(recipe: Mapping[str, Any], nodes: int, devices: int) -> Layout:
     """The recipe's parallel layout on nodes x devices; raises UserError if it does not fit."""
     stack = stack_of(recipe)
+    if stack == "nova":  # AWS's images lay themselves out; the allowed sizes are checked
+        nova.check(recipe)
+        return Layout(stack, nodes * devices, notes=(f"Nova {nova.method_of(recipe)}",))
     if stack == "adapter":
         return _adapter_layout(recipe, nodes, devices)
     if stack == "neuron":
@@ -402,6 +410,8 @@ def check(recipe: Mapping[str, Any], *, nodes: int, devices: int) -> Layout:
     """Check a resolved recipe on nodes x devices (processes per node); return its layout."""
     stack = stack_of(recipe)
     result = layout(recipe, nodes, devices)
+    if stack == "nova":  # no trainer or data keys of ours: AWS's images read the recipe
+        return result
     _check_sequence(recipe, stack)
     _check_finetuning(recipe, stack)
     _check_data(recipe, stack)

@@ -26,6 +26,8 @@ class Entry:
     # "module:NAME" of the required.BackendDefaults this backend fills missing values with
     required_defaults: str = "hyperpod_launcher.required:JOB_FOLDER_DEFAULTS"
     runs_here: bool = False  # the job runs on this machine: its GPUs are the job's hardware
+    # recipe kinds that run only on the backends naming them here (Nova: AWS's EKS images)
+    own_stacks: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, Entry] = {
@@ -52,6 +54,7 @@ _REGISTRY: dict[str, Entry] = {
         "hyperpod_launcher.backends.k8s.backend:K8sBackend",
         "hyperpod_launcher.backends.k8s.options:K8sOptions",
         ("container=public.ecr.aws/hyperpod-launcher/train:catalog",),
+        own_stacks=("nova",),
     ),
 }
 
@@ -78,6 +81,12 @@ def options_schema(name: str) -> type:
 
 def runs_here(name: str | None) -> bool:
     return name in _REGISTRY and _REGISTRY[name].runs_here
+
+
+def runs_stack(stack: str) -> tuple[str, ...]:
+    """The backends a recipe kind runs on: all of them, unless some name it as their own."""
+    owners = tuple(name for name, e in _REGISTRY.items() if stack in e.own_stacks)
+    return owners or names()
 
 
 def names() -> tuple[str, ...]:

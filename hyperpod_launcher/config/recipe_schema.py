@@ -22,6 +22,7 @@ RECIPE_SCHEMAS = {
     "neuron": "hyperpod_launcher.config.recipe_neuron:NeuronRecipe",
     "nemo": "hyperpod_launcher.config.recipe_nemo:NemoRecipe",
     "open": "hyperpod_launcher.config.recipe_open_ft:OpenRecipe",
+    "nova": "hyperpod_launcher.config.recipe_nova:NovaRecipe",
     # custom-script mode: the top-level training_cfg section
     "custom": "hyperpod_launcher.config.schema:TrainingCfg",
 }

@@ -108,16 +108,22 @@ def test_every_script_runs_as_a_dry_run(
     for name in catalog.recipe_names():
         path = gen_launch_scripts.script_path(name)
         takes_token = "HF_ACCESS_TOKEN" in scripts[path]
-        main_py, *overrides, token_env = record_argv(REPO / path, tmp_path, env, "dry_run=true")
+        # Nova recipes run only on k8s, in the image the user names
+        cluster, extra = (
+            ("k8s", ["container=example.com/nova:1"]) if "/nova/" in name else ("slurm", [])
+        )
+        main_py, *overrides, token_env = record_argv(
+            REPO / path, tmp_path, {**env, "CLUSTER": cluster}, *extra, "dry_run=true"
+        )
         assert main_py == str(REPO / "main.py")
         assert token_env == f"HF_TOKEN={TOKEN if takes_token else ''}"
         assert not any(TOKEN in arg for arg in overrides), name  # never in argv
-        assert overrides[0] == f"recipes={name}" and "cluster=slurm" in overrides
+        assert overrides[0] == f"recipes={name}" and f"cluster={cluster}" in overrides
         assert overrides[-1] == "dry_run=true"  # "$@" comes last
         recipe = composed[name].get("recipes")
         if recipe is not None:
             expected = gen_launch_scripts.placeholder_overrides(recipe, PLACEHOLDERS)
-            assert overrides[-1 - len(expected) : -1] == expected, name
+            assert overrides[-1 - len(extra) - len(expected) : -1 - len(extra)] == expected, name
         launch = plan(overrides, launch_id="script")
         assert execute(launch, overrides, say=lambda _: None) == 0
         job_dir = Path(launch.spec.job_dir)

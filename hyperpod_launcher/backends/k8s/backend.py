@@ -45,7 +45,13 @@ VALUES = f"{CHART_DIR}/values.yaml"
 MANIFESTS = "manifests.yaml"
 CRD_API = "kubeflow.org/v1"
 # helm template --api-versions, per chart: the job's API, as if its CRD were installed.
-CHART_APIS = {CHART: CRD_API, "hyperpodpytorchjob": "sagemaker.amazonaws.com/v1"}
+CHART_APIS = {
+    CHART: CRD_API,
+    "hyperpodpytorchjob": "sagemaker.amazonaws.com/v1",
+    "novajob": CRD_API,
+}
+# Charts that stand alone (no shared library chart in charts/).
+STANDALONE = {"novajob"}
 
 
 def _tree(name: str) -> dict[str, str]:
@@ -63,6 +69,8 @@ def chart_files(chart: str = CHART) -> dict[str, str]:
     """The static chart, as {path relative to the chart: text} (values.yaml excluded), with
     the shared library chart unpacked in charts/ as `helm dependency build` would place it."""
     files = _tree(chart)
+    if chart in STANDALONE:
+        return files
     for relpath, text in _tree(LIBRARY_CHART).items():
         files[f"charts/{LIBRARY_CHART}/{relpath}"] = text
     return files
@@ -120,6 +128,9 @@ class K8sRequest(Request):
     chart_dir: str
     template_argv: tuple[str, ...]  # what a dry run renders the manifests with
     secret: SecretRequest | None
+    # The job whose state and logs stand for the launch, when not the release's name (a Nova
+    # PPO release installs one job per service).
+    followed_job: str | None = None
 
     @property
     def release(self) -> str:
@@ -168,7 +179,14 @@ class K8sBackend(Backend):
         return K8sJobs().cancel(record)
 
     def render(self, spec: JobSpec) -> Request:
-        chart = k8s_values.build(spec)
+        followed = None
+        if spec.nova is not None:
+            from hyperpod_launcher.backends.k8s import nova_values
+
+            chart = nova_values.build(spec)
+            followed = nova_values.followed_job(spec, chart.name)
+        else:
+            chart = k8s_values.build(spec)
         name, values = chart.name, chart.values
         files = {
             f"{CHART_DIR}/{path}": RenderedFile(text)
@@ -176,8 +194,8 @@ class K8sBackend(Backend):
         }
         files[VALUES] = RenderedFile(values_header(spec, name) + yaml_text.dump(values))
         argv = install_argv(spec, name, chart.helm_args)
-        keys = [e["key"] for e in values["secretEnv"]]
-        if values["code"]["repo"]:
+        keys = [e["key"] for e in values.get("secretEnv", [])]
+        if (values.get("code") or {}).get("repo"):
             keys.append(f"{k8s_values.GIT_TOKEN_KEY} (when git.token is set)")
         script = templating.render(
             "k8s/submission.sh.j2",
@@ -188,7 +206,7 @@ class K8sBackend(Backend):
             chart_dir=chart_path(spec),
             template_argv=template_argv(spec, name, chart.chart),
             kind=chart.kind,
-            secret_name=values["secretName"],
+            secret_name=values.get("secretName"),
             secret_keys=keys,
             install_argv=argv,
         )
@@ -197,6 +215,12 @@ class K8sBackend(Backend):
             f"k8s {chart.kind} {name} in namespace {spec.opts.namespace}: {spec.nodes} pod(s) x "
             f"{spec.procs_per_node} process(es)"
         )
+        if spec.nova is not None:
+            services = ", ".join(f"{name}{s.suffix} x{s.nodes}" for s in spec.nova.services)
+            summary = (
+                f"k8s Nova {spec.nova.method} in namespace {spec.opts.namespace}: {services} "
+                f"({spec.instance_type} nodes, {spec.procs_per_node} GPUs each)"
+            )
         for notice in chart.notices:
             summary += f"\nnote: {notice}"
         return K8sRequest(
@@ -208,7 +232,8 @@ class K8sBackend(Backend):
             kind=chart.kind,
             chart_dir=chart_path(spec),
             template_argv=tuple(template_argv(spec, name, chart.chart)),
-            secret=_secret_request(spec, values, name),
+            secret=_secret_request(spec, values, name) if spec.nova is None else None,
+            followed_job=followed if followed != name else None,
         )
 
     def dry_run(  # type: ignore[override]
@@ -265,6 +290,8 @@ class K8sBackend(Backend):
         }
         if secret:
             details["secret"] = {"name": secret[0], "action": secret[1]}
+        if request.followed_job:
+            details["job_name"] = request.followed_job
         return Submitted(job_id=f"{namespace}/{request.release}", details=details)
 
 

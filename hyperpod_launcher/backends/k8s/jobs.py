@@ -2,8 +2,9 @@
 
 Kept apart from the renderer: these commands need the kubernetes client (imported here, on
 use) and none of the chart code. What to ask comes from the job.json that submit wrote:
-details.namespace, .release (the job has the release's name), .kind (PyTorchJob when
-absent), .kube_context and .secret; `cancel` adds `cancelled_at`.
+details.namespace, .release (the job has the release's name, unless .job_name names the job
+that stands for a release of several), .kind (PyTorchJob when absent), .kube_context and
+.secret; `cancel` adds `cancelled_at`.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class Ref:
 
     job_id: str
     namespace: str
-    name: str
+    name: str  # the job followed
+    release: str
     kind: str
     context: str | None
     secret: str | None  # the tokens' Secret, when this launch created it
@@ -94,10 +96,12 @@ class Ref:
         namespace, _, name = str(record.job_id).partition("/")
         secret = details.get("secret") or {}
         created = secret.get("action") == "created"
+        release = details.get("release") or name
         return cls(
             job_id=str(record.job_id),
             namespace=details.get("namespace") or namespace,
-            name=details.get("release") or name,
+            name=details.get("job_name") or release,
+            release=release,
             kind=details.get("kind") if details.get("kind") in KINDS else DEFAULT_KIND,
             context=details.get("kube_context") or None,
             secret=secret.get("name") if created else None,
@@ -522,13 +526,13 @@ class K8sJobs:
             if current.finished:
                 return (
                     f"k8s job {ref.job_id} already finished: {current.describe()}; its release "
-                    f"stays installed for its logs (helm uninstall {ref.name} --namespace "
+                    f"stays installed for its logs (helm uninstall {ref.release} --namespace "
                     f"{ref.namespace} removes it)"
                 )
         uninstalled = _helm_uninstall(ref)
         if not uninstalled:
             return f"k8s job {ref.job_id} is already uninstalled (helm: release not found)"
-        said = f"helm uninstall {ref.name}"
+        said = f"helm uninstall {ref.release}"
         if ref.secret:
             deleted = cluster.delete_secret(ref.namespace, ref.secret)
             said += f"; {'deleted' if deleted else 'no'} Secret {ref.namespace}/{ref.secret}"
@@ -545,7 +549,7 @@ def _helm_uninstall(ref: Ref) -> bool:
     helm = shutil.which("helm")
     if helm is None:
         raise BackendError(HELM_MISSING)
-    argv = [helm, "uninstall", ref.name, "--namespace", ref.namespace]
+    argv = [helm, "uninstall", ref.release, "--namespace", ref.namespace]
     if ref.context:
         argv += ["--kube-context", ref.context]
     proc = subprocess.run(
@@ -554,7 +558,7 @@ def _helm_uninstall(ref: Ref) -> bool:
     if proc.returncode == 0:
         return True
     message = proc.stderr.strip() or proc.stdout.strip() or "(no output)"
-    if re.search(r"not found", message, re.IGNORECASE) and ref.name in message:
+    if re.search(r"not found", message, re.IGNORECASE) and ref.release in message:
         return False
     raise BackendError(f"helm uninstall failed (exit {proc.returncode}): {message}")
 
