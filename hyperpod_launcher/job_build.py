@@ -19,6 +19,7 @@ from hyperpod_launcher import (
     backends,
     ds_config,
     git_location,
+    image_ref,
     instance_choice,
     instances,
     job_env,
@@ -49,6 +50,7 @@ from hyperpod_launcher.mounts import parse as parse_mount
 from hyperpod_launcher.resume import Resume
 from hyperpod_launcher.resume import rule as resume_rule
 
+CPU_PROCESSES = "cpu_processes"  # processes per node where the job has no accelerator
 # A run name becomes a folder, a Slurm job name and (on k8s) part of object names.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 DEFAULT_FAMILY_BY_MODEL_TYPE = {
@@ -120,22 +122,9 @@ def _non_negative_int(value: Any, key: str) -> int:
     return value
 
 
-def _procs_per_node(
-    explicit: Any,
-    key: str,
-    instance: InstanceType | None,
-    instance_type: str | None,
-    exact: bool,
-) -> int:
+def _procs_per_node(explicit: Any, key: str, instance: InstanceType | None, exact: bool) -> int:
     """Processes per node: explicit, or one per device. Recipes must use every device; a
     custom script may start fewer processes (one process can drive several devices)."""
-    if instance_type and instance is None and explicit is None:
-        known = sorted(instances.INSTANCES)
-        raise UserError(
-            f"instance_type={instance_type}: not in the instance table"
-            f"{did_you_mean(instances.normalize(instance_type), known)}; "
-            f"set {key} to give the processes per node explicitly"
-        )
     if explicit is None:
         return instance.processes_per_node if instance else 1
     count = _positive_int(explicit, key)
@@ -313,9 +302,20 @@ def _recipe_run(recipe: dict[str, Any]) -> _Run:
     )
 
 
-def _custom_run(custom: dict[str, Any]) -> _Run:
+def name_from_entry(script: str | None, module: str | None) -> str:
+    """A custom script's default run name: its file (or module) name, as a DNS-safe label
+    (`train_llm.py` -> `train-llm`)."""
+    stem = str(module).rpartition(".")[2] if module else Path(script or "").stem
+    label = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:63].strip("-")
+    return label if label and label[0].isalpha() else f"job-{label}" if label else "custom-script"
+
+
+def _custom_run(custom: dict[str, Any], module: str | None) -> _Run:
+    name = _get(custom, "run.name")
+    if name is None:
+        name = name_from_entry(custom.get("entry_script"), module)
     return _run(
-        ("training_cfg.run.name", _get(custom, "run.name")),
+        ("training_cfg.run.name", name),
         ("training_cfg.run.nodes", _get(custom, "run.nodes", 1)),
         ("training_cfg.run.ntasks_per_node", _get(custom, "run.ntasks_per_node")),
         ("training_cfg.run.time_limit", _get(custom, "run.time_limit")),
@@ -345,35 +345,79 @@ def _machine(
     return _Machine(chosen.instance_type, instance, procs, accelerator, (chosen.origin, machine))
 
 
+def _instance(launch: _Launch, chosen: instance_choice.InstanceChoice) -> InstanceType | None:
+    """The catalog's facts for the chosen type; `instance_devices` describes a type it lacks."""
+    devices = launch.cfg.get(instances.DEVICES_KEY)
+    if devices is not None and not isinstance(devices, str):
+        raise UserError(f"{instances.DEVICES_KEY}={devices!r}: expected {instances.DEVICES_HELP}")
+    if not chosen.instance_type:
+        if devices:
+            raise UserError(
+                f"{instances.DEVICES_KEY}={devices} describes an instance type the launcher "
+                "does not know; set instance_type=<that type> with it"
+            )
+        return None
+    return instances.require(chosen.instance_type, devices)
+
+
+def _cpu_processes(launch: _Launch) -> int | None:
+    value = launch.cfg.get(CPU_PROCESSES)
+    return None if value is None else _positive_int(value, CPU_PROCESSES)
+
+
 def _recipe_machine(launch: _Launch, recipe: dict[str, Any], run: _Run) -> _Machine:
     """Recipes use every device of the instance they are checked against."""
     chosen = instance_choice.choose(launch.cfg.get("instance_type"), recipe, launch.backend)
-    instance = instances.lookup(chosen.instance_type)
+    instance = _instance(launch, chosen)
     # a Trainium recipe on a GPU instance, fp8 off p5, ...
     recipe_checks.check_instance(recipe, instance, force_fp8=bool(launch.cfg.get("force_fp8")))
     recipe_checks.check_hardware(recipe, chosen.instance_type, instance, launch.backend)
-    procs = _procs_per_node(
-        run.explicit_procs, run.procs_key, instance, chosen.instance_type, exact=True
-    )
+    procs = _procs_per_node(run.explicit_procs, run.procs_key, instance, exact=True)
     gpus = _local_gpus(launch.backend)
     if gpus and gpus < procs:
         raise UserError(
             f"{run.procs_key}={procs}: cluster=local has {gpus} GPU(s) on this machine; "
             f"set {run.procs_key}={gpus} or fewer"
         )
+    if gpus == 0:
+        _check_cpu_plan(launch, run, procs)
     return _machine(chosen, instance, procs, gpus)
 
 
+def _check_cpu_plan(launch: _Launch, run: _Run, procs: int) -> None:
+    """cluster=local without GPUs: a recipe's processes would all run on the CPU. One process
+    is a CPU run; more only when the user asks for CPU processes."""
+    cpu = _cpu_processes(launch)
+    if cpu is None and procs > 1:
+        raise UserError(
+            f"{run.procs_key}={procs}: cluster=local has no GPU on this machine, so each of "
+            f"the {procs} processes would run on the CPU; set {run.procs_key}=1, or "
+            f"{CPU_PROCESSES}={procs} to run {procs} CPU processes (gloo)"
+        )
+    if cpu is not None and cpu != procs:
+        raise UserError(
+            f"{CPU_PROCESSES}={cpu} does not match {run.procs_key}={procs}: a recipe runs "
+            f"{run.procs_key} processes; set both to the CPU processes to run"
+        )
+
+
 def _custom_machine(launch: _Launch, run: _Run) -> _Machine:
-    """A custom script may start fewer processes than devices (one can drive several)."""
+    """One process per accelerator of the instance (per GPU on cluster=local) unless given;
+    a custom script may start fewer (one process can drive several devices). Without an
+    accelerator: cpu_processes, else 1."""
     chosen = instance_choice.choose(launch.cfg.get("instance_type"), None, launch.backend)
-    instance = instances.lookup(chosen.instance_type)
-    procs = _procs_per_node(
-        run.explicit_procs, run.procs_key, instance, chosen.instance_type, exact=False
-    )
+    instance = _instance(launch, chosen)
     gpus = _local_gpus(launch.backend)
-    if gpus and not _given(launch.overrides, run.procs_key):
-        procs = gpus  # the config's count is for CPU processes; the command line wins
+    if run.explicit_procs is not None:
+        procs = _procs_per_node(run.explicit_procs, run.procs_key, instance, exact=False)
+        if gpus and not _given(launch.overrides, run.procs_key):
+            procs = gpus  # the config's count is for CPU processes; the command line wins
+    elif instance is not None and instance.processes_per_node:
+        procs = instance.processes_per_node
+    elif gpus:
+        procs = gpus
+    else:
+        procs = _cpu_processes(launch) or 1
     return _machine(chosen, instance, procs, gpus)
 
 
@@ -504,7 +548,7 @@ def build(
         check_section(recipe, recipe_schema(kind), "recipes", added=added_keys(overrides))
         run = _recipe_run(recipe)
     else:
-        run = _custom_run(custom)
+        run = _custom_run(custom, launch.git.get("entry_module"))
     job_dir = os.path.join(launch.results_root, run.name)
     mounts = [
         parse_mount(m, "container_mounts")
@@ -518,7 +562,26 @@ def build(
     else:
         job = _custom_job(launch, custom, run, code)
     job = _on_this_host(job)
-    return _assemble(launch, run, job, job_dir, mounts)
+    spec, secrets = _assemble(launch, run, job, job_dir, mounts)
+    _check_flags(spec)
+    return spec, secrets
+
+
+def _check_flags(spec: JobSpec) -> None:
+    """Flags that cannot both hold: one line naming both."""
+    if not spec.dry_run:
+        return
+    if spec.wait:
+        raise UserError(
+            "dry_run=true and wait=true (or --wait) conflict: a dry run submits no job to "
+            "wait for; drop one of them"
+        )
+    flag = backends.get(spec.backend).writes_only_flag(spec)
+    if flag:
+        raise UserError(
+            f"dry_run=true and {flag} conflict: the dry run writes the files without the code "
+            f"checkout, {flag.partition('=')[0]} writes them with it; drop one of them"
+        )
 
 
 def _assemble(
@@ -542,7 +605,7 @@ def _assemble(
         accelerator=machine.accelerator,
         instance_type=instances.normalize(machine.instance_type) if machine.instance_type else None,
         instance=machine.instance,
-        image=cfg.get("container") or None,
+        image=image_ref.check(str(cfg["container"])) if cfg.get("container") else None,
         mounts=tuple(mounts),
         env=tuple(env.items()),
         secret_env=tuple(sorted(secret_env)),

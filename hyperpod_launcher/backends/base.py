@@ -100,6 +100,10 @@ class Backend(ABC):
         """Whether this launch writes its files and submits nothing (besides dry_run=true)."""
         return False
 
+    def writes_only_flag(self, spec: JobSpec) -> str | None:
+        """The option (as `key=value`) that makes this launch write only, when it is set."""
+        return None
+
     def dry_run(
         self, spec: JobSpec, request: Request, jobdir: Any, say: Callable[[str], None]
     ) -> list[str]:

@@ -13,7 +13,7 @@ import os
 import re
 from typing import Any, TypeVar
 
-from hyperpod_launcher import job
+from hyperpod_launcher import image_ref, job
 from hyperpod_launcher.backends.base import train_script
 from hyperpod_launcher.backends.k8s import chart_schema
 from hyperpod_launcher.backends.k8s import hyperpod as k8s_hyperpod
@@ -423,7 +423,7 @@ def _code(spec: JobSpec) -> dict[str, Any]:
         "repo": code.location,
         "branch": code.branch,
         "commit": code.commit,
-        "image": options(spec).code_checkout_image or spec.image,
+        "image": _checkout_image(spec),
         "gitTokenKey": GIT_TOKEN_KEY,
     }
 
@@ -659,3 +659,8 @@ def build(spec: JobSpec) -> ChartValues:
         notices.append(exp_notice)
     _check_values(values, chart)
     return ChartValues(name, chart, kind, values, _helm_args(opts), notices)
+
+
+def _checkout_image(spec: JobSpec) -> str | None:
+    image = options(spec).code_checkout_image
+    return image_ref.check(image, "cluster.code_checkout_image") if image else spec.image
