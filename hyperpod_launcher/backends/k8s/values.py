@@ -305,6 +305,14 @@ def _resources(spec: JobSpec) -> dict[str, dict[str, str]]:
         devices[ACCELERATOR_RESOURCE[spec.accelerator]] = str(instance.devices)
     elif instance is None and spec.accelerator == "gpu":  # instance_type=none, a GPU recipe
         devices[ACCELERATOR_RESOURCE["gpu"]] = str(spec.procs_per_node)
+    elif instance is None and spec.accelerator == "neuron":
+        # Processes count NeuronCores; how many cores make a device depends on the instance.
+        raise UserError(
+            "instance_type=none: a Trainium recipe on Kubernetes requests whole Neuron "
+            f"devices ({ACCELERATOR_RESOURCE['neuron']}), and how many hold "
+            f"{spec.procs_per_node} NeuronCores depends on the instance; set instance_type "
+            "(e.g. trn1.32xlarge) instead of none"
+        )
     if instance is not None and instance.efa:
         devices[EFA_RESOURCE] = str(instance.efa)
     requests = dict(devices)
