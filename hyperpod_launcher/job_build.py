@@ -264,6 +264,25 @@ def _check_launch(
     )
 
 
+def _check_writable(job_dir: str) -> None:
+    """The job folder can be made: the nearest part of its path that exists is a folder this
+    user can write to (checked without writing anything)."""
+    path = Path(job_dir)
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    if not path.is_dir():
+        what = "a broken link" if path.is_symlink() and not path.exists() else "not a folder"
+        raise UserError(
+            f"base_results_dir: {str(path)!r} is {what}; the job folder {job_dir!r} "
+            "needs a folder there"
+        )
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(
+            f"base_results_dir: {str(path)!r} is read-only for this user; the job folder "
+            f"{job_dir!r} cannot be written there (choose another base_results_dir)"
+        )
+
+
 def _check_one_mode(recipe: Any, custom: Any) -> None:
     if custom is not None and recipe:
         raise UserError(
@@ -550,6 +569,7 @@ def build(
     else:
         run = _custom_run(custom, launch.git.get("entry_module"))
     job_dir = os.path.join(launch.results_root, run.name)
+    _check_writable(job_dir)
     mounts = [
         parse_mount(m, "container_mounts")
         for m in [*cfg.get("container_mounts", []), *launch.opts.get("container_mounts", [])]

@@ -457,8 +457,16 @@ def _shipped_entry(spec: JobSpec) -> tuple[str, str] | None:
             f"{key}={script!r}: larger than {MAX_SHIPPED_SCRIPT // 1024} KiB; "
             "put the code in git (git.repo_url_or_path) or in the image"
         )
-    with open(script, encoding="utf-8") as handle:
-        return name, handle.read()
+    try:
+        with open(script, encoding="utf-8") as handle:
+            return name, handle.read()
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"{key}={script!r}: not a UTF-8 text file (byte {err.start}); the scripts "
+            "ConfigMap holds text: give the script's source, or put binaries in the image"
+        ) from None
+    except OSError as err:
+        raise UserError(f"{key}={script!r}: cannot read it ({err.strerror})") from None
 
 
 def pod_spec(spec: JobSpec, shipped: tuple[str, str] | None) -> JobSpec:
