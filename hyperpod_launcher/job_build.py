@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +25,7 @@ from hyperpod_launcher import (
     instance_choice,
     instances,
     job_env,
+    local_inputs,
     recipe_checks,
     required,
     resources,
@@ -473,6 +476,8 @@ def _recipe_job(
     # parallel math, batch sizes, sequence length, fine-tuning, data
     recipe_checks.check(recipe, nodes=run.nodes, devices=machine.procs)
     missing = required.problems(recipe, stack, launch.recipe_choice, launch.backend)
+    if backends.runs_here(launch.backend):
+        local_inputs.check(recipe)
     recipe = copy.deepcopy(recipe)  # secrets are replaced next; the caller's dict stays
     secret_env = strip_recipe_secrets(recipe)
     recipe_file = f"{run.name}_hydra.yaml"
@@ -521,6 +526,26 @@ def _custom_job(launch: _Launch, custom: dict[str, Any], run: _Run, code: CodeSo
     )
 
 
+def _check_local_commit(code: CodeSource) -> None:
+    """A commit of a local repository is checked offline, before anything is written."""
+    git = shutil.which("git")
+    if not code.commit or not code.location or git is None:
+        return
+    if not (Path(code.location) / ".git").exists():
+        return
+    probe = subprocess.run(
+        [git, "-C", code.location, "cat-file", "-e", f"{code.commit}^{{commit}}"],
+        capture_output=True,
+        check=False,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
+    if probe.returncode != 0:
+        raise UserError(
+            f"git.commit={code.commit}: no such commit in the local repository "
+            f"{code.location!r}; give a commit, tag or branch of it"
+        )
+
+
 def _on_this_host(job: _ModeJob) -> _ModeJob:
     """The filesystem step: a local code folder and a local entry script must exist (both
     become absolute paths), and a script of this host is mounted with its folder."""
@@ -533,6 +558,7 @@ def _on_this_host(job: _ModeJob) -> _ModeJob:
                 "give an existing directory or a git URL"
             )
         code = replace(code, location=str(path.resolve()))
+        _check_local_commit(code)
     if job.host_script:
         path = Path(job.host_script).expanduser()
         if not path.is_file():
