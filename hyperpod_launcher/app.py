@@ -28,6 +28,12 @@ def _group_options(group: str) -> list[str]:
 
 
 def _check_choice(group: str, value: str, what: str) -> None:
+    if group == "recipes" and (os.path.isabs(value) or ".." in Path(value).parts):
+        raise UserError(
+            f"recipes={value}: a recipe is a name under recipes_collection/recipes/, not a file "
+            "path; for a recipe file of your own, put it at <folder>/recipes/<name>.yaml and "
+            "run with --config-dir <folder> recipes=<name>"
+        )
     if value in ("null", "") or (resources.config_dir() / group / f"{value}.yaml").is_file():
         return
     stem, suffix = os.path.splitext(value)

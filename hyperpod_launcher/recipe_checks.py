@@ -234,13 +234,25 @@ def _check_finetuning(recipe: Mapping[str, Any], stack: str) -> None:
         )
 
 
+def s3_problem(value: str) -> str | None:
+    """Why an s3:// URI is not s3://<bucket>[/<prefix>] with a valid bucket name, or None."""
+    if URI.match(value):
+        return None
+    bucket = value[len("s3://") :].split("/", 1)[0]
+    return (
+        f"bucket {bucket!r} is not an S3 bucket name (3-63 characters of lowercase letters, "
+        "digits, '.' and '-', starting and ending with a letter or digit); expected "
+        "s3://<bucket>/<prefix>"
+    )
+
+
 def _path_problem(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         return "must be a non-empty string"
     if any(c.isspace() for c in value):
         return "must not contain whitespace"
     if value.startswith("s3://"):
-        return None if URI.match(value) else "is not a valid s3://bucket/prefix URI"
+        return s3_problem(value)
     if "://" in value:
         return "only s3:// URIs are supported"
     if not value.startswith("/"):

@@ -180,6 +180,11 @@ def estimator_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 def s3_uri(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value.startswith("s3://") or len(value) <= 5:
         raise UserError(f"{key}={value!r}: expected an s3:// URI, e.g. s3://my-bucket/path")
+    from hyperpod_launcher.recipe_checks import s3_problem  # one rule for every s3:// value
+
+    problem = s3_problem(value)
+    if problem:
+        raise UserError(f"{key}={value!r}: {problem}")
     return value
 
 
