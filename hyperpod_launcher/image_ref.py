@@ -37,9 +37,9 @@ def _docker_ok(value: str) -> bool:
         return False
     domain = match.group("domain")
     # Docker reads the first component as a registry only with a '.' or ':' or as localhost.
-    if domain and not ("." in domain or ":" in domain or domain == "localhost"):
-        if not re.fullmatch(_PATH_COMPONENT, domain):
-            return False
+    registry = domain and ("." in domain or ":" in domain or domain == "localhost")
+    if domain and not registry and not re.fullmatch(_PATH_COMPONENT, domain):
+        return False
     name = f"{domain}/{match.group('name')}" if domain else match.group("name")
     return len(name) <= MAX_NAME
 
