@@ -363,9 +363,6 @@ def _check_open_inputs(recipe: Mapping[str, Any]) -> None:
         )
 
 
-CPU_INSTANCE = re.compile(r"^(ml\.)?[cmrt]\d[a-z]*\.")  # c5, m6i, r7g, t3: no accelerator
-
-
 def check_hardware(
     recipe: Mapping[str, Any],
     instance_type: str | None,
@@ -375,10 +372,7 @@ def check_hardware(
     """QLoRA's 4-bit kernels (bitsandbytes) need CUDA: a GPU instance, or a GPU here."""
     if stack_of(recipe) != "open" or _get(recipe, "model.peft.peft_type") != "qlora":
         return
-    on_cpu = (
-        instance.accelerator != "gpu" if instance else bool(CPU_INSTANCE.match(instance_type or ""))
-    )
-    if on_cpu:
+    if instance is not None and instance.accelerator != "gpu":
         raise UserError(
             f"instance_type={instance_type}: QLoRA (recipes.model.peft.peft_type=qlora) needs "
             "CUDA GPUs; use a GPU instance or recipes.model.peft.peft_type=lora"

@@ -271,7 +271,13 @@ def job_name(value: str, key: str) -> str:
 
 
 def device_kind(instance_type: str) -> str:
-    """The SDK's own rule: ml.p* and ml.g* are GPU, ml.trn* Trainium, anything else CPU."""
+    """The instance catalog's accelerator; for a type it lacks, the SDK's own rule: ml.p* and
+    ml.g* are GPU, ml.trn* Trainium, anything else CPU."""
+    from hyperpod_launcher import instances
+
+    known = instances.lookup(instance_type)
+    if known is not None:
+        return {"gpu": "gpu", "neuron": "trainium"}.get(known.accelerator, "cpu")
     family = instance_type.split(".")[1] if instance_type.count(".") >= 2 else instance_type
     if family.startswith(("p", "g")):
         return "gpu"
