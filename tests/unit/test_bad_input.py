@@ -93,11 +93,7 @@ CASES = {
     ),
     "instance type not in table": (
         ("cluster=slurm", "instance_type=p9.96xlarge", "training_cfg.run.ntasks_per_node=null"),
-        [
-            "instance_type=p9.96xlarge",
-            "not in the instance table",
-            "training_cfg.run.ntasks_per_node",
-        ],
+        ["instance_type=p9.96xlarge: unknown instance type", "instance_devices=gpu:"],
     ),
     "devices do not match the instance": (
         (*SLURM_LLAMA, "recipes.trainer.devices=4"),
