@@ -394,6 +394,12 @@ def _recipe_machine(launch: _Launch, recipe: dict[str, Any], run: _Run) -> _Mach
     # a Trainium recipe on a GPU instance, fp8 off p5, ...
     recipe_checks.check_instance(recipe, instance, force_fp8=bool(launch.cfg.get("force_fp8")))
     recipe_checks.check_hardware(recipe, chosen.instance_type, instance, launch.backend)
+    if instance is not None and instance.accelerator == "cpu":
+        raise UserError(
+            f"instance_type={chosen.instance_type}: a CPU instance; recipes need a GPU "
+            "(p*, g*) or Trainium (trn*) instance; CPU instances run custom scripts only "
+            "(training_cfg)"
+        )
     procs = _procs_per_node(run.explicit_procs, run.procs_key, instance, exact=True)
     gpus = _local_gpus(launch.backend)
     if gpus and gpus < procs:
