@@ -190,6 +190,7 @@ class _Launch:
     recipe_choice: str | None
     launch_id: str
     overrides: tuple[str, ...]
+    this_machine: bool = True  # a launch from here (the catalog renders for any machine)
 
 
 @dataclass(frozen=True)
@@ -407,7 +408,7 @@ def _recipe_machine(launch: _Launch, recipe: dict[str, Any], run: _Run) -> _Mach
             f"{run.procs_key}={procs}: cluster=local has {gpus} GPU(s) on this machine; "
             f"set {run.procs_key}={gpus} or fewer"
         )
-    if gpus == 0:
+    if gpus == 0 and launch.this_machine:
         _check_cpu_plan(launch, run, procs)
     return _machine(chosen, instance, procs, gpus)
 
@@ -482,7 +483,7 @@ def _recipe_job(
     # parallel math, batch sizes, sequence length, fine-tuning, data
     recipe_checks.check(recipe, nodes=run.nodes, devices=machine.procs)
     missing = required.problems(recipe, stack, launch.recipe_choice, launch.backend)
-    if backends.runs_here(launch.backend):
+    if backends.runs_here(launch.backend) and launch.this_machine:
         local_inputs.check(recipe)
     recipe = copy.deepcopy(recipe)  # secrets are replaced next; the caller's dict stays
     secret_env = strip_recipe_secrets(recipe)
@@ -586,12 +587,16 @@ def build(
     recipe_choice: str | None,
     launch_id: str,
     overrides: tuple[str, ...] = (),
+    this_machine: bool = True,
 ) -> tuple[JobSpec, Secrets]:
     """Validate the resolved config and build the JobSpec. Raises UserError on bad input.
+    `this_machine=False` (the catalog's renders) skips what only a launch from this machine
+    checks: its GPUs against a cluster=local plan, and the local job's input paths.
 
     The shared part checks the launcher settings; one builder per mode (recipe or custom
     script) reads its own section; the filesystem step comes last."""
     launch = _check_launch(cfg, cluster_choice, recipe_choice, launch_id, overrides)
+    launch = replace(launch, this_machine=this_machine)
     recipe, custom = cfg.get("recipes"), cfg.get("training_cfg")
     _check_one_mode(recipe, custom)
     if custom is None:  # keys, types and value rules of the recipe's kind
