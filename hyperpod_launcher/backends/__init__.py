@@ -43,7 +43,6 @@ _REGISTRY: dict[str, Entry] = {
         "hyperpod_launcher.backends.sm_jobs.options:SmJobsOptions",
         (
             "cluster.sm_jobs_config.output_path=s3://hyperpod-launcher-catalog/output",
-            "cluster.sm_jobs_config.region=us-west-2",
             "+cluster.sm_jobs_config.secrets.secrets_manager.HF_TOKEN=catalog/hf-token",
             "instance_type=ml.c5.2xlarge",  # custom-script examples; recipes bring their own
         ),

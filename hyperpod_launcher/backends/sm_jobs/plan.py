@@ -439,8 +439,6 @@ def plan(spec: JobSpec) -> Plan:
     s3_inputs, file_system = _inputs(opts.inputs, shared.kwargs)
     role = checks.role_arn(opts.role)
     region = checks.region(opts.region)
-    if region is None and not spec.dry_run:
-        checks.submit_region()  # the SDK would fail after the job folder is written
     tensorboard = _tensorboard(opts.tensorboard_config)
     secret_env, secret_refs = _secret_channels(spec, opts.secrets)
     # The top-level `wait` (when set) wins over the cluster file's.
