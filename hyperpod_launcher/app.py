@@ -220,6 +220,8 @@ def hydra_task(cfg: Any, command_line: list[str], preflight_only: bool = False) 
             sys.exit(0 if preflight.run(plan, cheap_only=False) else 1)
         if plan.spec.refused:  # a dry run only shows the job, and warns of what it lacks
             raise UserError(plan.spec.missing[0])
+        if not plan.spec.dry_run:  # what submitting from here needs, before any file
+            plan.backend.check_submit_host(plan.spec)
         preflight.before_launch(plan, resolved.get("preflight"))  # type: ignore[union-attr]
         returncode = execute(plan, command_line, defaults=defaults)
     except LauncherError as err:

@@ -621,8 +621,6 @@ def build(
     job = _on_this_host(job)
     spec, secrets = _assemble(launch, run, job, job_dir, mounts)
     _check_flags(spec)
-    if this_machine and not spec.dry_run:
-        backends.get(spec.backend).check_submit_host(spec)
     return spec, secrets
 
 
