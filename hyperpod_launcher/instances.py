@@ -211,7 +211,7 @@ def lookup(name: str | None) -> InstanceType | None:
     return INSTANCES.get(normalize(name))
 
 
-DEVICES_FORM = re.compile(r"^(gpu|neuron):([1-9]\d{0,2})(?::([1-9]\d?))?$|^cpu$")
+DEVICES_FORM = re.compile(r"^(gpu):([1-9]\d{0,2})$|^(neuron):([1-9]\d{0,2})(?::([1-9]\d?))?$|^cpu$")
 DEVICES_HELP = (
     f"{DEVICES_KEY}=gpu:<GPUs per node>, neuron:<devices>[:<NeuronCores per device>] or cpu"
 )
@@ -222,9 +222,9 @@ def described(name: str, devices: str) -> InstanceType:
     match = DEVICES_FORM.match(devices.strip().lower())
     if not match:
         raise UserError(f"{DEVICES_KEY}={devices!r}: expected {DEVICES_HELP}")
-    kind = "cpu" if match.group(0) == "cpu" else match.group(1)
-    count = int(match.group(2) or 0)
-    cores = int(match.group(3) or 1)
+    kind = match.group(1) or match.group(3) or "cpu"
+    count = int(match.group(2) or match.group(4) or 0)
+    cores = int(match.group(5) or 1)
     accelerator: Accelerator = "gpu" if kind == "gpu" else "neuron" if kind == "neuron" else "cpu"
     return InstanceType(normalize(name), accelerator, kind, count, cores, known=False)
 

@@ -75,7 +75,7 @@ def test_instance_devices_describes_an_unknown_type(
     assert not found.known and found.efa == 0 and found.peak_bf16_tflops == 0
 
 
-@pytest.mark.parametrize("devices", ["gpu", "gpu:0", "tpu:4", "gpu:4:2:1", "neuron:x"])
+@pytest.mark.parametrize("devices", ["gpu:0", "tpu:4", "gpu:4:2", "neuron:4:2:1", "neuron:x"])
 def test_instance_devices_in_a_wrong_form(devices: str) -> None:
     with pytest.raises(UserError, match="instance_devices="):
         instances.require("p9.96xlarge", devices)
