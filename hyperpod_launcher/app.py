@@ -31,6 +31,12 @@ def _group_options(group: str) -> list[str]:
 
 
 def _check_choice(group: str, value: str, what: str) -> None:
+    if group == "recipes" and (os.path.isabs(value) or ".." in Path(value).parts):
+        raise UserError(
+            f"recipes={value}: a recipe is a name under recipes_collection/recipes/, not a file "
+            "path; for a recipe file of your own, put it at <folder>/recipes/<name>.yaml and "
+            "run with --config-dir <folder> recipes=<name>"
+        )
     if value in ("null", "") or (resources.config_dir() / group / f"{value}.yaml").is_file():
         return
     stem, suffix = os.path.splitext(value)
@@ -290,6 +296,8 @@ def hydra_task(cfg: Any, command_line: list[str], preflight_only: bool = False) 
         if plan.spec.refused:  # a dry run only shows the job, and warns of what it lacks
             raise UserError(plan.spec.missing[0])
         job_folder.check_owned(job_dir)
+        if not plan.spec.dry_run:  # what submitting from here needs, before any file
+            plan.backend.check_submit_host(plan.spec)
         preflight.before_launch(plan, resolved.get("preflight"))  # type: ignore[union-attr]
         doing = f"launching {plan.spec.name} on {plan.spec.backend}"
         job_folder.prepare(job_dir)

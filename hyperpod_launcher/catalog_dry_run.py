@@ -137,7 +137,11 @@ def run(
                 full["recipes"] = recipe  # build copies what it changes
             try:
                 spec, _ = build(
-                    full, cluster_choice=backend, recipe_choice=name, launch_id="catalog"
+                    full,
+                    cluster_choice=backend,
+                    recipe_choice=name,
+                    launch_id="catalog",
+                    this_machine=False,
                 )
                 request = renderers[backend].render(spec)
             except UserError as err:

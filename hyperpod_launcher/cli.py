@@ -76,6 +76,15 @@ launch (the default command):
                       browse them with `{PROG} recipes list`)
   cluster=<cluster>   where it runs: {", ".join(_choices("cluster"))}
   key=value           any override, e.g. instance_type=p5.48xlarge recipes.trainer.num_nodes=4
+  instance_type=<t>   the instance of each node (p5.48xlarge or ml.p5.48xlarge): devices, EFA,
+                      fp8; a type the launcher does not know needs its devices:
+                      instance_devices=gpu:<GPUs>, neuron:<devices>[:<cores per device>] or cpu
+  training_cfg.entry_script=<script>
+                      your own script: one process per accelerator of the instance (per GPU
+                      on cluster=local) and a job named after the script, unless
+                      training_cfg.run.ntasks_per_node / training_cfg.run.name say otherwise
+  cpu_processes=<n>   processes per node without an accelerator (cluster=local without GPUs,
+                      plain nodes); a GPU recipe on cluster=local without GPUs needs it
   dry_run=true        write the job folder and print the submit request; submit nothing
   --wait              follow the job to its end and exit with its outcome
   -m, --multirun      one job per sweep point, e.g. -m recipes.model.max_steps=10,20

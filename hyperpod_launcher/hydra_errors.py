@@ -58,6 +58,14 @@ def _suggest_override_key(dotted: str, cfg: Any) -> str:
 def one_line(err: BaseException, argv: list[str]) -> str:
     """Hydra and OmegaConf errors as one line."""
     text = str(err)
+    override = getattr(err, "override", None)  # Hydra's OverrideParseException names it
+    if isinstance(override, str) and override:
+        key, _, value = override.partition("=")
+        return (
+            f"{key}: cannot parse override '{override}' ({text.splitlines()[0]}); Hydra's "
+            "override grammar gives ( ) [ ] { } , = # $ and spaces a meaning in an unquoted "
+            f"value: quote it, e.g. {key}='\"{value}\"'"
+        )
     match = re.search(r"Could not override '([^']+)'", text)
     if match:
         return _unknown_key(match.group(1), argv)

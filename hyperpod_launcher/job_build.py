@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,9 +21,11 @@ from hyperpod_launcher import (
     backends,
     ds_config,
     git_location,
+    image_ref,
     instance_choice,
     instances,
     job_env,
+    local_inputs,
     recipe_checks,
     required,
     resources,
@@ -50,6 +54,7 @@ from hyperpod_launcher.mounts import parse as parse_mount
 from hyperpod_launcher.resume import Resume
 from hyperpod_launcher.resume import rule as resume_rule
 
+CPU_PROCESSES = "cpu_processes"  # processes per node where the job has no accelerator
 # A run name becomes a folder, a Slurm job name and (on k8s) part of object names.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 DEFAULT_FAMILY_BY_MODEL_TYPE = {
@@ -121,22 +126,9 @@ def _non_negative_int(value: Any, key: str) -> int:
     return value
 
 
-def _procs_per_node(
-    explicit: Any,
-    key: str,
-    instance: InstanceType | None,
-    instance_type: str | None,
-    exact: bool,
-) -> int:
+def _procs_per_node(explicit: Any, key: str, instance: InstanceType | None, exact: bool) -> int:
     """Processes per node: explicit, or one per device. Recipes must use every device; a
     custom script may start fewer processes (one process can drive several devices)."""
-    if instance_type and instance is None and explicit is None:
-        known = sorted(instances.INSTANCES)
-        raise UserError(
-            f"instance_type={instance_type}: not in the instance table"
-            f"{did_you_mean(instances.normalize(instance_type), known)}; "
-            f"set {key} to give the processes per node explicitly"
-        )
     if explicit is None:
         return instance.processes_per_node if instance else 1
     count = _positive_int(explicit, key)
@@ -199,6 +191,7 @@ class _Launch:
     recipe_choice: str | None
     launch_id: str
     overrides: tuple[str, ...]
+    this_machine: bool = True  # a launch from here (the catalog renders for any machine)
 
 
 @dataclass(frozen=True)
@@ -276,6 +269,25 @@ def _check_launch(
     )
 
 
+def _check_writable(job_dir: str) -> None:
+    """The job folder can be made: the nearest part of its path that exists is a folder this
+    user can write to (checked without writing anything)."""
+    path = Path(job_dir)
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    if not path.is_dir():
+        what = "a broken link" if path.is_symlink() and not path.exists() else "not a folder"
+        raise UserError(
+            f"base_results_dir: {str(path)!r} is {what}; the job folder {job_dir!r} "
+            "needs a folder there"
+        )
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(
+            f"base_results_dir: {str(path)!r} is read-only for this user; the job folder "
+            f"{job_dir!r} cannot be written there (choose another base_results_dir)"
+        )
+
+
 def _check_one_mode(recipe: Any, custom: Any) -> None:
     if custom is not None and recipe:
         raise UserError(
@@ -314,9 +326,20 @@ def _recipe_run(recipe: dict[str, Any]) -> _Run:
     )
 
 
-def _custom_run(custom: dict[str, Any]) -> _Run:
+def name_from_entry(script: str | None, module: str | None) -> str:
+    """A custom script's default run name: its file (or module) name, as a DNS-safe label
+    (`train_llm.py` -> `train-llm`)."""
+    stem = str(module).rpartition(".")[2] if module else Path(script or "").stem
+    label = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:63].strip("-")
+    return label if label and label[0].isalpha() else f"job-{label}" if label else "custom-script"
+
+
+def _custom_run(custom: dict[str, Any], module: str | None) -> _Run:
+    name = _get(custom, "run.name")
+    if name is None:
+        name = name_from_entry(custom.get("entry_script"), module)
     return _run(
-        ("training_cfg.run.name", _get(custom, "run.name")),
+        ("training_cfg.run.name", name),
         ("training_cfg.run.nodes", _get(custom, "run.nodes", 1)),
         ("training_cfg.run.ntasks_per_node", _get(custom, "run.ntasks_per_node")),
         ("training_cfg.run.time_limit", _get(custom, "run.time_limit")),
@@ -346,35 +369,85 @@ def _machine(
     return _Machine(chosen.instance_type, instance, procs, accelerator, (chosen.origin, machine))
 
 
+def _instance(launch: _Launch, chosen: instance_choice.InstanceChoice) -> InstanceType | None:
+    """The catalog's facts for the chosen type; `instance_devices` describes a type it lacks."""
+    devices = launch.cfg.get(instances.DEVICES_KEY)
+    if devices is not None and not isinstance(devices, str):
+        raise UserError(f"{instances.DEVICES_KEY}={devices!r}: expected {instances.DEVICES_HELP}")
+    if not chosen.instance_type:
+        if devices:
+            raise UserError(
+                f"{instances.DEVICES_KEY}={devices} describes an instance type the launcher "
+                "does not know; set instance_type=<that type> with it"
+            )
+        return None
+    return instances.require(chosen.instance_type, devices)
+
+
+def _cpu_processes(launch: _Launch) -> int | None:
+    value = launch.cfg.get(CPU_PROCESSES)
+    return None if value is None else _positive_int(value, CPU_PROCESSES)
+
+
 def _recipe_machine(launch: _Launch, recipe: dict[str, Any], run: _Run) -> _Machine:
     """Recipes use every device of the instance they are checked against."""
     chosen = instance_choice.choose(launch.cfg.get("instance_type"), recipe, launch.backend)
-    instance = instances.lookup(chosen.instance_type)
+    instance = _instance(launch, chosen)
     # a Trainium recipe on a GPU instance, fp8 off p5, ...
     recipe_checks.check_instance(recipe, instance, force_fp8=bool(launch.cfg.get("force_fp8")))
     recipe_checks.check_hardware(recipe, chosen.instance_type, instance, launch.backend)
-    procs = _procs_per_node(
-        run.explicit_procs, run.procs_key, instance, chosen.instance_type, exact=True
-    )
+    if instance is not None and instance.accelerator == "cpu":
+        raise UserError(
+            f"instance_type={chosen.instance_type}: a CPU instance; recipes need a GPU "
+            "(p*, g*) or Trainium (trn*) instance; CPU instances run custom scripts only "
+            "(training_cfg)"
+        )
+    procs = _procs_per_node(run.explicit_procs, run.procs_key, instance, exact=True)
     gpus = _local_gpus(launch.backend)
     if gpus and gpus < procs:
         raise UserError(
             f"{run.procs_key}={procs}: cluster=local has {gpus} GPU(s) on this machine; "
             f"set {run.procs_key}={gpus} or fewer"
         )
+    if gpus == 0 and launch.this_machine:
+        _check_cpu_plan(launch, run, procs)
     return _machine(chosen, instance, procs, gpus)
 
 
+def _check_cpu_plan(launch: _Launch, run: _Run, procs: int) -> None:
+    """cluster=local without GPUs: a recipe's processes would all run on the CPU. One process
+    is a CPU run; more only when the user asks for CPU processes."""
+    cpu = _cpu_processes(launch)
+    if cpu is None and procs > 1:
+        raise UserError(
+            f"{run.procs_key}={procs}: cluster=local has no GPU on this machine, so each of "
+            f"the {procs} processes would run on the CPU; set {run.procs_key}=1, or "
+            f"{CPU_PROCESSES}={procs} to run {procs} CPU processes (gloo)"
+        )
+    if cpu is not None and cpu != procs:
+        raise UserError(
+            f"{CPU_PROCESSES}={cpu} does not match {run.procs_key}={procs}: a recipe runs "
+            f"{run.procs_key} processes; set both to the CPU processes to run"
+        )
+
+
 def _custom_machine(launch: _Launch, run: _Run) -> _Machine:
-    """A custom script may start fewer processes than devices (one can drive several)."""
+    """One process per accelerator of the instance (per GPU on cluster=local) unless given;
+    a custom script may start fewer (one process can drive several devices). Without an
+    accelerator: cpu_processes, else 1."""
     chosen = instance_choice.choose(launch.cfg.get("instance_type"), None, launch.backend)
-    instance = instances.lookup(chosen.instance_type)
-    procs = _procs_per_node(
-        run.explicit_procs, run.procs_key, instance, chosen.instance_type, exact=False
-    )
+    instance = _instance(launch, chosen)
     gpus = _local_gpus(launch.backend)
-    if gpus and not _given(launch.overrides, run.procs_key):
-        procs = gpus  # the config's count is for CPU processes; the command line wins
+    if run.explicit_procs is not None:
+        procs = _procs_per_node(run.explicit_procs, run.procs_key, instance, exact=False)
+        if gpus and not _given(launch.overrides, run.procs_key):
+            procs = gpus  # the config's count is for CPU processes; the command line wins
+    elif instance is not None and instance.processes_per_node:
+        procs = instance.processes_per_node
+    elif gpus:
+        procs = gpus
+    else:
+        procs = _cpu_processes(launch) or 1
     return _machine(chosen, instance, procs, gpus)
 
 
@@ -411,6 +484,8 @@ def _recipe_job(
     # parallel math, batch sizes, sequence length, fine-tuning, data
     recipe_checks.check(recipe, nodes=run.nodes, devices=machine.procs)
     missing = required.problems(recipe, stack, launch.recipe_choice, launch.backend)
+    if backends.runs_here(launch.backend) and launch.this_machine:
+        local_inputs.check(recipe)
     recipe = copy.deepcopy(recipe)  # secrets are replaced next; the caller's dict stays
     secret_env = strip_recipe_secrets(recipe)
     recipe_file = f"{run.name}_hydra.yaml"
@@ -459,6 +534,26 @@ def _custom_job(launch: _Launch, custom: dict[str, Any], run: _Run, code: CodeSo
     )
 
 
+def _check_local_commit(code: CodeSource) -> None:
+    """A commit of a local repository is checked offline, before anything is written."""
+    git = shutil.which("git")
+    if not code.commit or not code.location or git is None:
+        return
+    if not (Path(code.location) / ".git").exists():
+        return
+    probe = subprocess.run(
+        [git, "-C", code.location, "cat-file", "-e", f"{code.commit}^{{commit}}"],
+        capture_output=True,
+        check=False,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
+    if probe.returncode != 0:
+        raise UserError(
+            f"git.commit={code.commit}: no such commit in the local repository "
+            f"{code.location!r}; give a commit, tag or branch of it"
+        )
+
+
 def _on_this_host(job: _ModeJob) -> _ModeJob:
     """The filesystem step: a local code folder and a local entry script must exist (both
     become absolute paths), and a script of this host is mounted with its folder."""
@@ -471,6 +566,7 @@ def _on_this_host(job: _ModeJob) -> _ModeJob:
                 "give an existing directory or a git URL"
             )
         code = replace(code, location=str(path.resolve()))
+        _check_local_commit(code)
     if job.host_script:
         path = Path(job.host_script).expanduser()
         if not path.is_file():
@@ -492,12 +588,16 @@ def build(
     recipe_choice: str | None,
     launch_id: str,
     overrides: tuple[str, ...] = (),
+    this_machine: bool = True,
 ) -> tuple[JobSpec, Secrets]:
     """Validate the resolved config and build the JobSpec. Raises UserError on bad input.
+    `this_machine=False` (the catalog's renders) skips what only a launch from this machine
+    checks: its GPUs against a cluster=local plan, and the local job's input paths.
 
     The shared part checks the launcher settings; one builder per mode (recipe or custom
     script) reads its own section; the filesystem step comes last."""
     launch = _check_launch(cfg, cluster_choice, recipe_choice, launch_id, overrides)
+    launch = replace(launch, this_machine=this_machine)
     recipe, custom = cfg.get("recipes"), cfg.get("training_cfg")
     _check_one_mode(recipe, custom)
     if custom is None:  # keys, types and value rules of the recipe's kind
@@ -511,8 +611,9 @@ def build(
         check_section(recipe, recipe_schema(kind), "recipes", added=added_keys(overrides))
         run = _recipe_run(recipe)
     else:
-        run = _custom_run(custom)
+        run = _custom_run(custom, launch.git.get("entry_module"))
     job_dir = os.path.join(launch.results_root, run.name)
+    _check_writable(job_dir)
     mounts = [
         parse_mount(m, "container_mounts")
         for m in [*cfg.get("container_mounts", []), *launch.opts.get("container_mounts", [])]
@@ -534,7 +635,25 @@ def build(
             ("git.repo_url_or_path", local_code),
         ]
     )
+    _check_flags(spec)
     return spec, secrets
+
+
+def _check_flags(spec: JobSpec) -> None:
+    """Flags that cannot both hold: one line naming both."""
+    if not spec.dry_run:
+        return
+    if spec.wait:
+        raise UserError(
+            "dry_run=true and wait=true (or --wait) conflict: a dry run submits no job to "
+            "wait for; drop one of them"
+        )
+    flag = backends.get(spec.backend).writes_only_flag(spec)
+    if flag:
+        raise UserError(
+            f"dry_run=true and {flag} conflict: the dry run writes the files without the code "
+            f"checkout, {flag.partition('=')[0]} writes them with it; drop one of them"
+        )
 
 
 def _assemble(
@@ -558,7 +677,7 @@ def _assemble(
         accelerator=machine.accelerator,
         instance_type=instances.normalize(machine.instance_type) if machine.instance_type else None,
         instance=machine.instance,
-        image=cfg.get("container") or None,
+        image=image_ref.check(str(cfg["container"])) if cfg.get("container") else None,
         mounts=tuple(mounts),
         env=tuple(env.items()),
         secret_env=tuple(sorted(secret_env)),

@@ -239,13 +239,25 @@ def _check_finetuning(recipe: Mapping[str, Any], stack: str) -> None:
         )
 
 
+def s3_problem(value: str) -> str | None:
+    """Why an s3:// URI is not s3://<bucket>[/<prefix>] with a valid bucket name, or None."""
+    if URI.match(value):
+        return None
+    bucket = value[len("s3://") :].split("/", 1)[0]
+    return (
+        f"bucket {bucket!r} is not an S3 bucket name (3-63 characters of lowercase letters, "
+        "digits, '.' and '-', starting and ending with a letter or digit); expected "
+        "s3://<bucket>/<prefix>"
+    )
+
+
 def _path_problem(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         return "must be a non-empty string"
     if any(c.isspace() for c in value):
         return "must not contain whitespace"
     if value.startswith("s3://"):
-        return None if URI.match(value) else "is not a valid s3://bucket/prefix URI"
+        return s3_problem(value)
     if "://" in value:
         return "only s3:// URIs are supported"
     if not value.startswith("/"):
@@ -356,9 +368,6 @@ def _check_open_inputs(recipe: Mapping[str, Any]) -> None:
         )
 
 
-CPU_INSTANCE = re.compile(r"^(ml\.)?[cmrt]\d[a-z]*\.")  # c5, m6i, r7g, t3: no accelerator
-
-
 def check_hardware(
     recipe: Mapping[str, Any],
     instance_type: str | None,
@@ -368,10 +377,7 @@ def check_hardware(
     """QLoRA's 4-bit kernels (bitsandbytes) need CUDA: a GPU instance, or a GPU here."""
     if stack_of(recipe) != "open" or _get(recipe, "model.peft.peft_type") != "qlora":
         return
-    on_cpu = (
-        instance.accelerator != "gpu" if instance else bool(CPU_INSTANCE.match(instance_type or ""))
-    )
-    if on_cpu:
+    if instance is not None and instance.accelerator != "gpu":
         raise UserError(
             f"instance_type={instance_type}: QLoRA (recipes.model.peft.peft_type=qlora) needs "
             "CUDA GPUs; use a GPU instance or recipes.model.peft.peft_type=lora"

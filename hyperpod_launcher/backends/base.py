@@ -105,6 +105,15 @@ class Backend(ABC):
         """Whether this launch writes its files and submits nothing (besides dry_run=true)."""
         return False
 
+    def check_submit_host(self, spec: JobSpec) -> None:
+        """Before anything is written for a launch (not a dry run): what submitting from this
+        host needs of its own configuration (no network); raise UserError."""
+        return None
+
+    def writes_only_flag(self, spec: JobSpec) -> str | None:
+        """The option (as `key=value`) that makes this launch write only, when it is set."""
+        return None
+
     def dry_run(
         self, spec: JobSpec, request: Request, jobdir: Any, say: Callable[[str], None]
     ) -> list[str]:

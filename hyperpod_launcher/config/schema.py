@@ -27,7 +27,7 @@ class GitConfig:
 
 @dataclass
 class CustomRun:
-    name: str = "custom-script"
+    name: str | None = None  # None: from the entry script's file name
     nodes: Count = 1
     ntasks_per_node: Count | None = None
     time_limit: str | int | None = None  # checked by hyperpod_launcher.time_limit
@@ -48,6 +48,8 @@ class LauncherConfig:
 
     cluster_type: str | None = None  # a registered backend, the one cluster= selects
     instance_type: str | None = None
+    instance_devices: str | None = None  # a type the catalog lacks: "gpu:8", "neuron:16:2"
+    cpu_processes: Count | None = None  # processes per node where the job has no accelerator
     base_results_dir: str | None = None
     container: str | None = None
     container_mounts: list[str] = field(default_factory=list)

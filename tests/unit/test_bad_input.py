@@ -93,11 +93,7 @@ CASES = {
     ),
     "instance type not in table": (
         ("cluster=slurm", "instance_type=p9.96xlarge", "training_cfg.run.ntasks_per_node=null"),
-        [
-            "instance_type=p9.96xlarge",
-            "not in the instance table",
-            "training_cfg.run.ntasks_per_node",
-        ],
+        ["instance_type=p9.96xlarge: unknown instance type", "instance_devices=gpu:"],
     ),
     "devices do not match the instance": (
         (*SLURM_LLAMA, "recipes.trainer.devices=4"),
@@ -284,12 +280,12 @@ def test_a_recipe_key_added_with_plus_is_kept(tmp_path: Path) -> None:
     assert "my_flag: 1" in (tmp_path / "llama-8b" / "llama-8b_hydra.yaml").read_text()
 
 
-def test_instance_type_not_in_table_is_allowed_with_an_explicit_count(tmp_path: Path) -> None:
+def test_instance_type_not_in_table_runs_with_its_devices_given(tmp_path: Path) -> None:
     proc = run_launcher(
         f"base_results_dir={tmp_path}",
         "cluster=slurm",
         "instance_type=ml.p9.96xlarge",
-        "training_cfg.run.ntasks_per_node=4",
+        "instance_devices=gpu:4",
         "dry_run=true",
     )
     assert proc.returncode == 0, proc.stderr

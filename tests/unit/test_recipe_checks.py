@@ -124,7 +124,7 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "malformed S3 URI": (
         (LORA, MODEL, "recipes.model.data.val_dir=s3://B"),
-        ("recipes.model.data.val_dir=s3://B", "not a valid s3://bucket/prefix URI"),
+        ("recipes.model.data.val_dir=s3://B", "bucket 'B' is not an S3 bucket name"),
     ),
     "data path with whitespace": (
         (TRN8B, "recipes.data.train_dir='/fsx/my data'"),

@@ -35,7 +35,7 @@ CASES = {
     "both inputs": (
         (
             *SM_LLAMA,
-            "cluster.sm_jobs_config.inputs.s3={train: s3://b/train}",
+            "cluster.sm_jobs_config.inputs.s3={train: s3://bucket/train}",
             "cluster.sm_jobs_config.inputs.file_system={id: fs-0123456789abcdef0, type: "
             "FSxLustre, directory_path: /fsx}",
         ),

@@ -13,7 +13,7 @@ import os
 import re
 from typing import Any, TypeVar
 
-from hyperpod_launcher import job
+from hyperpod_launcher import image_ref, job
 from hyperpod_launcher.backends.base import train_script
 from hyperpod_launcher.backends.k8s import chart_schema
 from hyperpod_launcher.backends.k8s import hyperpod as k8s_hyperpod
@@ -305,6 +305,14 @@ def _resources(spec: JobSpec) -> dict[str, dict[str, str]]:
         devices[ACCELERATOR_RESOURCE[spec.accelerator]] = str(instance.devices)
     elif instance is None and spec.accelerator == "gpu":  # instance_type=none, a GPU recipe
         devices[ACCELERATOR_RESOURCE["gpu"]] = str(spec.procs_per_node)
+    elif instance is None and spec.accelerator == "neuron":
+        # Processes count NeuronCores; how many cores make a device depends on the instance.
+        raise UserError(
+            "instance_type=none: a Trainium recipe on Kubernetes requests whole Neuron "
+            f"devices ({ACCELERATOR_RESOURCE['neuron']}), and how many hold "
+            f"{spec.procs_per_node} NeuronCores depends on the instance; set instance_type "
+            "(e.g. trn1.32xlarge) instead of none"
+        )
     if instance is not None and instance.efa:
         devices[EFA_RESOURCE] = str(instance.efa)
     requests = dict(devices)
@@ -418,7 +426,7 @@ def _code(spec: JobSpec) -> dict[str, Any]:
         "repo": code.location,
         "branch": code.branch,
         "commit": code.commit,
-        "image": options(spec).code_checkout_image or spec.image,
+        "image": _checkout_image(spec),
         "gitTokenKey": GIT_TOKEN_KEY,
     }
 
@@ -444,8 +452,16 @@ def _shipped_entry(spec: JobSpec) -> tuple[str, str] | None:
             f"{key}={script!r}: larger than {MAX_SHIPPED_SCRIPT // 1024} KiB; "
             "put the code in git (git.repo_url_or_path) or in the image"
         )
-    with open(script, encoding="utf-8") as handle:
-        return name, handle.read()
+    try:
+        with open(script, encoding="utf-8") as handle:
+            return name, handle.read()
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"{key}={script!r}: not a UTF-8 text file (byte {err.start}); the scripts "
+            "ConfigMap holds text: give the script's source, or put binaries in the image"
+        ) from None
+    except OSError as err:
+        raise UserError(f"{key}={script!r}: cannot read it ({err.strerror})") from None
 
 
 def pod_spec(spec: JobSpec, shipped: tuple[str, str] | None) -> JobSpec:
@@ -654,3 +670,8 @@ def build(spec: JobSpec) -> ChartValues:
         notices.append(exp_notice)
     _check_values(values, chart)
     return ChartValues(name, chart, kind, values, _helm_args(opts), notices)
+
+
+def _checkout_image(spec: JobSpec) -> str | None:
+    image = options(spec).code_checkout_image
+    return image_ref.check(image, "cluster.code_checkout_image") if image else spec.image

@@ -230,6 +230,10 @@ class SlurmBackend(Backend):
     def writes_only(self, spec: JobSpec) -> bool:
         return options(spec).slurm_create_submission_file_only
 
+    def writes_only_flag(self, spec: JobSpec) -> str | None:
+        set_ = self.writes_only(spec)
+        return "cluster.slurm_create_submission_file_only=true" if set_ else None
+
     def render(self, spec: JobSpec) -> Request:
         prefix = options(spec).job_name_prefix or ""
         _check_prefix(prefix)

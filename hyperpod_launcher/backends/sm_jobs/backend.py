@@ -114,6 +114,12 @@ class SageMakerBackend(Backend):
     preflight_checks = "hyperpod_launcher.backends.sm_jobs.preflight"  # what `preflight` asks
     capabilities = frozenset({STATUS, LOGS, CANCEL})
 
+    def check_submit_host(self, spec: JobSpec) -> None:
+        from hyperpod_launcher.backends.sm_jobs import checks
+
+        if spec.opts.sm_jobs_config.region is None:
+            checks.submit_region()  # the SDK would fail after the job folder is written
+
     # The job commands need boto3 and none of the rendering code: they live apart.
     def status(self, records: list[JobRecord], detailed: bool = False) -> list[JobStatus]:
         from hyperpod_launcher.backends.sm_jobs.jobs import SageMakerJobs

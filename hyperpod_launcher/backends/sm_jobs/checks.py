@@ -180,6 +180,11 @@ def estimator_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 def s3_uri(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value.startswith("s3://") or len(value) <= 5:
         raise UserError(f"{key}={value!r}: expected an s3:// URI, e.g. s3://my-bucket/path")
+    from hyperpod_launcher.recipe_checks import s3_problem  # one rule for every s3:// value
+
+    problem = s3_problem(value)
+    if problem:
+        raise UserError(f"{key}={value!r}: {problem}")
     return value
 
 
@@ -216,6 +221,40 @@ def region(value: Any) -> str | None:
     return value
 
 
+def _configured_region() -> tuple[str | None, str]:
+    """The region the SDK falls back on, and where it is set: the environment, else the
+    profile's `region` in the AWS config file (read here without importing the SDK)."""
+    import configparser
+    import os
+
+    if os.environ.get("AWS_DEFAULT_REGION"):
+        return os.environ["AWS_DEFAULT_REGION"], "AWS_DEFAULT_REGION"
+    path = os.environ.get("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config")
+    profile = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE") or "default"
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError):
+        return None, path
+    section = profile if profile == "default" else f"profile {profile}"
+    return parser.get(section, "region", fallback=None), f"{path} [{section}]"
+
+
+def submit_region() -> str:
+    """Without cluster.sm_jobs_config.region, the region a submit would use; checked before
+    anything is written."""
+    value, origin = _configured_region()
+    if not value:
+        raise UserError(
+            f"{KEY}.region is not set and no AWS region is configured "
+            "(AWS_DEFAULT_REGION or the AWS config profile's region); set "
+            f"{KEY}.region, e.g. {KEY}.region=us-west-2"
+        )
+    if not REGION.match(value):
+        raise UserError(f"{origin}={value!r}: not an AWS region name, e.g. us-west-2")
+    return value
+
+
 def job_base_name(run_name: str, reserve: int) -> str:
     """A run name as a SageMaker job name part: [a-zA-Z0-9-], leaving `reserve` characters."""
     base = re.sub(r"-+", "-", re.sub(r"[^a-zA-Z0-9-]", "-", run_name)).strip("-") or "job"
@@ -232,7 +271,13 @@ def job_name(value: str, key: str) -> str:
 
 
 def device_kind(instance_type: str) -> str:
-    """The SDK's own rule: ml.p* and ml.g* are GPU, ml.trn* Trainium, anything else CPU."""
+    """The instance catalog's accelerator; for a type it lacks, the SDK's own rule: ml.p* and
+    ml.g* are GPU, ml.trn* Trainium, anything else CPU."""
+    from hyperpod_launcher import instances
+
+    known = instances.lookup(instance_type)
+    if known is not None:
+        return {"gpu": "gpu", "neuron": "trainium"}.get(known.accelerator, "cpu")
     family = instance_type.split(".")[1] if instance_type.count(".") >= 2 else instance_type
     if family.startswith(("p", "g")):
         return "gpu"

@@ -40,6 +40,7 @@ def test_zero3_loads_the_model_partitioned_over_two_ranks(
         "recipes.run.name=zero3",
         "recipes.trainer.num_nodes=1",
         "recipes.trainer.devices=2",
+        "cpu_processes=2",  # no GPU here: the recipe's 2 processes run on the CPU
         "recipes.deepspeed.global_batch_size=4",
         f"recipes.model.hf_model_name_or_path={tiny.model}",
         "recipes.model.max_position_embeddings=256",

@@ -33,6 +33,7 @@ def launch(tmp_path: Path, recipe: str, tiny: tiny_lm.TinyLM, *overrides: str) -
         f"base_results_dir={tmp_path / 'results'}",
         "recipes.run.name=tiny",
         "recipes.trainer.devices=2",
+        "cpu_processes=2",  # no GPU here: the recipe's 2 processes run on the CPU
         f"recipes.model.hf_model_name_or_path={tiny.model}",
         "recipes.model.max_context_width=32",
         "recipes.model.micro_batch_size=4",
