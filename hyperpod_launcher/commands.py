@@ -19,7 +19,7 @@ def jobs(args: argparse.Namespace) -> int:
         print(f"no launches yet (index: {records.index_path()})")
         return 0
     states = lifecycle.statuses(entries)
-    rows = [("NAME", "BACKEND", "JOB ID", "STATE", "SUBMITTED", "JOB FOLDER")]
+    rows = [("NAME", "BACKEND", "JOB ID", "STATE", "PROGRESS", "SUBMITTED", "JOB FOLDER")]
     for entry, state in zip(entries, states, strict=True):
         rows.append(
             (
@@ -27,6 +27,7 @@ def jobs(args: argparse.Namespace) -> int:
                 entry.backend,
                 entry.job_id or "-",
                 state.short(),
+                progress_cell(entry),
                 entry.submitted_at or "",
                 entry.job_dir,
             )
@@ -37,9 +38,23 @@ def jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def progress_cell(entry: records.JobRecord) -> str:
+    """The `jobs` column: the step reached, from the job folder's metrics file (jobs on
+    backends without one show `-`, so that `jobs` asks no API for it)."""
+    from hyperpod_launcher.telemetry import progress
+
+    if entry.backend not in progress.FILE_BACKENDS or not entry.launch_id:
+        return "-"
+    return progress.steps_text(progress.figures_of(entry, finished=False))
+
+
 def status(args: argparse.Namespace) -> int:
+    from hyperpod_launcher.telemetry import progress
+
     record = records.resolve(args.job)
     (state,) = lifecycle.statuses([record], detailed=True)
+    figures = progress.figures_of(record, finished=state.finished)
+    causes = progress.causes(figures, state.exit_code) if state.state != "succeeded" else []
     if args.json:
         print(
             json.dumps(
@@ -49,11 +64,18 @@ def status(args: argparse.Namespace) -> int:
                     "job_id": record.job_id,
                     "backend": record.backend,
                     "job_dir": record.job_dir,
+                    "progress": figures.as_dict(),
+                    "causes": causes,
                 }
             )
         )
     else:
         print(f"{record.name} ({record.backend} job {record.job_id}): {state.describe()}")
+        print(f"  progress: {progress.line(figures)}")
+        if state.finished:
+            print(f"  {progress.summary(figures)}")
+        for cause in causes:
+            print(f"  {cause}")
     return 0
 
 
