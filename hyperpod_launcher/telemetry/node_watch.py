@@ -82,10 +82,9 @@ def _fields(pattern: re.Pattern[str], text: str) -> dict[str, float]:
 
 
 def _step_record(
-    done: int, total: int, fields: dict[str, float], step_time: float | None
+    step: int, max_steps: int, fields: dict[str, float], step_time: float | None
 ) -> dict[str, Any]:
-    step = int(fields["global_step"]) + 1 if "global_step" in fields else done
-    record: dict[str, Any] = {"event": "step", "step": step, "max_steps": total}
+    record: dict[str, Any] = {"event": "step", "step": step, "max_steps": max_steps}
     loss = fields.get("reduced_train_loss", fields.get("loss"))
     if loss is not None:
         record["loss"] = loss
@@ -107,7 +106,8 @@ def parse_stack_line(line: str) -> dict[str, Any] | None:
     if match:
         fields = _fields(_PRINTER_KEY, match["meta"])
         step_time = fields.get("train_step_timing in s")
-        return _step_record(int(match["done"]), int(match["total"]), fields, step_time)
+        # The iteration counts from 0 and its total is the last one: steps are one more.
+        return _step_record(int(match["done"]) + 1, int(match["total"]) + 1, fields, step_time)
     match = _BAR.search(text)
     if match:
         meta = match["meta"]
