@@ -7,6 +7,7 @@ import json
 import sys
 
 from hyperpod_launcher import lifecycle, records
+from hyperpod_launcher.status import TERMINAL
 from hyperpod_launcher.table import format_table
 
 JOB_REF = "run name, job folder, launch id or backend job id"
@@ -53,7 +54,9 @@ def status(args: argparse.Namespace) -> int:
 
     record = records.resolve(args.job)
     (state,) = lifecycle.statuses([record], detailed=True)
-    figures = progress.figures_of(record, finished=state.finished)
+    # Off the job folder, the figures come from the job's logs: none while it is pending.
+    asked = record.backend in progress.FILE_BACKENDS or state.state in ("running", *TERMINAL)
+    figures = progress.figures_of(record, finished=state.finished, found=None if asked else [])
     causes = progress.causes(figures, state.exit_code) if state.state != "succeeded" else []
     if args.json:
         print(
@@ -71,9 +74,10 @@ def status(args: argparse.Namespace) -> int:
         )
     else:
         print(f"{record.name} ({record.backend} job {record.job_id}): {state.describe()}")
-        print(f"  progress: {progress.line(figures)}")
-        if state.finished:
-            print(f"  {progress.summary(figures)}")
+        if figures.step is not None:
+            print(f"  progress: {progress.line(figures)}")
+            if state.finished:
+                print(f"  {progress.summary(figures)}")
         for cause in causes:
             print(f"  {cause}")
     return 0
