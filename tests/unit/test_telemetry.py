@@ -220,3 +220,14 @@ def test_progress_line_and_causes() -> None:
     assert progress.causes(fig.Figures(), nw.NO_EFA_EXIT) == [
         "network: NCCL chose TCP sockets instead of EFA"
     ]
+
+
+def test_readme_states_the_watchdog_and_tripwire_defaults() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert f"10 x the median time between step lines, at least {nw.DEFAULT_HANG_FLOOR_S:.0f} s" in (
+        readme.replace("\n", " ")
+    )
+    assert nw.DEFAULT_HANG_FACTOR == 10
+    assert f"ends the attempt with exit code {nw.HANG_EXIT}" in readme.replace("\n", " ")
+    assert f"ends the attempt with exit code {nw.NO_EFA_EXIT} instead" in readme.replace("\n", " ")
+    assert f"the last {fig.RECENT_LINES} step lines" in readme
