@@ -28,7 +28,7 @@ def jobs(args: argparse.Namespace) -> int:
                 entry.backend,
                 entry.job_id or "-",
                 state.short(),
-                progress_cell(entry),
+                progress_cell(entry) if state.state == "running" else "-",
                 entry.submitted_at or "",
                 entry.job_dir,
             )
@@ -40,13 +40,13 @@ def jobs(args: argparse.Namespace) -> int:
 
 
 def progress_cell(entry: records.JobRecord) -> str:
-    """The `jobs` column: the step reached, from the job folder's metrics file (jobs on
-    backends without one show `-`, so that `jobs` asks no API for it)."""
+    """The `jobs` column of a running job: the step reached, from the tail of the job folder's
+    metrics file (`-` on backends without one, so that `jobs` asks no API for it)."""
     from hyperpod_launcher.telemetry import progress
 
     if entry.backend not in progress.FILE_BACKENDS or not entry.launch_id:
         return "-"
-    return progress.steps_text(progress.figures_of(entry, finished=False))
+    return progress.steps_text(progress.last_step(entry))
 
 
 def status(args: argparse.Namespace) -> int:

@@ -37,6 +37,34 @@ def _file_records(path: Path) -> Iterator[dict[str, Any]]:
             yield found
 
 
+def last_step(record: JobRecord, tail_bytes: int = 4096) -> fig.Figures:
+    """Only the step reached (the `jobs` column): the last step line of the metrics file's
+    tail, so that a long list stays as fast as the file count allows."""
+    try:
+        with metrics_file(record).open("rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - tail_bytes))
+            lines = handle.read().decode(errors="replace").splitlines()
+    except OSError:
+        return fig.Figures()
+    for line in reversed(lines):
+        try:
+            found = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(found, dict) and found.get("event", "step") == "step":
+            step, max_steps = found.get("step"), found.get("max_steps")
+            if not isinstance(step, int):
+                break
+            known = isinstance(max_steps, int) and max_steps > 0
+            return fig.Figures(
+                step=step,
+                max_steps=max_steps if known else None,
+                percent=100.0 * step / max_steps if known else None,
+            )
+    return fig.Figures()
+
+
 def log_records(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     for line in lines:
         found = parse_line(line)

@@ -62,21 +62,19 @@ through unchanged and:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import re
-import shutil
 import signal
-import socket
-import statistics
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:  # the launcher imports this module for the contract: keep that import light
+    import argparse
+    import subprocess
 
 PREFIX = "hpl-metrics "
 HANG_EXIT = 75  # sysexits' EX_TEMPFAIL: the attempt hung; try again
@@ -85,18 +83,20 @@ DEFAULT_HANG_FLOOR_S = 900.0
 DEFAULT_HANG_FACTOR = 10.0
 STACK_GRACE_S = 3.0
 
-_RANK_PREFIX = re.compile(r"^\[(?:rank|default)(\d+)\]:")
+# Patterns as text: `re` compiles each on first use (and caches it), not when the launcher
+# imports this module for the contract.
+_RANK_PREFIX = r"^\[(?:rank|default)(\d+)\]:"
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 # Lightning's progress bar (NeMo 1.x, the HyperPod training adapter, NxD Training):
 # `Epoch 0:   0%|  | 189/301501 [59:12<1573:03:24, 18.79s/it, ..., reduced_train_loss=7.560,
 #  global_step=188.0, consumed_samples=24064.0, ...]`
-_BAR = re.compile(r"Epoch \d+:.*?(?P<done>\d+)/(?P<total>\d+) \[(?P<meta>[^\]]*)\]")
-_BAR_KEY = re.compile(rf"(?P<key>[A-Za-z_/ ]+?)=(?P<value>{_NUMBER})")
+_BAR = r"Epoch \d+:.*?(?P<done>\d+)/(?P<total>\d+) \[(?P<meta>[^\]]*)\]"
+_BAR_KEY = rf"(?P<key>[A-Za-z_/ ]+?)=(?P<value>{_NUMBER})"
 # NeMo 2's ProgressPrinter: `Training epoch 0, iteration 5/9 | lr: 0.0001 | global_step: 5 |
 #  reduced_train_loss: 1.26 | train_step_timing in s: 0.3964 | consumed_samples: 6`
-_PRINTER = re.compile(r"Training epoch \d+, iteration (?P<done>\d+)/(?P<total>\d+)(?P<meta>.*)")
-_PRINTER_KEY = re.compile(rf"\|\s*(?P<key>[^|:]+?):\s*(?P<value>{_NUMBER})")
-_NCCL_NET = re.compile(r"NCCL INFO Using network (?P<net>.+?)\s*$")
+_PRINTER = r"Training epoch \d+, iteration (?P<done>\d+)/(?P<total>\d+)(?P<meta>.*)"
+_PRINTER_KEY = rf"\|\s*(?P<key>[^|:]+?):\s*(?P<value>{_NUMBER})"
+_NCCL_NET = r"NCCL INFO Using network (?P<net>.+?)\s*$"
 
 
 def format_line(record: dict[str, Any]) -> str:
@@ -105,7 +105,7 @@ def format_line(record: dict[str, Any]) -> str:
 
 def strip_rank(line: str) -> tuple[int | None, str]:
     """torchrun's `[rank<N>]:` prefix apart from the line."""
-    match = _RANK_PREFIX.match(line)
+    match = re.match(_RANK_PREFIX, line)
     if match is None:
         return None, line
     return int(match.group(1)), line[match.end() :]
@@ -124,15 +124,14 @@ def parse_line(line: str) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _fields(pattern: re.Pattern[str], text: str) -> dict[str, float]:
-    return {m["key"].strip(): float(m["value"]) for m in pattern.finditer(text)}
+def _fields(pattern: str, text: str) -> dict[str, float]:
+    return {m["key"].strip(): float(m["value"]) for m in re.finditer(pattern, text)}
 
 
 def _step_record(
-    done: int, total: int, fields: dict[str, float], step_time: float | None
+    step: int, max_steps: int, fields: dict[str, float], step_time: float | None
 ) -> dict[str, Any]:
-    step = int(fields["global_step"]) + 1 if "global_step" in fields else done
-    record: dict[str, Any] = {"event": "step", "step": step, "max_steps": total}
+    record: dict[str, Any] = {"event": "step", "step": step, "max_steps": max_steps}
     loss = fields.get("reduced_train_loss", fields.get("loss"))
     if loss is not None:
         record["loss"] = loss
@@ -150,12 +149,13 @@ def _step_record(
 def parse_stack_line(line: str) -> dict[str, Any] | None:
     """A step record from the adapter's, NxD Training's or NeMo's own progress line."""
     _, text = strip_rank(line)
-    match = _PRINTER.search(text)
+    match = re.search(_PRINTER, text)
     if match:
         fields = _fields(_PRINTER_KEY, match["meta"])
         step_time = fields.get("train_step_timing in s")
-        return _step_record(int(match["done"]), int(match["total"]), fields, step_time)
-    match = _BAR.search(text)
+        # The iteration counts from 0 and its total is the last one: steps are one more.
+        return _step_record(int(match["done"]) + 1, int(match["total"]) + 1, fields, step_time)
+    match = re.search(_BAR, text)
     if match:
         meta = match["meta"]
         fields = _fields(_BAR_KEY, meta)
@@ -170,7 +170,7 @@ def parse_stack_line(line: str) -> dict[str, Any] | None:
 
 def nccl_network(line: str) -> str | None:
     """NCCL's network choice from its INIT line (`Using network Socket`, `... AWS Libfabric`)."""
-    match = _NCCL_NET.search(line)
+    match = re.search(_NCCL_NET, line)
     return match["net"] if match else None
 
 
@@ -183,7 +183,10 @@ def hang_window(
         return explicit
     if not intervals:
         return floor
-    return max(floor, factor * statistics.median(intervals))
+    ordered = sorted(intervals)
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return max(floor, factor * median)
 
 
 def _env_float(name: str) -> float | None:
@@ -235,6 +238,9 @@ class Watch:
     """The state of one attempt on one node."""
 
     def __init__(self, args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
+        import socket
+        import threading
+
         self.args = args
         self.out = out
         self.lock = threading.Lock()
@@ -334,6 +340,9 @@ class Watch:
 
     def dump_stacks(self, root: int) -> str:
         """The training processes' Python stacks, as text."""
+        import shutil
+        import subprocess
+
         pids = descendants(root)
         spy = shutil.which("py-spy")
         parts: list[str] = []
@@ -398,6 +407,9 @@ def _handle(watch: Watch, line: str, stop: Callable[[int], None]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import subprocess
+    import threading
+
     watch = Watch(args)
     env = dict(os.environ)
     if args.efa:
@@ -482,6 +494,8 @@ def _terminate(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     parser = argparse.ArgumentParser(description="watch one node's training processes")
     parser.add_argument("--job-dir", default="")
     parser.add_argument("--launch-id", default="")
