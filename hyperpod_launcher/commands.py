@@ -44,7 +44,7 @@ def progress_cell(entry: records.JobRecord) -> str:
     metrics file (`-` on backends without one, so that `jobs` asks no API for it)."""
     from hyperpod_launcher.telemetry import progress
 
-    if entry.backend not in progress.FILE_BACKENDS or not entry.launch_id:
+    if not progress.in_job_folder(entry.backend) or not entry.launch_id:
         return "-"
     return progress.steps_text(progress.last_step(entry))
 
@@ -55,7 +55,7 @@ def status(args: argparse.Namespace) -> int:
     record = records.resolve(args.job)
     (state,) = lifecycle.statuses([record], detailed=True)
     # Off the job folder, the figures come from the job's logs: none while it is pending.
-    asked = record.backend in progress.FILE_BACKENDS or state.state in ("running", *TERMINAL)
+    asked = progress.in_job_folder(record.backend) or state.state in ("running", *TERMINAL)
     figures = progress.figures_of(record, finished=state.finished, found=None if asked else [])
     causes = progress.causes(figures, state.exit_code) if state.state != "succeeded" else []
     if args.json:

@@ -88,6 +88,9 @@ class Backend(ABC):
     checkout_hint: ClassVar[str | None] = None
     # The module `preflight` asks about this backend's cluster (hyperpod_launcher.preflight).
     preflight_checks: ClassVar[str | None] = None
+    # The job's nodes see its job folder, where the watcher writes the metrics file that
+    # `status` and `jobs` read (else they read the metrics lines from the job's logs).
+    metrics_in_job_folder: ClassVar[bool] = False
 
     @abstractmethod
     def render(self, spec: JobSpec) -> Request: ...

@@ -47,7 +47,7 @@ class ProgressLine:
 
     def summary(self) -> None:
         """The end of the job; the job folder's metrics file where the backend has one."""
-        found = None if self.record.backend in progress.FILE_BACKENDS else self.found
+        found = None if progress.in_job_folder(self.record.backend) else self.found
         figures = progress.figures_of(self.record, finished=True, found=found)
         if figures.step is None and not figures.attempts:
             return

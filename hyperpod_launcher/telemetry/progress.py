@@ -16,7 +16,12 @@ from hyperpod_launcher.records import JobRecord
 from hyperpod_launcher.telemetry import figures as fig
 from hyperpod_launcher.telemetry.node_watch import HANG_EXIT, NO_EFA_EXIT, parse_line
 
-FILE_BACKENDS = frozenset({"local", "slurm"})  # the job folder is where the job runs
+
+def in_job_folder(backend: str) -> bool:
+    """Whether the backend's jobs write the metrics file into the job folder."""
+    from hyperpod_launcher import backends
+
+    return bool(getattr(backends.get(backend), "metrics_in_job_folder", False))
 
 
 def metrics_file(record: JobRecord) -> Path:
@@ -73,7 +78,7 @@ def log_records(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
 
 
 def records_of(record: JobRecord) -> list[dict[str, Any]]:
-    if record.backend in FILE_BACKENDS:
+    if in_job_folder(record.backend):
         return list(_file_records(metrics_file(record)))
     from hyperpod_launcher import lifecycle
     from hyperpod_launcher.errors import LauncherError
