@@ -49,6 +49,6 @@ class ProgressLine:
         """The end of the job; the job folder's metrics file where the backend has one."""
         found = None if progress.in_job_folder(self.record.backend) else self.found
         figures = progress.figures_of(self.record, finished=True, found=found)
-        if figures.step is None and not figures.attempts:
+        if figures.step is None:  # a job that prints no metrics line (a smoke test)
             return
         print(progress.summary(figures), file=self.out, flush=True)
