@@ -80,11 +80,13 @@ def log_records(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
 def records_of(record: JobRecord) -> list[dict[str, Any]]:
     if in_job_folder(record.backend):
         return list(_file_records(metrics_file(record)))
-    from hyperpod_launcher import lifecycle
+    from hyperpod_launcher import backends
     from hyperpod_launcher.errors import LauncherError
 
+    impl = backends.get(record.backend)
+    if "logs" not in impl.capabilities:
+        return []
     try:
-        impl = lifecycle.implementation(record.backend, "logs")
         return list(log_records(impl.logs(record, follow=False, rank=None)))
     except (LauncherError, NotImplementedError):
         return []
