@@ -1,9 +1,11 @@
 """Benchmark: whole-process time of `hyperpod-launch jobs` and `status` (local records).
 
-    python bench/lifecycle_speed.py [--runs 15] [--jobs 200]
+    python bench/lifecycle_speed.py [--runs 15] [--jobs 200] [--metrics-lines 500]
 
 Builds a throwaway index of finished local launches, then times the two commands next to a
-bare `python -c pass` (the interpreter's own start-up), reporting medians.
+bare `python -c pass` (the interpreter's own start-up), reporting medians. Each job folder
+gets a metrics file of `--metrics-lines` step lines (what the per-node watcher writes), which
+`status` and the PROGRESS column of `jobs` read.
 """
 
 from __future__ import annotations
@@ -21,7 +23,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def seed(root: Path, count: int) -> None:
+def metrics(lines: int) -> str:
+    step = {
+        "event": "step",
+        "max_steps": 5000,
+        "loss": 1.83,
+        "lr": 2e-5,
+        "tokens": 65536,
+        "samples": 16,
+        "steps": 10,
+        "step_time_s": 1.2,
+        "memory_gib": 61.2,
+        "model": {"params": 7_000_000_000, "layers": 32, "hidden": 4096, "seq": 4096},
+    }
+    rows = [{"event": "attempt", "attempt": 0, "host": "node1", "time": 1.8e9}]
+    rows += [{**step, "step": 10 * (i + 1), "time": 1.8e9 + 12 * i} for i in range(lines)]
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+def seed(root: Path, count: int, metrics_lines: int = 0) -> None:
     index = root / "state" / "jobs.jsonl"
     index.parent.mkdir(parents=True)
     with index.open("w") as out:
@@ -39,6 +59,8 @@ def seed(root: Path, count: int) -> None:
             }
             (job_dir / "job.json").write_text(json.dumps(record))
             (job_dir / f"local-L{i}.exit").write_text("0\n")
+            if metrics_lines:
+                (job_dir / f"hpl-metrics-L{i}.jsonl").write_text(metrics(metrics_lines))
             out.write(json.dumps(record) + "\n")
 
 
@@ -55,9 +77,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--metrics-lines", type=int, default=500)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        seed(Path(tmp), args.jobs)
+        seed(Path(tmp), args.jobs, args.metrics_lines)
         env = {**os.environ, "HPL_STATE_DIR": str(Path(tmp) / "state")}
         cli = [sys.executable, "-m", "hyperpod_launcher"]
         bare = median_ms([sys.executable, "-c", "pass"], env, args.runs)

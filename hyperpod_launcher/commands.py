@@ -7,6 +7,7 @@ import json
 import sys
 
 from hyperpod_launcher import lifecycle, records
+from hyperpod_launcher.status import TERMINAL
 from hyperpod_launcher.table import format_table
 
 JOB_REF = "run name, job folder, launch id or backend job id"
@@ -19,7 +20,7 @@ def jobs(args: argparse.Namespace) -> int:
         print(f"no launches yet (index: {records.index_path()})")
         return 0
     states = lifecycle.statuses(entries)
-    rows = [("NAME", "BACKEND", "JOB ID", "STATE", "SUBMITTED", "JOB FOLDER")]
+    rows = [("NAME", "BACKEND", "JOB ID", "STATE", "PROGRESS", "SUBMITTED", "JOB FOLDER")]
     for entry, state in zip(entries, states, strict=True):
         rows.append(
             (
@@ -27,6 +28,7 @@ def jobs(args: argparse.Namespace) -> int:
                 entry.backend,
                 entry.job_id or "-",
                 state.short(),
+                progress_cell(entry) if state.state == "running" else "-",
                 entry.submitted_at or "",
                 entry.job_dir,
             )
@@ -37,9 +39,25 @@ def jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def progress_cell(entry: records.JobRecord) -> str:
+    """The `jobs` column of a running job: the step reached, from the tail of the job folder's
+    metrics file (`-` on backends without one, so that `jobs` asks no API for it)."""
+    from hyperpod_launcher.telemetry import progress
+
+    if not progress.in_job_folder(entry.backend) or not entry.launch_id:
+        return "-"
+    return progress.steps_text(progress.last_step(entry))
+
+
 def status(args: argparse.Namespace) -> int:
+    from hyperpod_launcher.telemetry import progress
+
     record = records.resolve(args.job)
     (state,) = lifecycle.statuses([record], detailed=True)
+    # Off the job folder, the figures come from the job's logs: none while it is pending.
+    asked = progress.in_job_folder(record.backend) or state.state in ("running", *TERMINAL)
+    figures = progress.figures_of(record, finished=state.finished, found=None if asked else [])
+    causes = progress.causes(figures, state.exit_code) if state.state != "succeeded" else []
     if args.json:
         print(
             json.dumps(
@@ -49,11 +67,19 @@ def status(args: argparse.Namespace) -> int:
                     "job_id": record.job_id,
                     "backend": record.backend,
                     "job_dir": record.job_dir,
+                    "progress": figures.as_dict(),
+                    "causes": causes,
                 }
             )
         )
     else:
         print(f"{record.name} ({record.backend} job {record.job_id}): {state.describe()}")
+        if figures.step is not None:
+            print(f"  progress: {progress.line(figures)}")
+            if state.finished:
+                print(f"  {progress.summary(figures)}")
+        for cause in causes:
+            print(f"  {cause}")
     return 0
 
 

@@ -221,6 +221,9 @@ def execute(
             else (f"failed with exit status {submitted.returncode}")
         )
         say(f"job {spec.name} {outcome}; log: {submitted.details.get('log')}")
+        from hyperpod_launcher.telemetry.live import ProgressLine
+
+        ProgressLine(record).summary()
         return submitted.returncode
     say(f"submitted {spec.backend} job {submitted.job_id} ({spec.name})")
     if spec.wait:

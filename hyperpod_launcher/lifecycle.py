@@ -54,8 +54,16 @@ def print_log_line(line: str, flush: bool) -> None:
 
 
 def follow(record: JobRecord, rank: int | None = None) -> st.JobStatus:
-    """Stream the job's logs until it ends; return its final status."""
+    """Stream the job's logs until it ends, with a progress line; return its final status."""
+    from hyperpod_launcher.telemetry.live import ProgressLine
+
     impl = implementation(record.backend, "logs")
+    live = ProgressLine(record)
     for line in impl.logs(record, follow=True, rank=rank):
+        live.clear()
         print_log_line(line, flush=True)
-    return impl.status([record], detailed=True)[0]
+        live.seen(line)
+    live.clear()
+    final = impl.status([record], detailed=True)[0]
+    live.summary()
+    return final

@@ -88,6 +88,9 @@ class Backend(ABC):
     checkout_hint: ClassVar[str | None] = None
     # The module `preflight` asks about this backend's cluster (hyperpod_launcher.preflight).
     preflight_checks: ClassVar[str | None] = None
+    # The job's nodes see its job folder, where the watcher writes the metrics file that
+    # `status` and `jobs` read (else they read the metrics lines from the job's logs).
+    metrics_in_job_folder: ClassVar[bool] = False
 
     @abstractmethod
     def render(self, spec: JobSpec) -> Request: ...
@@ -139,7 +142,11 @@ def entry_argv(spec: JobSpec) -> list[str]:
     return [*head, *spec.entry.args]
 
 
-LAUNCH_COMMANDS = {"torchrun": "torchrun", "hyperpodrun": "exec hyperpodrun"}
+# `watch` is the telemetry watcher's command prefix (empty where the node has no python3).
+LAUNCH_COMMANDS = {
+    "torchrun": '${watch[@]+"${watch[@]}"} torchrun',
+    "hyperpodrun": 'exec ${watch[@]+"${watch[@]}"} hyperpodrun',
+}
 
 
 def train_script(spec: JobSpec, launcher: str = "torchrun") -> RenderedFile:
@@ -152,8 +159,17 @@ def train_script(spec: JobSpec, launcher: str = "torchrun") -> RenderedFile:
         version=__version__,
         launcher=launcher,
         launch=LAUNCH_COMMANDS[launcher],
+        node_watch=node_watch_source(),
     )
     return RenderedFile(text, 0o755)
+
+
+def node_watch_source() -> str:
+    """The telemetry watcher, which the per-node script writes out and runs (standard library
+    only, so it needs nothing installed in the job's image)."""
+    from importlib import resources
+
+    return resources.files("hyperpod_launcher.telemetry").joinpath("node_watch.py").read_text()
 
 
 TRAIN_SCRIPT = "train_script.sh"

@@ -461,7 +461,7 @@ def build_trainer(
         "eval_dataset": evaluation,
         "processing_class": load_tokenizer(recipe),
         "peft_config": peft_config(recipe),
-        "callbacks": [metrics_printer(), *callbacks],
+        "callbacks": [metrics_printer(), *hpl_metrics(), *callbacks],
     }
     if method == "sft":
         trainer = trl.SFTTrainer(**common)
@@ -487,6 +487,15 @@ def metrics_printer() -> Any:
                 print(f"open_ft step {state.global_step} {json.dumps(logs)}", flush=True)
 
     return MetricsPrinter()
+
+
+def hpl_metrics() -> list[Any]:
+    """The launcher's `hpl-metrics` line (status, jobs, --wait read it), where importable."""
+    try:
+        from hyperpod_launcher.telemetry.callback import hpl_metrics_callback
+    except ImportError:  # the entry runs without the launcher installed
+        return []
+    return [hpl_metrics_callback()]
 
 
 def save_final(trainer: Any, recipe: dict[str, Any], out: str) -> None:

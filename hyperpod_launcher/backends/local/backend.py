@@ -78,6 +78,7 @@ def local_status(record: JobRecord) -> st.JobStatus:
 class LocalBackend(Backend):
     name = "local"
     capabilities = frozenset({STATUS, LOGS, CANCEL})
+    metrics_in_job_folder = True
     checkout_hint = ""  # the job runs the launcher's checkout, which a dry run does not make
 
     def render(self, spec: JobSpec) -> Request:

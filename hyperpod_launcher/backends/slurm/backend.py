@@ -224,6 +224,7 @@ class SlurmBackend(Backend):
     name = "slurm"
     preflight_checks = "hyperpod_launcher.backends.slurm.preflight"  # what `preflight` asks
     capabilities = frozenset({STATUS, LOGS, CANCEL})
+    metrics_in_job_folder = True
     # The nodes run the submit host's checkout; a dry run makes none.
     checkout_hint = "cluster.slurm_create_submission_file_only=true writes them and checks it out"
 

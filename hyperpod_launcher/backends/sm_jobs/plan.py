@@ -32,6 +32,7 @@ from hyperpod_launcher.backends.sm_jobs.options import (
 from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.job import RECIPE_SECRETS, SECRET_ENV, Entry, JobSpec
 from hyperpod_launcher.resume import CHECKPOINT_KEYS
+from hyperpod_launcher.telemetry.sagemaker import metric_definitions
 
 KEY = checks.KEY
 SECRETS_WRAPPER = "hpl_secrets.py"
@@ -284,6 +285,7 @@ def _shared(spec: JobSpec, opts: SmJobsConfig) -> Shared:
         "instance_type": instance_type,
         "instance_count": spec.nodes,
         "base_job_name": base_job_name(spec),
+        "metric_definitions": metric_definitions(),  # the hpl-metrics line, for CloudWatch
     }
     if spec.image:
         estimator["image_uri"] = spec.image

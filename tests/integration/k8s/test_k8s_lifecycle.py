@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import k8s_standins
 import pytest
 
+from hyperpod_launcher.telemetry.node_watch import format_line
 from tests.conftest import REPO, require, require_tool, run_cli, run_launcher
 
 HF_TOKEN = "hf_LifecycleTestNotReal0123456789"
@@ -312,14 +313,24 @@ def test_status_asks_for_the_job_and_its_pods_in_the_recorded_namespace_and_cont
     assert (got["state"], got["backend_state"], got["exit_code"]) == ("running", "Running", None)
     assert got["detail"] == ""
     assert got["job_id"] == f"{NAMESPACE}/{name}"
-    assert cluster.calls() == [
+    pods_call = (
+        "GET",
+        f"/api/v1/namespaces/{NAMESPACE}/pods",
+        {"labelSelector": [f"training.kubeflow.org/job-name={name}"]},
+    )
+    assert cluster.calls()[:2] == [
         ("GET", f"/apis/kubeflow.org/v1/namespaces/{NAMESPACE}/pytorchjobs/{name}", {}),
-        (
-            "GET",
-            f"/api/v1/namespaces/{NAMESPACE}/pods",
-            {"labelSelector": [f"training.kubeflow.org/job-name={name}"]},
-        ),
+        pods_call,
     ]
+    # Then the progress: the logs of this job's pods (and no other's).
+    assert cluster.calls()[2:] == [
+        pods_call,
+        *(
+            ("GET", f"/api/v1/namespaces/{NAMESPACE}/pods/{name}-{kind}-0/log",
+             {"container": ["pytorch"]})
+            for kind in ("master", "worker")
+        ),
+    ]  # fmt: skip
     assert {r["authorization"] for r in cluster.requests} == {"Bearer token-for-test-ctx"}
 
     plain = run_cli("status", record["job_id"], env=env.vars)
@@ -577,6 +588,32 @@ def test_wait_follows_the_job_and_exits_with_its_outcome(
     state = "succeeded" if outcome == "Succeeded" else "failed"
     exit_code = 0 if outcome == "Succeeded" else 3
     assert f": {state} ({outcome}), exit code {exit_code}" in proc.stdout
+
+
+def test_status_reads_progress_from_the_pods_logs(env: Env, cluster: FakeCluster) -> None:
+    record = launch(env, cluster)
+    name = release(record)
+    cluster.jobs[name] = [pytorchjob(name, ("Created", ""), ("Running", "running"))]
+    cluster.pods += [
+        pod(name, "master", 0, "Running", RUNNING),
+        pod(name, "worker", 0, "Running", RUNNING),
+    ]
+    steps = [
+        {"event": "step", "step": s, "max_steps": 8, "loss": 3.0 - s / 10, "tokens": 512,
+         "steps": 2, "step_time_s": 0.25, "time": 1_700_000_000.0 + s}
+        for s in (2, 4)
+    ]  # fmt: skip
+    master = "".join(f"[rank{r}]:training\n" for r in (0, 1))
+    master += "".join(f"[rank0]:{format_line(x)}\n" for x in steps)
+    cluster.logs.update({f"{name}-master-0": master, f"{name}-worker-0": "[rank2]:training\n"})
+    figures = status(env, record["name"])["progress"]
+    assert (figures["step"], figures["max_steps"], figures["percent"]) == (4, 8, 50.0)
+    assert figures["loss"] == 2.6 and figures["tokens"] == 1024
+    assert figures["accelerators"] == 4  # 2 nodes x 2 processes
+    assert figures["tokens_per_s_per_accelerator"] == 1024 / (2 * 2 * 0.25) / 4
+    assert figures["eta_s"] == (8 - 4) * 0.25
+    plain = run_cli("status", record["job_id"], env=env.vars).stdout
+    assert "progress: step 4/8 (50 %), loss 2.6, 256.0 tok/s/GPU, MFU ?, ETA 1s" in plain
 
 
 # --- cancel ---------------------------------------------------------------------------------

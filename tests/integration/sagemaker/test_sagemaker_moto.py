@@ -496,3 +496,36 @@ def test_a_request_at_createtrainingjobs_limits_is_sent_and_one_over_is_refused(
         assert line.startswith("error: ") and fragment in line, line
         assert moto.recording() == []  # no upload, no AWS call
         assert not results.exists() or list(results.iterdir()) == []
+
+
+def test_create_training_job_declares_the_metric_definitions(moto: Any, tmp_path: Path) -> None:
+    import re
+
+    from hyperpod_launcher.telemetry.node_watch import format_line
+
+    create, _ = submit(moto, *sm("instance_type=ml.g5.12xlarge", tmp_path=tmp_path))
+    definitions = create["AlgorithmSpecification"]["MetricDefinitions"]
+    line = format_line(
+        {
+            "event": "step",
+            "step": 12,
+            "max_steps": 50,
+            "loss": 1.83,
+            "lr": 2e-05,
+            "tokens": 4096,
+            "steps": 1,
+            "step_time_s": 0.5,
+            "memory_gib": 61.5,
+            "model": {"params": 10},
+        }
+    )
+    values = {d["Name"]: float(re.search(d["Regex"], line).group(1)) for d in definitions}
+    assert values == {
+        "hpl:step": 12,
+        "hpl:loss": 1.83,
+        "hpl:learning_rate": 2e-05,
+        "hpl:tokens": 4096,
+        "hpl:step_time_s": 0.5,
+        "hpl:memory_gib": 61.5,
+    }
+    assert all(re.search(d["Regex"], 'open_ft step 12 {"loss": 1.0}') is None for d in definitions)
