@@ -15,11 +15,9 @@ def dense_bf16_peak_tflops(instance_type: str | None) -> float | None:
     from hyperpod_launcher import instances
 
     instance = instances.lookup(instance_type)
-    if instance is None:
+    if instance is None or not instance.peak_bf16_tflops:
         return None
-    return {"H100": 989.0, "H200": 989.0, "A100 40GB": 312.0, "A100 80GB": 312.0}.get(
-        instance.model
-    )
+    return instance.peak_bf16_tflops
 
 
 def flops_per_token(model: Mapping[str, Any] | None) -> float | None:
