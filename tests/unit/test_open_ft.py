@@ -3,6 +3,7 @@ entry's own handling of the recipe (outputs, resuming, overrides), without train
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ COMPLETE = (
             GRPO,
             ("recipes.method.grpo.num_generations=3",),
             "error: recipes.method.grpo.num_generations=3: must be at least 2 and divide the "
-            "generation batch 8 (micro batch 1 x accumulation 1 x 8 processes)",
+            "generation batch 64 (micro batch 1 x accumulation 8 x 8 processes)",
         ),
         (
             SFT,
@@ -108,20 +109,23 @@ def test_qlora_on_local_without_a_gpu_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "results").exists()
 
 
-def test_outputs_without_exp_dir_go_under_the_job_folder_by_a_real_name() -> None:
-    recipe = {"exp_manager": {"exp_dir": None, "checkpoint_dir": None}}
-    assert open_ft.output_dir(recipe, "/jobs/run1") == "/jobs/run1/checkpoints"
-    recipe["exp_manager"]["exp_dir"] = "/fsx/exp"
-    assert open_ft.output_dir(recipe, "/jobs/run1") == "/fsx/exp/checkpoints"
+def test_outputs_go_to_a_folder_of_the_run() -> None:
+    recipe: dict = {"run": {"name": "sft-a"}, "exp_manager": {"exp_dir": None}}
+    assert open_ft.output_dir(recipe, "/jobs/sft-a") == "/jobs/sft-a/checkpoints"
+    recipe["exp_manager"]["exp_dir"] = "/fsx/exp"  # shared by recipes: one folder each
+    assert open_ft.output_dir(recipe, "/jobs/sft-a") == "/fsx/exp/sft-a/checkpoints"
+    recipe["exp_manager"]["checkpoint_dir"] = "/fsx/ckpt/"
+    assert open_ft.output_dir(recipe, "/jobs/sft-a") == "/fsx/ckpt"
 
 
 def test_resume_override_from_the_per_node_script_is_understood(tmp_path: Path) -> None:
     out = tmp_path / "checkpoints"
+    recipe: dict = {"exp_manager": {"resume_from_checkpoint": None}}
     for step in (2, 10, 4):  # numeric order, not by name or time
         (out / f"checkpoint-{step}").mkdir(parents=True)
         (out / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+        open_ft.write_identity(str(out / f"checkpoint-{step}"), recipe)
     (out / "checkpoint-12").mkdir()  # being written: no trainer state yet
-    recipe: dict = {"exp_manager": {"resume_from_checkpoint": None}}
     assert open_ft.resume_point(recipe, str(out)) == str(out / "checkpoint-10")
 
     open_ft.apply_overrides(recipe, [f"exp_manager.resume_from_checkpoint={out}/checkpoint-4"])
@@ -130,6 +134,58 @@ def test_resume_override_from_the_per_node_script_is_understood(tmp_path: Path) 
     assert open_ft.resume_point(recipe, str(out)) == str(out / "checkpoint-10")
     with pytest.raises(open_ft.RecipeError, match="expected key=value"):
         open_ft.apply_overrides(recipe, ["--resume"])
+
+
+def test_resume_only_into_the_same_run(tmp_path: Path) -> None:
+    out = tmp_path / "checkpoints"
+    recipe: dict = {
+        "run": {"name": "a", "results_dir": "/r/a"},
+        "trainer": {"max_steps": 10, "devices": 8, "seed": 1},
+        "exp_manager": {"resume_from_checkpoint": None, "save_every_n_steps": 5},
+        "model": {"optim": {"lr": 2e-5}, "data": {"train_dir": "/d1"}, "hf_access_token": "t"},
+    }
+    (out / "checkpoint-5").mkdir(parents=True)
+    (out / "checkpoint-5" / "trainer_state.json").write_text("{}")
+    assert open_ft.resume_point(recipe, str(tmp_path / "empty")) is None  # fresh: nothing there
+    with pytest.raises(open_ft.RecipeError, match="has no run_identity.json"):
+        open_ft.resume_point(recipe, str(out))  # a checkpoint of unknown origin is not resumed
+    open_ft.write_identity(str(out / "checkpoint-5"), recipe)
+    assert open_ft.resume_point(recipe, str(out)) == str(out / "checkpoint-5")
+    # Keys that do not change what is trained keep the run: more steps, GPUs, save cadence.
+    open_ft.apply_overrides(
+        recipe, ["trainer.max_steps=20", "trainer.devices=16", "exp_manager.save_every_n_steps=2"]
+    )
+    assert open_ft.resume_point(recipe, str(out)) == str(out / "checkpoint-5")
+    assert "t" not in (out / "checkpoint-5" / "run_identity.json").read_text().split('"')
+    for change in ("model.optim.lr=1e-4", "model.data.train_dir=/d2"):
+        other = json.loads(json.dumps(recipe))
+        open_ft.apply_overrides(other, [change])
+        with pytest.raises(open_ft.RecipeError, match="belongs to another run") as err:
+            open_ft.resume_point(other, str(out))
+        assert change.split("=")[0] in str(err.value) and "refusing to resume" in str(err.value)
+
+
+def test_math_and_reasoning_rewards_score_real_completions() -> None:
+    completions = [
+        "Add them.\nThe answer is \\boxed{1,000}.",  # newline, commas: still right
+        "Steps...\n#### 12",
+        "I think \\boxed{\\frac{1}{2}} is it",
+        "no final answer 1000",
+        [{"role": "assistant", "content": "so \\boxed{7}"}],
+    ]
+    answers = ["1000", "#### 12", "\\frac{1}{2}", "1000", "8"]
+    assert open_ft.math_answer_reward(completions, answer=answers) == [1.0, 1.0, 1.0, 0.0, 0.0]
+    assert open_ft.format_reward(["line one\nline two", " \n"]) == [1.0, 0.0]
+    thoughts = [
+        "<think>\n3 + 4 = 7\n</think>\n\\boxed{7}",
+        "3 + 4 = 7</think> 7",  # the template opened the block in the prompt
+        "<think>never closed",
+        "<think>a</think><think>b</think> 7",
+        "<think>a</think>",  # no answer after it
+    ]
+    assert open_ft.think_format_reward(thoughts) == [1.0, 1.0, 0.0, 0.0, 0.0]
+    with pytest.raises(open_ft.RecipeError, match="needs an `answer` column"):
+        open_ft.math_answer_reward(["x"])
 
 
 def test_built_in_rewards_and_dotted_paths() -> None:
