@@ -13,11 +13,11 @@ but only one of this run: each checkpoint holds `run_identity.json` (a hash of t
 training keys) and a checkpoint of another run is refused, never trained on.
 
 GRPO rewards are `module:function` (the module on PYTHONPATH or beside this script) or a
-built-in: `math_answer` (the final answer, `\boxed{...}` or after `####`, equals the row's
-`answer`), `think_format` (one `<think>...</think>` block, then an answer), `format` (a
-non-empty completion) and `exact_match` (the trimmed completion equals `answer`). A reward
-function takes `completions` (and the dataset's other columns as keyword lists) and returns
-one float per completion.
+built-in: `math_answer` (the final answer, `\\boxed{...}`, after `####` or else the last
+number, equals the row's `answer`), `think_format` (one `<think>...</think>` block, then an
+answer), `format` (a non-empty completion) and `exact_match` (the trimmed completion equals
+`answer`). A reward function takes `completions` (and the dataset's other columns as keyword
+lists) and returns one float per completion.
 
 The final model goes to `$SM_MODEL_DIR` when that is set (SageMaker uploads it), else to
 <output>/final.
@@ -291,7 +291,8 @@ NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
 def final_answer(text: str) -> str | None:
-    """The last `\\boxed{...}` (braces balanced), else what follows the last `####`."""
+    """The last `\\boxed{...}` (braces balanced), else what follows the last `####`, else the
+    last number in the text."""
     starts = [m.end() for m in BOXED.finditer(text)]
     if starts:
         depth, start = 1, starts[-1]
@@ -301,7 +302,10 @@ def final_answer(text: str) -> str | None:
                 return text[start:index].strip()
         return None
     found = HASHES.findall(text)
-    return found[-1].strip() if found else None
+    if found:
+        return found[-1].strip()
+    numbers = NUMBER.findall(text)
+    return numbers[-1] if numbers else None
 
 
 def _normal(answer: str) -> str:
@@ -565,6 +569,11 @@ def peft_config(recipe: dict[str, Any]) -> Any:
     if peft.get("target_parameters"):
         # Fused MoE experts are parameters, not nn.Linear: "all-linear" alone misses them.
         extra["target_parameters"] = [str(name) for name in peft["target_parameters"]]
+        if float(peft.get("dropout", 0.05)):
+            raise RecipeError(
+                f"model.peft.dropout={peft.get('dropout', 0.05)}: LoRA on parameters "
+                "(model.peft.target_parameters) takes no dropout; set model.peft.dropout=0"
+            )
     return LoraConfig(
         r=int(peft.get("rank", 16)),
         lora_alpha=int(peft.get("alpha", 32)),

@@ -147,7 +147,7 @@ def test_resume_only_into_the_same_run(tmp_path: Path) -> None:
     (out / "checkpoint-5").mkdir(parents=True)
     (out / "checkpoint-5" / "trainer_state.json").write_text("{}")
     assert open_ft.resume_point(recipe, str(tmp_path / "empty")) is None  # fresh: nothing there
-    with pytest.raises(open_ft.RecipeError, match="has no run_identity.json"):
+    with pytest.raises(open_ft.RecipeError, match=r"has no run_identity\.json"):
         open_ft.resume_point(recipe, str(out))  # a checkpoint of unknown origin is not resumed
     open_ft.write_identity(str(out / "checkpoint-5"), recipe)
     assert open_ft.resume_point(recipe, str(out)) == str(out / "checkpoint-5")
@@ -170,7 +170,7 @@ def test_math_and_reasoning_rewards_score_real_completions() -> None:
         "Add them.\nThe answer is \\boxed{1,000}.",  # newline, commas: still right
         "Steps...\n#### 12",
         "I think \\boxed{\\frac{1}{2}} is it",
-        "no final answer 1000",
+        "no final answer",
         [{"role": "assistant", "content": "so \\boxed{7}"}],
     ]
     answers = ["1000", "#### 12", "\\frac{1}{2}", "1000", "8"]

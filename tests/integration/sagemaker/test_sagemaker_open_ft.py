@@ -37,9 +37,7 @@ def test_open_recipe_ships_its_entry_in_the_uploaded_source(moto: Any, tmp_path:
     image = create["AlgorithmSpecification"]["TrainingImage"]
     assert "pytorch-training:2.8.0-gpu-py312" in image, image
     required = files["requirements.txt"].decode().splitlines()
-    assert [line for line in required if not line.startswith("#")] == list(
-        train_stack.REQUIREMENTS
-    )
+    assert [line for line in required if not line.startswith("#")] == list(train_stack.REQUIREMENTS)
 
 
 def test_stack_requirements_are_the_train_extra_less_torch() -> None:
