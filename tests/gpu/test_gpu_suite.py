@@ -27,11 +27,6 @@ def gpus() -> int:
     return torch.cuda.device_count()
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> tiny_lm.TinyLM:
-    return tiny_lm.build(tmp_path_factory.mktemp("tiny-lm"))
-
-
 def env_for(tmp_path: Path) -> dict[str, str]:
     return {
         **tiny_lm.OFFLINE_ENV,
