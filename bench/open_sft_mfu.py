@@ -4,10 +4,12 @@ through the launcher (`cluster=local`) and through a bare TRL script with the sa
 
     python bench/open_sft_mfu.py [--steps 30] [--out bench/results/open_sft_mfu.json]
 
-Two settings: `old` (AdamW unfused, gradient checkpointing on: the earlier recipe defaults)
-and `new` (the recipe defaults now: fused AdamW, no checkpointing). For each it reports the
-median step time after warm-up, tokens per second, MFU (model FLOPs per token: 6 x parameters
-without the input embedding + 12 x layers x hidden x sequence, over the dense bf16 peak: 989
+The bare script also runs under `torchrun --nproc-per-node=1` (`bare_torchrun`), which the
+launcher always uses, to tell its cost from the launcher's. Two settings: `old` (AdamW
+unfused, gradient checkpointing on: the earlier recipe defaults) and `new` (the recipe defaults
+now: fused AdamW, no checkpointing). For each it reports the median step time after warm-up,
+tokens per second, MFU (model FLOPs per token: 6 x parameters without the input embedding +
+12 x layers x hidden x sequence, over the dense bf16 peak: 989
 TFLOP/s for H100 SXM and H200) and the launcher's step time over the bare script's.
 """
 
@@ -164,10 +166,9 @@ def main() -> None:
             str(args.steps),
             str(root / f"bare-{name}"),
         ]
-        times = {
-            way: statistics.median(step_times(argv, env))
-            for way, argv in (("launcher", launcher), ("bare", bare))
-        }
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=1", *bare[1:]]
+        ways = [("launcher", launcher), ("bare", bare), ("bare_torchrun", torchrun)]
+        times = {way: statistics.median(step_times(argv, env)) for way, argv in ways}
         for way, seconds in times.items():
             tokens = MICRO * SEQ / seconds
             rows.append(
