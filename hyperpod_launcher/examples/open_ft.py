@@ -817,22 +817,12 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[Any] = ()) -> No
     args = parser.parse_args(argv)
     try:
         recipe = load_recipe(args.config_path, args.config_name, args.overrides)
-        if section(recipe, "model").get("strategy", "ddp") == "ddp":
-            _leave_single_process_group()
         train(recipe, args.config_path, callbacks)
     except RecipeError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     finally:
         _destroy_process_group()
-
-
-def _leave_single_process_group() -> None:
-    """torchrun with one process: drop its rank variables, so that Transformers trains without
-    a process group (no collective per logged step, as a plain `python` run)."""
-    if os.environ.get("WORLD_SIZE") == "1":
-        for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK"):
-            os.environ.pop(name, None)
 
 
 def _destroy_process_group() -> None:
