@@ -196,3 +196,104 @@ def test_built_in_rewards_and_dotted_paths() -> None:
     assert open_ft.reward_function("os.path:basename") is __import__("os").path.basename
     with pytest.raises(open_ft.RecipeError, match="neither a built-in"):
         open_ft.reward_function("nope")
+
+
+def test_deepspeed_schedule_is_the_recipes() -> None:
+    from hyperpod_launcher import ds_config
+
+    def schedule(name: str) -> dict | None:
+        recipe = {
+            "deepspeed": {"zero_stage": 2, "micro_batch_size": 1, "global_batch_size": 8},
+            "trainer": {"max_steps": 100},
+            "model": {"optim": {"lr": 1e-4, "scheduler": name, "warmup_steps": 10}},
+        }
+        return ds_config.build(recipe, 8).get("scheduler")
+
+    cosine = schedule("cosine")
+    assert cosine is not None and cosine["type"] == "WarmupCosineLR"
+    assert cosine["params"]["total_num_steps"] == 100
+    assert cosine["params"]["warmup_num_steps"] == 10
+    assert schedule("linear")["type"] == "WarmupDecayLR"  # type: ignore[index]
+    assert schedule("constant_with_warmup")["type"] == "WarmupLR"  # type: ignore[index]
+    assert schedule("inverse_sqrt") is None  # then the Trainer's own scheduler of that name
+    args = open_ft.trainer_arguments(
+        {"model": {"optim": {"scheduler": "inverse_sqrt"}}},
+        "sft",
+        "/out",
+        {
+            "train_micro_batch_size_per_gpu": 1,
+            "gradient_accumulation_steps": 1,
+            "bf16": {"enabled": False},
+            "fp16": {"enabled": False},
+        },
+    )
+    assert args["lr_scheduler_type"] == "inverse_sqrt"
+
+
+def test_fsdp_loads_on_rank_zero_and_grpo_uses_vllm_when_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    args = open_ft.trainer_arguments({"model": {"strategy": "fsdp"}}, "sft", "/out", None)
+    assert args["fsdp_config"]["cpu_ram_efficient_loading"] is True
+    assert args["fsdp_config"]["sync_module_states"] is True
+    assert args["optim"] == "adamw_torch"  # the entry's fallback; recipes default to fused
+    assert "use_vllm" not in open_ft.method_arguments({}, "grpo")  # no vLLM here
+    monkeypatch.setattr(open_ft, "vllm_available", lambda: True)
+    grpo = open_ft.method_arguments({}, "grpo")
+    assert grpo["use_vllm"] and grpo["vllm_mode"] == "colocate"
+
+
+def test_final_model_goes_where_sagemaker_uploads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SM_MODEL_DIR", raising=False)
+    assert open_ft.final_dir("/fsx/exp/run/checkpoints") == "/fsx/exp/run/checkpoints/final"
+    monkeypatch.setenv("SM_MODEL_DIR", "/opt/ml/model")
+    assert open_ft.final_dir("/opt/ml/checkpoints") == "/opt/ml/model"
+
+
+def test_stack_check_names_what_the_jobs_python_lacks() -> None:
+    import sys
+
+    from hyperpod_launcher import train_stack
+
+    assert train_stack.missing_modules(sys.executable, ("json", "no_such_module_x")) == [
+        "no_such_module_x"
+    ]
+    deepspeed = {"run": {"model_type": "open_ft"}, "model": {"strategy": "deepspeed"}}
+    assert "deepspeed" in train_stack.modules(deepspeed)
+    assert "deepspeed" not in train_stack.modules({"model": {"strategy": "ddp"}})
+
+
+def test_preflight_finds_the_stack_with_the_python_behind_torchrun(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    argv = (
+        "preflight",
+        SFT,
+        *COMPLETE,
+        "cluster=local",
+        "recipes.trainer.devices=1",
+        f"base_results_dir={tmp_path / 'results'}",
+    )
+    env = {"HPL_STATE_DIR": str(tmp_path / "state"), "XDG_CACHE_HOME": str(tmp_path / "c")}
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    torchrun = bin_dir / "torchrun"
+    torchrun.write_text(f"#!{sys.executable}\n")
+    torchrun.chmod(0o755)
+    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    good = run_launcher(*argv, env={**env, "PATH": path})
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert f"ok   open fine-tuning stack: {sys.executable} has torch, transformers" in good.stdout
+    # A Python without the stack (this one finds nothing it is asked for).
+    bare = bin_dir / "bare-python"
+    bare.write_text('#!/bin/sh\nshift 2\nfor name in "$@"; do echo "$name"; done\n')
+    bare.chmod(0o755)
+    torchrun.write_text(f"#!{bare}\n")
+    missing = run_launcher(*argv, env={**env, "PATH": path})
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    assert (
+        f"fail open fine-tuning stack: {bare} lacks torch, transformers, trl, peft, "
+        "datasets, accelerate; fix: install the [train] extra into that Python"
+    ) in missing.stdout
+    assert not (tmp_path / "results").exists()
