@@ -107,3 +107,12 @@ def check(spec: Any) -> Any:
             "install the [train] extra into that Python: pip install '.[train]'",
         )
     return ok(f"{python} has {', '.join(modules(recipe))}")
+
+
+def checks(spec: Any) -> list[Any]:
+    """The stack check, for open fine-tuning jobs only."""
+    from hyperpod_launcher.preflight import Check
+
+    if not is_open_ft(recipe_of(spec.recipe_yaml)):
+        return []
+    return [Check("open fine-tuning stack", lambda: check(spec), timeout=IMPORT_TIMEOUT + 10)]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hyperpod_launcher import train_stack
-from hyperpod_launcher.preflight import Check
 
 if TYPE_CHECKING:
     from hyperpod_launcher.launch import Plan
+    from hyperpod_launcher.preflight import Check
 
 
 def checks(plan: Plan) -> list[Check]:
-    return [Check("open fine-tuning stack", lambda: train_stack.check(plan.spec), timeout=70)]
+    return train_stack.checks(plan.spec)

@@ -195,7 +195,7 @@ def checks(plan: Plan) -> list[Check]:
     return [
         Check("slurm sbatch", check_sbatch_on_path),
         Check("slurm image", lambda: check_image_here(plan), cheap=True),
-        Check("open fine-tuning stack", lambda: train_stack.check(plan.spec), timeout=70),
+        *train_stack.checks(plan.spec),
         Check("slurm partition", lambda: check_partition(plan)),
         Check("slurm account", lambda: _association("account", opts.account)),
         Check("slurm qos", lambda: _association("qos", opts.qos)),
