@@ -117,17 +117,11 @@ def build(recipe: Mapping[str, Any], world: int) -> dict[str, Any]:
                 "weight_decay": optim.get("weight_decay", 0.0),
             },
         },
-        "scheduler": {
-            "type": "WarmupDecayLR",
-            "params": {
-                "warmup_min_lr": 0,
-                "warmup_max_lr": lr,
-                "warmup_num_steps": optim.get("warmup_steps", 0),
-                "total_num_steps": trainer.get("max_steps", 1000),
-            },
-        },
         "wall_clock_breakdown": False,
     }
+    schedule = scheduler(optim, trainer, lr)
+    if schedule:  # otherwise the Trainer's own scheduler of that name runs
+        config["scheduler"] = schedule
     if exp.get("tensorboard") and exp.get("exp_dir"):
         config["tensorboard"] = {
             "enabled": True,
@@ -135,6 +129,26 @@ def build(recipe: Mapping[str, Any], world: int) -> dict[str, Any]:
             "job_name": str((recipe.get("run") or {}).get("name", "deepspeed")),
         }
     return config
+
+
+def scheduler(
+    optim: Mapping[str, Any], trainer: Mapping[str, Any], lr: float
+) -> dict[str, Any] | None:
+    """DeepSpeed's scheduler for the recipe's `model.optim.scheduler` (cosine, linear or
+    constant, with its warm-up), or None for a schedule only Transformers has."""
+    name = optim.get("scheduler", "cosine")
+    warmup = optim.get("warmup_steps", 0)
+    total = trainer.get("max_steps", 1000)
+    if name == "cosine":
+        params = {"total_num_steps": total, "warmup_num_steps": warmup, "warmup_min_ratio": 0.0}
+        return {"type": "WarmupCosineLR", "params": {**params, "cos_min_ratio": 0.0}}
+    if name == "linear":
+        params = {"warmup_min_lr": 0, "warmup_max_lr": lr, "warmup_num_steps": warmup}
+        return {"type": "WarmupDecayLR", "params": {**params, "total_num_steps": total}}
+    if name in ("constant", "constant_with_warmup"):
+        params = {"warmup_min_lr": 0 if warmup else lr, "warmup_max_lr": lr}
+        return {"type": "WarmupLR", "params": {**params, "warmup_num_steps": warmup}}
+    return None
 
 
 def files(recipe: Mapping[str, Any], world: int) -> tuple[tuple[str, str], ...]:

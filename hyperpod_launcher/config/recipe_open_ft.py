@@ -72,6 +72,7 @@ class OpenPeft(Section):
     alpha: Count
     dropout: Annotated[float, Range(ge=0, le=0.99)]
     target_modules: str | list[str]  # "all-linear" or module names
+    target_parameters: list[str] | None  # fused MoE expert parameters (PEFT target_parameters)
     merge_on_save: bool
 
 
@@ -96,6 +97,7 @@ class OpenModel(Section):
     max_context_width: Count  # TRL's max_length
     max_position_embeddings: Count | None
     packing: bool
+    completion_only_loss: bool  # SFT: loss on completions / assistant turns only
     chat_template: str | None
     gradient_checkpointing: bool
     strategy: Literal["ddp", "fsdp", "deepspeed"]

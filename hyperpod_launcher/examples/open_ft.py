@@ -8,11 +8,19 @@ launcher wrote next to the recipe), checkpoints and resuming.
 
 Trailing `key=value` arguments override recipe keys, as Hydra overrides do
 (`exp_manager.resume_from_checkpoint=<dir>`). Without one, a restarted job (HPL_RESTART_COUNT
-> 0) or a job whose output folder has a checkpoint resumes from the newest checkpoint there.
+> 0) or a job whose output folder has a checkpoint resumes from the newest checkpoint there,
+but only one of this run: each checkpoint holds `run_identity.json` (a hash of the recipe's
+training keys) and a checkpoint of another run is refused, never trained on.
 
 GRPO rewards are `module:function` (the module on PYTHONPATH or beside this script) or a
-built-in: `format` (a completion that ends cleanly and is not empty) and `exact_match` (the
-completion equals the dataset's `answer` column after trimming).
+built-in: `math_answer` (the final answer, `\\boxed{...}`, after `####` or else the last
+number, equals the row's `answer`), `think_format` (one `<think>...</think>` block, then an
+answer), `format` (a non-empty completion) and `exact_match` (the trimmed completion equals
+`answer`). A reward function takes `completions` (and the dataset's other columns as keyword
+lists) and returns one float per completion.
+
+The final model goes to `$SM_MODEL_DIR` when that is set (SageMaker uploads it), else to
+<output>/final.
 
 Job image: torch, transformers, trl, peft, datasets, accelerate, pyyaml; deepspeed for the
 DeepSpeed strategy, bitsandbytes (CUDA) for QLoRA, tensorboard for logging.
@@ -21,7 +29,9 @@ DeepSpeed strategy, bitsandbytes (CUDA) for QLoRA, tensorboard for logging.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -39,6 +49,16 @@ COLUMNS = {
     "grpo": (("prompt",),),
 }
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+IDENTITY_FILE = "run_identity.json"
+# Recipe keys that do not change what a run trains: a checkpoint stays this run's when they do.
+NOT_IDENTITY = {
+    "trainer": ("devices", "num_nodes", "max_steps", "num_epochs", "log_every_n_steps"),
+    "exp_manager": None,  # where outputs go and how often they are saved
+    "model": ("hf_access_token", "gradient_checkpointing", "micro_batch_size"),
+    "model.data": ("train_channel", "val_channel", "eval_every_n_steps"),
+}
+# Fused expert weights (nn.Parameter, not nn.Linear) of the MoE models in Transformers 5.
+MOE_EXPERT_PARAMETERS = ("experts.gate_up_proj", "experts.down_proj")
 
 
 class RecipeError(Exception):
@@ -82,12 +102,77 @@ def section(recipe: dict[str, Any], dotted: str) -> dict[str, Any]:
 
 
 def output_dir(recipe: dict[str, Any], config_path: str) -> str:
-    """checkpoint_dir, else <exp_dir>/checkpoints, else <job folder>/checkpoints."""
+    """checkpoint_dir, else <exp_dir>/<run name>/checkpoints, else <job folder>/checkpoints
+    (the job folder is already the run's own)."""
     exp = section(recipe, "exp_manager")
     if exp.get("checkpoint_dir"):
         return str(exp["checkpoint_dir"]).rstrip("/")
-    base = exp.get("exp_dir") or config_path
-    return os.path.join(str(base), "checkpoints")
+    if exp.get("exp_dir"):
+        name = str(section(recipe, "run").get("name") or "open-ft")
+        return os.path.join(str(exp["exp_dir"]), name, "checkpoints")
+    return os.path.join(config_path, "checkpoints")
+
+
+def training_keys(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's keys that decide what a run trains, flattened (`model.optim.lr`: 2e-05)."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        else:
+            flat[prefix] = node
+
+    walk(
+        {
+            k: v
+            for k, v in recipe.items()
+            if k in ("run", "trainer", "exp_manager", "model", "method", "deepspeed")
+        },
+        "",
+    )
+    for where, keys in NOT_IDENTITY.items():
+        for key in list(flat):
+            inside = key.startswith(where + ".") and "." not in key[len(where) + 1 :]
+            if inside and (keys is None or key.rsplit(".", 1)[1] in keys):
+                del flat[key]
+    for key in (
+        "run.results_dir",
+        "run.time_limit",
+        "run.instance_type",
+        "run.entry_script",
+        "run.code_repo",
+        "deepspeed.config_file",
+    ):
+        flat.pop(key, None)
+    return flat
+
+
+def run_identity(recipe: dict[str, Any]) -> str:
+    text = json.dumps(training_keys(recipe), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_identity(checkpoint: str, recipe: dict[str, Any]) -> None:
+    record = {"identity": run_identity(recipe), "keys": training_keys(recipe)}
+    with open(os.path.join(checkpoint, IDENTITY_FILE), "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=1, sort_keys=True, default=str)
+
+
+def foreign_reason(checkpoint: str, recipe: dict[str, Any]) -> str | None:
+    """Why `checkpoint` is not this run's, or None when it is."""
+    path = os.path.join(checkpoint, IDENTITY_FILE)
+    if not os.path.isfile(path):
+        return f"{checkpoint} has no {IDENTITY_FILE}, so it cannot be matched to this run"
+    with open(path, encoding="utf-8") as handle:
+        record = json.load(handle)
+    if record.get("identity") == run_identity(recipe):
+        return None
+    theirs, ours = record.get("keys") or {}, training_keys(recipe)
+    changed = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    shown = ", ".join(f"{k} {theirs.get(k)!r} -> {ours.get(k)!r}" for k in changed[:3])
+    return f"{checkpoint} belongs to another run ({shown or 'different training keys'})"
 
 
 def newest_checkpoint(folder: str) -> str | None:
@@ -103,16 +188,25 @@ def newest_checkpoint(folder: str) -> str | None:
 
 def resume_point(recipe: dict[str, Any], out: str) -> str | None:
     """Where to resume: the recipe's resume_from_checkpoint when it names a checkpoint (or a
-    folder of them), else the newest checkpoint in the output folder."""
+    folder of them), else the newest checkpoint in the output folder; a checkpoint of another
+    run (its recorded identity differs) is refused, so a changed recipe never resumes it."""
     asked = section(recipe, "exp_manager").get("resume_from_checkpoint")
+    found = None
     if asked:
         asked = str(asked).rstrip("/")
         if os.path.isfile(os.path.join(asked, "trainer_state.json")):
-            return asked
-        inside = newest_checkpoint(asked)
-        if inside:
-            return inside
-    return newest_checkpoint(out)
+            found = asked
+        else:
+            found = newest_checkpoint(asked)
+    found = found or newest_checkpoint(out)
+    if found:
+        reason = foreign_reason(found, recipe)
+        if reason:
+            raise RecipeError(
+                f"{reason}; refusing to resume it. Give this run its own folder (run.name or "
+                "exp_manager.checkpoint_dir), or remove that checkpoint to start fresh"
+            )
+    return found
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -187,8 +281,66 @@ def _text(completion: Any) -> str:
 
 
 def format_reward(completions: list[Any], **_: Any) -> list[float]:
-    """1.0 for a non-empty completion of printable text, else 0.0."""
-    return [1.0 if _text(c).strip() and _text(c).isprintable() else 0.0 for c in completions]
+    """1.0 for a completion with visible text (newlines and tabs allowed), else 0.0."""
+    return [1.0 if _text(c).strip() else 0.0 for c in completions]
+
+
+BOXED = re.compile(r"\\boxed\{")
+HASHES = re.compile(r"####\s*([^\n]+)")
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def final_answer(text: str) -> str | None:
+    """The last `\\boxed{...}` (braces balanced), else what follows the last `####`, else the
+    last number in the text."""
+    starts = [m.end() for m in BOXED.finditer(text)]
+    if starts:
+        depth, start = 1, starts[-1]
+        for index in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[index], 0)
+            if depth == 0:
+                return text[start:index].strip()
+        return None
+    found = HASHES.findall(text)
+    if found:
+        return found[-1].strip()
+    numbers = NUMBER.findall(text)
+    return numbers[-1] if numbers else None
+
+
+def _normal(answer: str) -> str:
+    """Numbers compare by value (`1,000.0` is `1000`); other answers by trimmed text."""
+    text = answer.strip().strip("$").strip().rstrip(".")
+    if NUMBER.fullmatch(text):
+        value = float(text.replace(",", ""))
+        return str(int(value)) if value.is_integer() else str(value)
+    return text
+
+
+def math_answer_reward(
+    completions: list[Any], answer: list[Any] | None = None, **_: Any
+) -> list[float]:
+    """1.0 where the completion's final answer (`\\boxed{}` or `####`) equals the row's
+    `answer` (itself a plain value or a `####`-style solution), else 0.0."""
+    if answer is None:
+        raise RecipeError("reward math_answer: the GRPO data needs an `answer` column")
+    scores = []
+    for completion, expected in zip(completions, answer, strict=True):
+        got = final_answer(_text(completion))
+        want = final_answer(str(expected)) or str(expected)
+        scores.append(float(got is not None and _normal(got) == _normal(want)))
+    return scores
+
+
+THINK = re.compile(r"^\s*(?:<think>)?(?!.*<think>).*?</think>\s*\S", re.DOTALL)
+
+
+def think_format_reward(completions: list[Any], **_: Any) -> list[float]:
+    """1.0 for one reasoning block closed by `</think>` and followed by an answer (the
+    opening `<think>` may be in the prompt, as R1-style templates put it), else 0.0."""
+    return [
+        float(bool(THINK.match(_text(c))) and _text(c).count("</think>") == 1) for c in completions
+    ]
 
 
 def exact_match_reward(
@@ -202,6 +354,8 @@ def exact_match_reward(
 
 
 BUILTIN_REWARDS: dict[str, Callable[..., list[float]]] = {
+    "math_answer": math_answer_reward,
+    "think_format": think_format_reward,
     "format": format_reward,
     "exact_match": exact_match_reward,
 }
@@ -286,6 +440,8 @@ def trainer_arguments(
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
         "use_cpu": not _cuda(),  # without it, Transformers' CPU processes would not join (gloo)
+        # Liger's fused kernels (RMSNorm, SwiGLU, fused linear cross-entropy) when installed.
+        "use_liger_kernel": _cuda() and importlib.util.find_spec("liger_kernel") is not None,
         **precision_flags(recipe),
     }
     if exp.get("tensorboard", True):
@@ -302,7 +458,13 @@ def trainer_arguments(
     if strategy == "fsdp":
         fsdp = section(recipe, "model.fsdp")
         args["fsdp"] = "full_shard auto_wrap" + (" offload" if fsdp.get("cpu_offload") else "")
-        args["fsdp_config"] = {"use_orig_params": True, "activation_checkpointing": False}
+        # Rank 0 alone reads the weights; the others get them by broadcast when FSDP shards.
+        args["fsdp_config"] = {
+            "use_orig_params": True,
+            "activation_checkpointing": False,
+            "cpu_ram_efficient_loading": True,
+            "sync_module_states": True,
+        }
     elif strategy == "ddp" and _is_distributed():
         args["ddp_find_unused_parameters"] = False
     if ds is not None:
@@ -346,9 +508,16 @@ def method_arguments(recipe: dict[str, Any], method: str) -> dict[str, Any]:
     model = section(recipe, "model")
     seq = int(model.get("max_context_width") or 1024)
     if method == "sft":
+        packing = bool(model.get("packing"))
+        flash = str(model.get("attn_implementation") or "").startswith("flash_attention")
+        completion_only = model.get("completion_only_loss", True) is not False
         return {
             "max_length": seq,
-            "packing": bool(model.get("packing")),
+            "packing": packing,
+            # Padding-free batches need attention that honours sequence boundaries (FlashAttention).
+            "padding_free": flash and not packing,
+            # Prompt-completion rows: loss on the completion only (False: on every token).
+            "completion_only_loss": None if completion_only else False,
             "dataset_num_proc": None,
         }
     knobs = section(recipe, f"method.{method}")
@@ -358,13 +527,21 @@ def method_arguments(recipe: dict[str, Any], method: str) -> dict[str, Any]:
             "beta": float(knobs.get("beta", 0.1)),
             "loss_type": [str(knobs.get("loss_type") or "sigmoid")],
         }
-    return {
+    grpo: dict[str, Any] = {
         "num_generations": int(knobs.get("num_generations") or 4),
         "max_completion_length": int(knobs.get("max_completion_length") or 256),
         "temperature": float(knobs.get("temperature", 1.0)),
         "beta": float(knobs.get("beta", 0.0)),
         "log_completions": False,
     }
+    if vllm_available():
+        # TRL's colocate mode: vLLM shares each training GPU and generates far faster.
+        grpo.update(use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=0.3)
+    return grpo
+
+
+def vllm_available() -> bool:
+    return _cuda() and importlib.util.find_spec("vllm") is not None
 
 
 def quantization(recipe: dict[str, Any]) -> Any:
@@ -388,12 +565,22 @@ def peft_config(recipe: dict[str, Any]) -> Any:
     from peft import LoraConfig
 
     targets = peft.get("target_modules") or "all-linear"
+    extra: dict[str, Any] = {}
+    if peft.get("target_parameters"):
+        # Fused MoE experts are parameters, not nn.Linear: "all-linear" alone misses them.
+        extra["target_parameters"] = [str(name) for name in peft["target_parameters"]]
+        if float(peft.get("dropout", 0.05)):
+            raise RecipeError(
+                f"model.peft.dropout={peft.get('dropout', 0.05)}: LoRA on parameters "
+                "(model.peft.target_parameters) takes no dropout; set model.peft.dropout=0"
+            )
     return LoraConfig(
         r=int(peft.get("rank", 16)),
         lora_alpha=int(peft.get("alpha", 32)),
         lora_dropout=float(peft.get("dropout", 0.05)),
         target_modules=targets if isinstance(targets, str) else list(targets),
         task_type="CAUSAL_LM",
+        **extra,
     )
 
 
@@ -418,27 +605,57 @@ def _token() -> str | None:
     return os.environ.get("HF_TOKEN") or None
 
 
+def load_dtype(recipe: dict[str, Any]) -> Any:
+    """The dtype the weights load in, always explicit (Transformers 5 would otherwise load a
+    bf16 checkpoint in bf16): full DDP/FSDP fine-tuning keeps fp32 master weights and fp32
+    optimizer states under autocast; a LoRA base and DeepSpeed (which keeps its own fp32
+    master copy in the optimizer) load in the 16-bit precision; CPU processes in fp32."""
+    import torch
+
+    flags = precision_flags(recipe)
+    full = not section(recipe, "model.peft").get("peft_type")
+    deepspeed = section(recipe, "model").get("strategy") == "deepspeed"
+    if full and not deepspeed:
+        return torch.float32
+    if flags["bf16"]:
+        return torch.bfloat16
+    return torch.float16 if flags["fp16"] else torch.float32
+
+
+def mxfp4_checkpoint(source: str, model: dict[str, Any]) -> bool:
+    """The checkpoint ships MXFP4 weights (GPT-OSS), which the Trainer cannot train."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(
+        source, token=_token(), trust_remote_code=bool(model.get("trust_remote_code"))
+    )
+    quant = getattr(config, "quantization_config", None) or {}
+    method = quant.get("quant_method") if isinstance(quant, dict) else quant.quant_method
+    return str(method) == "mxfp4"
+
+
 def load_model(recipe: dict[str, Any]) -> Any:
     """Call after TrainingArguments exist: with a ZeRO-3 DeepSpeed config they make
     from_pretrained build the weights partitioned over the ranks (zero.Init)."""
-    import torch
     from transformers import AutoModelForCausalLM
 
     model = section(recipe, "model")
+    source = str(model["hf_model_name_or_path"])
     kwargs: dict[str, Any] = {
         "token": _token(),
         "trust_remote_code": bool(model.get("trust_remote_code")),
         "attn_implementation": model.get("attn_implementation") or "sdpa",
+        "dtype": load_dtype(recipe),
     }
-    flags = precision_flags(recipe)
-    full = not section(recipe, "model.peft").get("peft_type")
-    if flags["bf16"] and not (full and model.get("strategy", "ddp") != "deepspeed"):
-        kwargs["dtype"] = torch.bfloat16  # full DDP/FSDP keeps fp32 master weights under amp
     quant = quantization(recipe)
     if quant is not None:
         kwargs["quantization_config"] = quant
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
-    return AutoModelForCausalLM.from_pretrained(str(model["hf_model_name_or_path"]), **kwargs)
+    elif mxfp4_checkpoint(source, model):
+        from transformers import Mxfp4Config
+
+        kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
+    return AutoModelForCausalLM.from_pretrained(source, **kwargs)
 
 
 def build_trainer(
@@ -454,14 +671,17 @@ def build_trainer(
     config_class = {"sft": trl.SFTConfig, "dpo": trl.DPOConfig, "grpo": trl.GRPOConfig}[method]
     args = config_class(**trainer_arguments(recipe, method, out, ds))
     train, evaluation = datasets_for(recipe, method)
+    tokenizer = load_tokenizer(recipe)
+    if method == "sft":
+        args.assistant_only_loss = assistant_only(recipe, train, tokenizer)
     common: dict[str, Any] = {
         "model": load_model(recipe),
         "args": args,
         "train_dataset": train,
         "eval_dataset": evaluation,
-        "processing_class": load_tokenizer(recipe),
+        "processing_class": tokenizer,
         "peft_config": peft_config(recipe),
-        "callbacks": [metrics_printer(), *hpl_metrics(), *callbacks],
+        "callbacks": [metrics_printer(), *hpl_metrics(), identity_recorder(recipe), *callbacks],
     }
     if method == "sft":
         trainer = trl.SFTTrainer(**common)
@@ -475,6 +695,51 @@ def build_trainer(
 
     trainer.remove_callback(PrinterCallback)  # metrics_printer prints the same, as JSON
     return trainer, out
+
+
+def assistant_only(recipe: dict[str, Any], train: Any, tokenizer: Any) -> bool:
+    """Chat rows train on the assistant turns only (model.completion_only_loss, default on)
+    when the chat template marks them ({% generation %}) or TRL has a training template for
+    it (e.g. R1-Distill's, which also keeps the reasoning the plain template cuts)."""
+    if section(recipe, "model").get("completion_only_loss", True) is False:
+        return False
+    if "messages" not in train.column_names:
+        return False
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    template = tokenizer.chat_template
+    if template and has_generation_markers(template):
+        return True
+    try:
+        if get_training_chat_template(tokenizer) is not None:
+            return True
+    except (ValueError, TypeError):
+        pass
+    if _is_rank_zero():
+        print(
+            "open_ft: the chat template marks no assistant turns and TRL has no training "
+            "template for it: the loss covers whole conversations (set model.chat_template to "
+            "one with {% generation %} markers to train on the answers only)",
+            flush=True,
+        )
+    return False
+
+
+def _is_rank_zero() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def identity_recorder(recipe: dict[str, Any]) -> Any:
+    """A callback writing run_identity.json into each checkpoint, on rank 0."""
+    from transformers import TrainerCallback
+
+    class IdentityRecorder(TrainerCallback):
+        def on_save(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+            if state.is_world_process_zero and os.path.isdir(folder):
+                write_identity(folder, recipe)
+
+    return IdentityRecorder()
 
 
 def metrics_printer() -> Any:
@@ -498,20 +763,48 @@ def hpl_metrics() -> list[Any]:
     return [hpl_metrics_callback()]
 
 
+def final_dir(out: str) -> str:
+    """$SM_MODEL_DIR inside a SageMaker job (uploaded as model.tar.gz), else <output>/final."""
+    return os.environ.get("SM_MODEL_DIR") or os.path.join(out, "final")
+
+
 def save_final(trainer: Any, recipe: dict[str, Any], out: str) -> None:
-    """The trained model (or LoRA adapter) in <output>/final; merged weights beside it when
-    exp_manager.merge_adapter is set."""
-    final = os.path.join(out, "final")
-    trainer.save_model(final)
+    """The trained model (or LoRA adapter) in final_dir(); with model.peft.merge_on_save the
+    merged model in <output>/merged, made by rank 0 alone after every rank has saved: it
+    loads the base and the saved adapter afresh, so FSDP or ZeRO-3 shards never need merging."""
+    final = final_dir(out)
+    trainer.save_model(final)  # gathers the full state dict under FSDP and ZeRO-3
     trainer.save_state()
-    if not trainer.is_world_process_zero():
-        return
-    trainer.processing_class.save_pretrained(final)
+    if trainer.is_world_process_zero():
+        trainer.processing_class.save_pretrained(final)
+        print(f"open_ft: saved {final}", flush=True)
     if section(recipe, "model.peft").get("merge_on_save"):
-        merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
-        merged.save_pretrained(os.path.join(out, "merged"))
-        trainer.processing_class.save_pretrained(os.path.join(out, "merged"))
-    print(f"open_ft: saved {final}", flush=True)
+        trainer.accelerator.wait_for_everyone()
+        if trainer.is_world_process_zero():
+            merge_adapter(recipe, final, os.path.join(out, "merged"))
+
+
+def merge_adapter(recipe: dict[str, Any], adapter: str, target: str) -> None:
+    """Base model + saved LoRA adapter -> one merged model (single process, on CPU)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = section(recipe, "model")
+    source = str(model["hf_model_name_or_path"])
+    kwargs: dict[str, Any] = {
+        "token": _token(),
+        "trust_remote_code": bool(model.get("trust_remote_code")),
+        "dtype": load_dtype(recipe),
+    }
+    if mxfp4_checkpoint(source, model):
+        from transformers import Mxfp4Config
+
+        kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
+    base = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+    merged.save_pretrained(target)
+    AutoTokenizer.from_pretrained(adapter).save_pretrained(target)
+    print(f"open_ft: merged the adapter into {target}", flush=True)
 
 
 def train(recipe: dict[str, Any], config_path: str, callbacks: Sequence[Any] = ()) -> None:

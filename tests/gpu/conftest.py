@@ -7,6 +7,8 @@ import os
 import pytest
 from gating import skip_reason
 
+from tests import tiny_lm
+
 
 def _cuda() -> bool:
     try:
@@ -26,3 +28,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.gpu)
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tiny_lm.TinyLM:
+    return tiny_lm.build(tmp_path_factory.mktemp("tiny-lm"))

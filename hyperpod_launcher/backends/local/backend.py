@@ -80,6 +80,7 @@ class LocalBackend(Backend):
     capabilities = frozenset({STATUS, LOGS, CANCEL})
     metrics_in_job_folder = True
     checkout_hint = ""  # the job runs the launcher's checkout, which a dry run does not make
+    preflight_checks = "hyperpod_launcher.backends.local.preflight"  # what `preflight` asks
 
     def render(self, spec: JobSpec) -> Request:
         if spec.nodes != 1:

@@ -17,6 +17,7 @@ import tempfile
 import uuid
 from typing import TYPE_CHECKING
 
+from hyperpod_launcher import train_stack
 from hyperpod_launcher.preflight import Check, Result, fail, ok, warn
 
 if TYPE_CHECKING:
@@ -194,6 +195,7 @@ def checks(plan: Plan) -> list[Check]:
     return [
         Check("slurm sbatch", check_sbatch_on_path),
         Check("slurm image", lambda: check_image_here(plan), cheap=True),
+        *train_stack.checks(plan.spec),
         Check("slurm partition", lambda: check_partition(plan)),
         Check("slurm account", lambda: _association("account", opts.account)),
         Check("slurm qos", lambda: _association("qos", opts.qos)),

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hyperpod_launcher import __version__, templating, yaml_text
+from hyperpod_launcher import __version__, templating, train_stack, yaml_text
 from hyperpod_launcher.backends.base import RenderedFile, train_script
 from hyperpod_launcher.backends.sm_jobs import checks
 from hyperpod_launcher.backends.sm_jobs.defaults import CHECKPOINTS
@@ -42,6 +42,7 @@ CONTAINER_CODE = "/opt/ml/code"  # where SageMaker unpacks the source folder
 # Model types the SDK's recipe path knows in every supported release (2.236 - 2.257).
 SDK_MODEL_TYPES = ("llama_v3", "mistral", "mixtral")
 DEFAULT_FRAMEWORK = {"framework_version": "2.5.1", "py_version": "py311"}
+OPEN_FT_FRAMEWORK = {"framework_version": "2.8.0", "py_version": "py312"}  # torch >= 2.6
 # The image and distribution the SDK picks for GPU recipes, for recipes it cannot run itself.
 SMP_IMAGE = {"framework": "pytorch-smp", "version": "2.4.1", "container_version": "cu121"}
 SMP_DISTRIBUTION = {
@@ -313,6 +314,14 @@ def base_job_name(spec: JobSpec) -> str:
     return checks.job_base_name(spec.name, len(f"-{spec.launch_id}"))
 
 
+def _open_ft_image(shared: Shared, files: dict[str, RenderedFile]) -> None:
+    """Open fine-tuning: a PyTorch image new enough for Transformers 5, and the rest of the
+    stack from a requirements.txt beside the entry (the image installs it before starting)."""
+    for name, value in OPEN_FT_FRAMEWORK.items():
+        shared.estimator.setdefault(name, value)
+    files[f"{shared.source_dir}/requirements.txt"] = RenderedFile(train_stack.requirements_txt())
+
+
 def _default_framework(shared: Shared) -> None:
     for name, value in DEFAULT_FRAMEWORK.items():
         shared.estimator.setdefault(name, value)
@@ -345,6 +354,8 @@ def _plain_recipe(spec: JobSpec, shared: Shared, recipe: Mapping[str, Any]) -> M
     # Files the recipe reads next to itself (e.g. ds_config.json) travel with it.
     files = {f"{shared.source_dir}/{name}": RenderedFile(text) for name, text in spec.config_files}
     smp = bool(recipe.get("use_smp_model"))
+    if not spec.image and train_stack.is_open_ft(recipe):
+        _open_ft_image(shared, files)
     if not spec.image and not smp:
         _default_framework(shared)
     return ModePart(

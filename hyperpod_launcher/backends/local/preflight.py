@@ -1,0 +1,15 @@
+"""What `hyperpod-launch preflight` checks for a job on this machine."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hyperpod_launcher import train_stack
+
+if TYPE_CHECKING:
+    from hyperpod_launcher.launch import Plan
+    from hyperpod_launcher.preflight import Check
+
+
+def checks(plan: Plan) -> list[Check]:
+    return train_stack.checks(plan.spec)
