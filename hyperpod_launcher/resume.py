@@ -9,9 +9,10 @@ Each stack lays checkpoints out its own way (`RULES`, one row per stack):
 - neuron (NxD Training) and nemo: with `exp_manager.resume_if_exists` the library finds the
   newest checkpoint in `<log dir>/checkpoints/` itself; otherwise the newest entry there is
   passed as `exp_manager.resume_from_checkpoint`.
-- open / deepspeed: the entry resumes itself from its output folder when
-  `HPL_RESTART_COUNT` > 0; pass nothing.
-The per-node script (templates/common/train_script.sh.j2) runs the selection on every restart.
+- open / deepspeed: the entry resumes itself from its output folder; pass nothing.
+The per-node script (templates/common/train_script.sh.j2) runs the selection on every attempt,
+the first included: HyperPod's auto-resume re-runs the step with the same restart count, and a
+resubmission of the same run finds its checkpoints in the same folder.
 """
 
 from __future__ import annotations
