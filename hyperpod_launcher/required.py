@@ -2,7 +2,8 @@
 
 The training code's own failure here is quiet or late: the adapter logs a missing `exp_dir` or
 `train_dir` and exits 0 (so the job reads as succeeded), NxD Training needs its model config and
-data folder, and a continued-pretraining or Trainium fine-tuning run without a checkpoint starts
+data folder (and, for fine-tuning data, the tokenizer, which it loads only after the compile
+pass), and a continued-pretraining or Trainium fine-tuning run without a checkpoint starts
 from random weights. (The open fine-tuning family's entry puts its outputs under the job
 folder itself, and `recipe_checks` asks for its model and data.) Where the backend has a real
 default, `apply_defaults` fills it in before the config is resolved (so keys that interpolate
@@ -77,6 +78,10 @@ def _starts_from_a_checkpoint(get: Get, name: str | None) -> bool:
     return "continued_pretrain" in (name or "") or (name or "").startswith("fine-tuning/")
 
 
+def _sft_data(get: Get, name: str | None) -> bool:
+    return bool(get("recipes.data.use_sft_style_data_module"))
+
+
 def _not_mock(get: Get, name: str | None) -> bool:
     return get("recipes.model.data.data_impl") != "mock"
 
@@ -95,6 +100,13 @@ REQUIRED: dict[str, tuple[Need, ...]] = {
         Need("data.train_dir", "training data", _always, "data_dir", TRAIN_DIR),
         Need("model.model_config", "the model's config", _always, None, MODEL_CONFIG),
         Need("exp_manager.exp_dir", EXP_NEED, _checkpoints_on, "exp_dir", EXP_DIR),
+        Need(
+            "data.tokenizer.type",
+            "its tokenizer (the fine-tuning data module loads it with AutoTokenizer)",
+            _sft_data,
+            None,
+            "TOKENIZER_TYPE in the launch scripts: the pretrained model's folder",
+        ),
         Need(
             "exp_manager.resume_from_checkpoint",
             "a checkpoint to start from (without one it trains from random weights)",
