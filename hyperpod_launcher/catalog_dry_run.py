@@ -26,6 +26,7 @@ PLACEHOLDERS = {
     "EXP_DIR": "/fsx/exp",
     "MODEL_CONFIG": "/fsx/models/base/config.json",
     "RESUME_FROM_CHECKPOINT": "/fsx/checkpoints/base",
+    "TOKENIZER_TYPE": "/fsx/models/base",
     "HF_MODEL_NAME_OR_PATH": "/fsx/models/base",
     "HF_ACCESS_TOKEN": "hf_catalog_dry_run_token",
 }

@@ -410,6 +410,7 @@ def _recipe_job(
     # parallel math, batch sizes, sequence length, fine-tuning, data
     recipe_checks.check(recipe, nodes=run.nodes, devices=machine.procs)
     missing = required.problems(recipe, stack, launch.recipe_choice, launch.backend)
+    missing += required.container_problems(stack, launch.cfg.get("container"), launch.recipe_choice)
     recipe = copy.deepcopy(recipe)  # secrets are replaced next; the caller's dict stays
     secret_env = strip_recipe_secrets(recipe)
     recipe_file = f"{run.name}_hydra.yaml"

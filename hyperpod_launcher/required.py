@@ -182,3 +182,21 @@ def launch_defaults(cfg: Any, backend: str | None, name: str | None) -> list[str
         OmegaConf.update(cfg, key, value, merge=False)
 
     return apply_defaults(get, put, recipe_checks.stack_of(recipe), backend, name)
+
+
+# Stacks whose training code exists only in their container image, with an example image.
+IN_CONTAINER = {
+    "nemo": ("NeMo's entry script ships in the NeMo container", "nvcr.io/nvidia/nemo:24.07")
+}
+
+
+def container_problems(kind: str, image: str | None, choice: str | None) -> list[str]:
+    """One line when the recipe's training code is in a container and none is given (bare
+    metal: `cluster=slurm` without `container=`)."""
+    if kind not in IN_CONTAINER or image:
+        return []
+    why, example = IN_CONTAINER[kind]
+    return [
+        f"container is not set: recipes={choice} cannot run on bare metal ({why}); "
+        f"set container=<image>, e.g. container={example}"
+    ]

@@ -46,8 +46,10 @@ MISSING = {
         "recipes.data.tokenizer.type=null",
         "TOKENIZER_TYPE",
     ),
+    "NeMo on bare metal": ((NEMO,), "container is not set", "container=nvcr.io/nvidia/nemo"),
     "NeMo data": (
-        (NEMO, "recipes.model.data.data_impl=mmap"),  # the recipe's mock data needs none
+        # the recipe's mock data needs none
+        (NEMO, "recipes.model.data.data_impl=mmap", "container=nvcr.io/nvidia/nemo:24.07"),
         "recipes.model.data.data_prefix=[]",
         "needs training data",
     ),
