@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from hyperpod_launcher import backends, catalog, gen_launch_scripts, job
 from hyperpod_launcher.backends.base import Request
@@ -90,6 +91,22 @@ def _token_env(token: str | None) -> Iterator[None]:
             os.environ["HF_TOKEN"] = saved
 
 
+def _moved(node: Any, paths: tuple[tuple[str, str], ...]) -> Any:
+    """The recipe with its placeholder paths as the backend's jobs see them (build copies
+    what it changes, so an unchanged recipe is shared)."""
+    if not paths:
+        return node
+    if isinstance(node, Mapping):
+        return {k: _moved(v, paths) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_moved(v, paths) for v in node]
+    if isinstance(node, str):
+        for prefix, replacement in paths:
+            if node.startswith(prefix):
+                return replacement + node[len(prefix) :]
+    return node
+
+
 def run(
     names: Sequence[str] | None = None,
     backend_list: Sequence[str] | None = None,
@@ -135,7 +152,7 @@ def run(
                 recipe = composed[name]["recipes"]
                 hint = (recipe.get("run") or {}).get("instance_type")  # what it is sized for
                 full = {**sections[backend], "instance_type": hint}
-                full["recipes"] = recipe  # build copies what it changes
+                full["recipes"] = _moved(recipe, backends.entry(backend).catalog_paths)
             try:
                 spec, _ = build(
                     full, cluster_choice=backend, recipe_choice=name, launch_id="catalog"

@@ -527,7 +527,8 @@ def _assemble(
 ) -> tuple[JobSpec, Secrets]:
     machine = job.machine
     facts = job_env.JobFacts(machine.accelerator, machine.instance, run.nodes, job.stack)
-    env, secret_env = _split_env(launch.cfg.get("env_vars") or {}, job_env.default_env(facts))
+    shared_env = {**job_env.default_env(facts), **required.cache_env(launch.backend, launch.cfg)}
+    env, secret_env = _split_env(launch.cfg.get("env_vars") or {}, shared_env)
     secret_env.update(job.secret_env)
     secrets = Secrets(env=secret_env, git_token=launch.git.get("token"))
     cfg = launch.cfg

@@ -98,3 +98,8 @@ CHECKPOINT_KEYS = {
     "open": "exp_manager.checkpoint_dir",
     "deepspeed": "exp_manager.checkpoint_dir",
 }
+
+# Where a stack writes its final model, on SageMaker set to /opt/ml/model (uploaded as
+# model.tar.gz) unless the recipe names a folder. The open entry writes there by itself
+# (SM_MODEL_DIR, which SageMaker sets).
+FINAL_MODEL_KEYS = {"adapter": "exp_manager.export_full_model.final_export_dir"}

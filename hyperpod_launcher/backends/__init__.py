@@ -26,6 +26,8 @@ class Entry:
     # "module:NAME" of the required.BackendDefaults this backend fills missing values with
     required_defaults: str = "hyperpod_launcher.required:JOB_FOLDER_DEFAULTS"
     runs_here: bool = False  # the job runs on this machine: its GPUs are the job's hardware
+    # (prefix, replacement) of the catalog's placeholder paths, where its jobs see other paths
+    catalog_paths: tuple[tuple[str, str], ...] = ()
 
 
 _REGISTRY: dict[str, Entry] = {
@@ -47,11 +49,16 @@ _REGISTRY: dict[str, Entry] = {
             "instance_type=ml.c5.2xlarge",  # custom-script examples; recipes bring their own
         ),
         "hyperpod_launcher.backends.sm_jobs.defaults:REQUIRED_DEFAULTS",
+        catalog_paths=(("/fsx/exp", "/opt/ml/checkpoints"), ("/fsx/", "/opt/ml/input/data/train/")),
     ),
     "k8s": Entry(
         "hyperpod_launcher.backends.k8s.backend:K8sBackend",
         "hyperpod_launcher.backends.k8s.options:K8sOptions",
-        ("container=public.ecr.aws/hyperpod-launcher/train:catalog",),
+        (
+            "container=public.ecr.aws/hyperpod-launcher/train:catalog",
+            "+cluster.persistent_volume_claims=[{claimName:fsx-claim,mountPath:/fsx}]",
+        ),
+        "hyperpod_launcher.backends.k8s.defaults:REQUIRED_DEFAULTS",
     ),
 }
 
