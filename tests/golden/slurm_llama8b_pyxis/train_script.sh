@@ -16,6 +16,7 @@ export TORCH_DIST_INIT_BARRIER=1
 export CUDA_DEVICE_MAX_CONNECTIONS=1
 export FI_PROVIDER=efa
 export FI_EFA_USE_DEVICE_RDMA=1
+export HF_HOME=/fsx/results/llama-8b/cache/huggingface
 export NCCL_DEBUG=WARN
 # torchrun places the processes; Slurm's task counts would mislead Lightning and torch.
 unset SLURM_NTASKS SLURM_NTASKS_PER_NODE SLURM_NPROCS
