@@ -114,6 +114,7 @@ class JobSpec:
     # The training code's package in the checkout (training_code.PACKAGES), ahead of the image's.
     code_package: str | None = None
     missing: tuple[str, ...] = ()  # required values it lacks (required.py), one line each
+    warnings: tuple[str, ...] = ()  # what the launch prints as `warning: <line>`
 
     @property
     def refused(self) -> bool:

@@ -240,6 +240,7 @@ class _ModeJob:
     data_mounts: tuple[Mount, ...] = ()
     host_script: str | None = None  # an entry script of this host, checked by _on_this_host
     missing: tuple[str, ...] = ()  # required values it lacks (required.py)
+    warnings: tuple[str, ...] = ()
 
 
 def _check_launch(
@@ -421,6 +422,11 @@ def _recipe_job(
         if not code.commit and not code.branch:  # the version the recipe was written for
             code = replace(code, commit=pin.commit)
     exp_dir = _get(recipe, "exp_manager.exp_dir")
+    resume = resume_rule(stack, recipe)
+    device = machine.instance.model if machine.instance else None
+    late = time_limit.before_first_checkpoint(
+        run.time_limit, recipe, stack, run.nodes * machine.procs, device, resume.possible
+    )
     return _ModeJob(
         mode="recipe",
         machine=machine,
@@ -433,12 +439,13 @@ def _recipe_job(
         recipe_file=recipe_file,
         recipe_yaml=yaml_text.dump(recipe),
         exp_dir=str(exp_dir) if exp_dir else None,
-        resume=resume_rule(stack, recipe),
+        resume=resume,
         code_package=code_package,
         neuron_compile=bool(_get(recipe, "run.compile", 0)),
         config_files=ds_config.files(recipe, run.nodes * machine.procs),
         data_mounts=tuple(recipe_mounts(recipe)),
         missing=tuple(missing),
+        warnings=(late,) if late else (),
     )
 
 
@@ -570,5 +577,6 @@ def _assemble(
         data_mounts=job.data_mounts,
         code_package=job.code_package,
         missing=job.missing,
+        warnings=job.warnings,
     )
     return spec, secrets

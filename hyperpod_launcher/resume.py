@@ -39,6 +39,7 @@ class Resume:
     complete: str | None = None  # a candidate counts only if it holds an entry matching this
     key: str = KEY
     reason: str = ""  # why the entry needs nothing from us (for the script's comment)
+    possible: bool = True  # False: nothing can resume the run (no checkpoint folder)
 
 
 def _adapter(recipe: Mapping[str, Any]) -> Resume:
@@ -49,7 +50,7 @@ def _adapter(recipe: Mapping[str, Any]) -> Resume:
         os.path.join(str(exp_dir), "checkpoints") if exp_dir else None
     )
     if not root:
-        return Resume("adapter", reason="no checkpoint folder is configured")
+        return Resume("adapter", reason="no checkpoint folder is configured", possible=False)
     peft = _get(recipe, "model.peft.peft_type") is not None
     by_step = _get(recipe, "exp_manager.checkpoint_callback_params.monitor", "step") == "step"
     return Resume(
