@@ -101,6 +101,6 @@ CHECKPOINT_KEYS = {
 }
 
 # Where a stack writes its final model, on SageMaker set to /opt/ml/model (uploaded as
-# model.tar.gz) unless the recipe names a folder. The open entry writes there by itself
-# (SM_MODEL_DIR, which SageMaker sets).
+# model.tar.gz) unless the recipe names a folder. An entry without such a key finds that folder
+# in SM_MODEL_DIR, which SageMaker sets.
 FINAL_MODEL_KEYS = {"adapter": "exp_manager.export_full_model.final_export_dir"}
