@@ -232,12 +232,12 @@ def container_problems(kind: str, image: str | None, choice: str | None) -> list
 
 
 def cache_env(backend: str, cfg: Mapping[str, Any]) -> dict[str, str]:
-    """`HF_HOME` on the shared cache for a job of a cluster backend (env_vars.HF_HOME wins);
-    a job on this machine keeps the user's own cache."""
+    """`HF_HOME` on the shared cache for a recipe's job on a cluster backend (env_vars.HF_HOME
+    wins); a job on this machine keeps the user's own cache, a custom script its own choice."""
     from hyperpod_launcher import backends
     from hyperpod_launcher.dotted import get as dotted_get
 
-    if backends.runs_here(backend):
+    if backends.runs_here(backend) or not dotted_get(cfg, "recipes.run.name"):
         return {}
     cache = shared_cache(backend, lambda key: dotted_get(cfg, key))
     return {"HF_HOME": os.path.join(cache, "huggingface")} if cache else {}
