@@ -165,7 +165,8 @@ def _check_paths_on_instances(recipe: Mapping[str, Any], checkpoints: str) -> No
             f"{KEY}.inputs.file_system (FSx) is read at /opt/ml/input/data/<channel>"
         )
         raise UserError(f"recipes.{key}={path}: no SageMaker instance sees this path; {fix}")
-    for key, path, written in unreachable(recipe, (checkpoints, MODEL_DIR, "/opt/ml/output")):
+    kept = (checkpoints, CHECKPOINTS, MODEL_DIR, "/opt/ml/output")
+    for key, path, written in unreachable(recipe, kept):
         if written:
             raise UserError(
                 f"recipes.{key}={path}: SageMaker keeps nothing written there; write under "
