@@ -107,6 +107,26 @@ def _moved(node: Any, paths: tuple[tuple[str, str], ...]) -> Any:
     return node
 
 
+def _with_defaults(full: dict[str, Any], backend: str, name: str) -> dict[str, Any]:
+    """The backend's defaults for missing required values, as a launch fills them in."""
+    import copy
+
+    from hyperpod_launcher import dotted, recipe_checks, required
+
+    full = {**full, "recipes": copy.deepcopy(full["recipes"])}
+
+    def put(key: str, value: str) -> None:
+        *parents, leaf = key.split(".")
+        node = full
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+
+    stack = recipe_checks.stack_of(full["recipes"])
+    required.apply_defaults(lambda key: dotted.get(full, key), put, stack, backend, name)
+    return full
+
+
 def run(
     names: Sequence[str] | None = None,
     backend_list: Sequence[str] | None = None,
@@ -153,6 +173,7 @@ def run(
                 hint = (recipe.get("run") or {}).get("instance_type")  # what it is sized for
                 full = {**sections[backend], "instance_type": hint}
                 full["recipes"] = _moved(recipe, backends.entry(backend).catalog_paths)
+                full = _with_defaults(full, backend, name)
             try:
                 spec, _ = build(
                     full, cluster_choice=backend, recipe_choice=name, launch_id="catalog"
