@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from hyperpod_launcher import backends, catalog, gen_launch_scripts, job
 from hyperpod_launcher.backends.base import Request
@@ -26,6 +27,7 @@ PLACEHOLDERS = {
     "EXP_DIR": "/fsx/exp",
     "MODEL_CONFIG": "/fsx/models/base/config.json",
     "RESUME_FROM_CHECKPOINT": "/fsx/checkpoints/base",
+    "TOKENIZER_TYPE": "/fsx/models/base",
     "HF_MODEL_NAME_OR_PATH": "/fsx/models/base",
     "HF_ACCESS_TOKEN": "hf_catalog_dry_run_token",
 }
@@ -89,6 +91,42 @@ def _token_env(token: str | None) -> Iterator[None]:
             os.environ["HF_TOKEN"] = saved
 
 
+def _moved(node: Any, paths: tuple[tuple[str, str], ...]) -> Any:
+    """The recipe with its placeholder paths as the backend's jobs see them (build copies
+    what it changes, so an unchanged recipe is shared)."""
+    if not paths:
+        return node
+    if isinstance(node, Mapping):
+        return {k: _moved(v, paths) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_moved(v, paths) for v in node]
+    if isinstance(node, str):
+        for prefix, replacement in paths:
+            if node.startswith(prefix):
+                return replacement + node[len(prefix) :]
+    return node
+
+
+def _with_defaults(full: dict[str, Any], backend: str, name: str) -> dict[str, Any]:
+    """The backend's defaults for missing required values, as a launch fills them in."""
+    import copy
+
+    from hyperpod_launcher import dotted, recipe_checks, required
+
+    full = {**full, "recipes": copy.deepcopy(full["recipes"])}
+
+    def put(key: str, value: str) -> None:
+        *parents, leaf = key.split(".")
+        node = full
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+
+    stack = recipe_checks.stack_of(full["recipes"])
+    required.apply_defaults(lambda key: dotted.get(full, key), put, stack, backend, name)
+    return full
+
+
 def run(
     names: Sequence[str] | None = None,
     backend_list: Sequence[str] | None = None,
@@ -134,7 +172,8 @@ def run(
                 recipe = composed[name]["recipes"]
                 hint = (recipe.get("run") or {}).get("instance_type")  # what it is sized for
                 full = {**sections[backend], "instance_type": hint}
-                full["recipes"] = recipe  # build copies what it changes
+                full["recipes"] = _moved(recipe, backends.entry(backend).catalog_paths)
+                full = _with_defaults(full, backend, name)
             try:
                 spec, _ = build(
                     full,

@@ -6,10 +6,10 @@
 Each script selects the cluster explicitly (CLUSTER, default slurm) and the instance type the
 recipe is sized for (INSTANCE_TYPE), takes the placeholders users know from HyperPod launch
 scripts (TRAIN_DIR, VAL_DIR, EXP_DIR, MODEL_CONFIG, HF_MODEL_NAME_OR_PATH, HF_ACCESS_TOKEN)
-where the recipe has the key, and RESUME_FROM_CHECKPOINT on Trainium, and passes extra
-arguments ("$@") on as overrides. The Hugging Face token is exported as HF_TOKEN and only
-referenced on the command line (`${oc.env:HF_TOKEN}`), so it never shows in argv; the launcher
-then moves it to the backend's secret channel.
+where the recipe has the key, and RESUME_FROM_CHECKPOINT and TOKENIZER_TYPE on Trainium, and
+passes extra arguments ("$@") on as overrides. The Hugging Face token is exported as HF_TOKEN
+and only referenced on the command line (`${oc.env:HF_TOKEN}`), so it never shows in argv;
+the launcher then moves it to the backend's secret channel.
 """
 
 from __future__ import annotations
@@ -89,6 +89,12 @@ PLACEHOLDERS = (
         "RESUME_FROM_CHECKPOINT",
         "an NxD checkpoint to start from (fine-tuning and continued pretraining need one)",
         (("exp_manager.resume_from_checkpoint", "{}"),),
+        applies=_trains_on_neuron,
+    ),
+    Placeholder(
+        "TOKENIZER_TYPE",
+        "the tokenizer NxD Training's fine-tuning data loads (the pretrained model's folder)",
+        (("data.tokenizer.type", "{}"),),
         applies=_trains_on_neuron,
     ),
     Placeholder(

@@ -116,6 +116,7 @@ class JobSpec:
     missing: tuple[str, ...] = ()  # required values it lacks (required.py), one line each
     # An Amazon Nova recipe's services (nova.NovaJob): AWS's images run them, not our entry.
     nova: Any = None
+    warnings: tuple[str, ...] = ()  # what the launch prints as `warning: <line>`
 
     @property
     def refused(self) -> bool:

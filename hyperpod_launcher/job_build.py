@@ -234,6 +234,7 @@ class _ModeJob:
     data_mounts: tuple[Mount, ...] = ()
     host_script: str | None = None  # an entry script of this host, checked by _on_this_host
     missing: tuple[str, ...] = ()  # required values it lacks (required.py)
+    warnings: tuple[str, ...] = ()
 
 
 def _check_launch(
@@ -484,6 +485,7 @@ def _recipe_job(
     # parallel math, batch sizes, sequence length, fine-tuning, data
     recipe_checks.check(recipe, nodes=run.nodes, devices=machine.procs)
     missing = required.problems(recipe, stack, launch.recipe_choice, launch.backend)
+    missing += required.container_problems(stack, launch.cfg.get("container"), launch.recipe_choice)
     if backends.runs_here(launch.backend) and launch.this_machine:
         local_inputs.check(recipe)
     recipe = copy.deepcopy(recipe)  # secrets are replaced next; the caller's dict stays
@@ -496,6 +498,11 @@ def _recipe_job(
         if not code.commit and not code.branch:  # the version the recipe was written for
             code = replace(code, commit=pin.commit)
     exp_dir = _get(recipe, "exp_manager.exp_dir")
+    resume = resume_rule(stack, recipe)
+    device = machine.instance.model if machine.instance else None
+    late = time_limit.before_first_checkpoint(
+        run.time_limit, recipe, stack, run.nodes * machine.procs, device, resume.possible
+    )
     return _ModeJob(
         mode="recipe",
         machine=machine,
@@ -508,12 +515,13 @@ def _recipe_job(
         recipe_file=recipe_file,
         recipe_yaml=yaml_text.dump(recipe),
         exp_dir=str(exp_dir) if exp_dir else None,
-        resume=resume_rule(stack, recipe),
+        resume=resume,
         code_package=code_package,
         neuron_compile=bool(_get(recipe, "run.compile", 0)),
         config_files=ds_config.files(recipe, run.nodes * machine.procs),
         data_mounts=tuple(recipe_mounts(recipe)),
         missing=tuple(missing),
+        warnings=(late,) if late else (),
     )
 
 
@@ -661,7 +669,8 @@ def _assemble(
 ) -> tuple[JobSpec, Secrets]:
     machine = job.machine
     facts = job_env.JobFacts(machine.accelerator, machine.instance, run.nodes, job.stack)
-    env, secret_env = _split_env(launch.cfg.get("env_vars") or {}, job_env.default_env(facts))
+    shared_env = {**job_env.default_env(facts), **required.cache_env(launch.backend, launch.cfg)}
+    env, secret_env = _split_env(launch.cfg.get("env_vars") or {}, shared_env)
     secret_env.update(job.secret_env)
     secrets = Secrets(env=secret_env, git_token=launch.git.get("token"))
     cfg = launch.cfg
@@ -703,5 +712,6 @@ def _assemble(
         data_mounts=job.data_mounts,
         code_package=job.code_package,
         missing=job.missing,
+        warnings=job.warnings,
     )
     return spec, secrets

@@ -181,6 +181,8 @@ def execute(
     say(plan.secrets.mask(f"{summary_line(plan)}; job folder {spec.job_dir}"))
     if defaults:
         say(f"cluster={spec.backend} defaults: {', '.join(defaults)}")
+    for line in spec.warnings:
+        say(f"warning: {line}")
 
     if plan.submit_only_files:
         # A backend may add what only a dry run shows (k8s: the manifests helm renders).

@@ -111,6 +111,18 @@ def recipe_mounts(recipe: Mapping[str, Any]) -> list[Mount]:
     return mounts
 
 
+def unreachable(recipe: Mapping[str, Any], roots: Iterable[str]) -> Iterator[tuple[str, str, bool]]:
+    """(key, path, written) for each absolute path of the recipe (launcher keys left out) under
+    none of `roots`: the folders every node of a job without a shared filesystem sees."""
+    roots = [os.path.normpath(r) for r in roots]
+    for key, value in _values(recipe):
+        if key.startswith(SKIPPED_PREFIXES) or not _is_local_path(value):
+            continue
+        path = os.path.normpath(value)
+        if not any(_inside(path, root) for root in roots):
+            yield key, value, key in WRITTEN_KEYS
+
+
 def is_read_only(mount: Mount) -> bool:
     return "ro" in (mount.options or "").split("+")
 

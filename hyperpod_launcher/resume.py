@@ -9,9 +9,10 @@ Each stack lays checkpoints out its own way (`RULES`, one row per stack):
 - neuron (NxD Training) and nemo: with `exp_manager.resume_if_exists` the library finds the
   newest checkpoint in `<log dir>/checkpoints/` itself; otherwise the newest entry there is
   passed as `exp_manager.resume_from_checkpoint`.
-- open / deepspeed: the entry resumes itself from its output folder when
-  `HPL_RESTART_COUNT` > 0; pass nothing.
-The per-node script (templates/common/train_script.sh.j2) runs the selection on every restart.
+- open / deepspeed: the entry resumes itself from its output folder; pass nothing.
+The per-node script (templates/common/train_script.sh.j2) runs the selection on every attempt,
+the first included: HyperPod's auto-resume re-runs the step with the same restart count, and a
+resubmission of the same run finds its checkpoints in the same folder.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Resume:
     complete: str | None = None  # a candidate counts only if it holds an entry matching this
     key: str = KEY
     reason: str = ""  # why the entry needs nothing from us (for the script's comment)
+    possible: bool = True  # False: nothing can resume the run (no checkpoint folder)
 
 
 def _adapter(recipe: Mapping[str, Any]) -> Resume:
@@ -48,7 +50,7 @@ def _adapter(recipe: Mapping[str, Any]) -> Resume:
         os.path.join(str(exp_dir), "checkpoints") if exp_dir else None
     )
     if not root:
-        return Resume("adapter", reason="no checkpoint folder is configured")
+        return Resume("adapter", reason="no checkpoint folder is configured", possible=False)
     peft = _get(recipe, "model.peft.peft_type") is not None
     by_step = _get(recipe, "exp_manager.checkpoint_callback_params.monitor", "step") == "step"
     return Resume(
@@ -97,3 +99,8 @@ CHECKPOINT_KEYS = {
     "open": "exp_manager.checkpoint_dir",
     "deepspeed": "exp_manager.checkpoint_dir",
 }
+
+# Where a stack writes its final model, on SageMaker set to /opt/ml/model (uploaded as
+# model.tar.gz) unless the recipe names a folder. An entry without such a key finds that folder
+# in SM_MODEL_DIR, which SageMaker sets.
+FINAL_MODEL_KEYS = {"adapter": "exp_manager.export_full_model.final_export_dir"}

@@ -28,6 +28,8 @@ class Entry:
     runs_here: bool = False  # the job runs on this machine: its GPUs are the job's hardware
     # recipe kinds that run only on the backends naming them here (Nova: AWS's EKS images)
     own_stacks: tuple[str, ...] = ()
+    # (prefix, replacement) of the catalog's placeholder paths, where its jobs see other paths
+    catalog_paths: tuple[tuple[str, str], ...] = ()
 
 
 _REGISTRY: dict[str, Entry] = {
@@ -49,11 +51,16 @@ _REGISTRY: dict[str, Entry] = {
             "instance_type=ml.c5.2xlarge",  # custom-script examples; recipes bring their own
         ),
         "hyperpod_launcher.backends.sm_jobs.defaults:REQUIRED_DEFAULTS",
+        catalog_paths=(("/fsx/exp", "/opt/ml/checkpoints"), ("/fsx/", "/opt/ml/input/data/train/")),
     ),
     "k8s": Entry(
         "hyperpod_launcher.backends.k8s.backend:K8sBackend",
         "hyperpod_launcher.backends.k8s.options:K8sOptions",
-        ("container=public.ecr.aws/hyperpod-launcher/train:catalog",),
+        (
+            "container=public.ecr.aws/hyperpod-launcher/train:catalog",
+            "+cluster.persistent_volume_claims=[{claimName:fsx-claim,mountPath:/fsx}]",
+        ),
+        "hyperpod_launcher.backends.k8s.defaults:REQUIRED_DEFAULTS",
         own_stacks=("nova",),
     ),
 }

@@ -15,6 +15,7 @@ VAL_DIR="${VAL_DIR:-}"  # location of the validation data
 EXP_DIR="${EXP_DIR:-}"  # where logs and checkpoints go
 MODEL_CONFIG="${MODEL_CONFIG:-}"  # the model's Hugging Face config.json (NxD Training builds the model from it)
 RESUME_FROM_CHECKPOINT="${RESUME_FROM_CHECKPOINT:-}"  # an NxD checkpoint to start from (fine-tuning and continued pretraining need one)
+TOKENIZER_TYPE="${TOKENIZER_TYPE:-}"  # the tokenizer NxD Training's fine-tuning data loads (the pretrained model's folder)
 
 args=(
   recipes=fine-tuning/llama/hf_llama3_8b_seq8k_trn1_fine_tuning
@@ -28,5 +29,6 @@ if [[ -n "$VAL_DIR" ]]; then args+=("recipes.data.val_dir=$VAL_DIR"); fi
 if [[ -n "$EXP_DIR" ]]; then args+=("recipes.exp_manager.exp_dir=$EXP_DIR"); fi
 if [[ -n "$MODEL_CONFIG" ]]; then args+=("recipes.model.model_config=$MODEL_CONFIG"); fi
 if [[ -n "$RESUME_FROM_CHECKPOINT" ]]; then args+=("recipes.exp_manager.resume_from_checkpoint=$RESUME_FROM_CHECKPOINT"); fi
+if [[ -n "$TOKENIZER_TYPE" ]]; then args+=("recipes.data.tokenizer.type=$TOKENIZER_TYPE"); fi
 
 exec "${PYTHON:-python3}" "${HYPERPOD_LAUNCHER_DIR}/main.py" "${args[@]}" "$@"

@@ -16,6 +16,7 @@ from tests.conftest import run_launcher
 
 TRN = "recipes=training/llama/hf_llama3_8b_seq8k_trn1x4_pretrain"
 CPT = "recipes=training/llama/hf_llama2_70b_seq4k_trn1x32_continued_pretrain"
+TRN_SFT = "recipes=fine-tuning/llama/hf_llama3_8b_seq8k_trn1_fine_tuning"
 NEMO = "recipes=training/llama/megatron_llama3_1_8b_nemo"
 L8B = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
 WRITE_ONLY = ("cluster=slurm", "cluster.slurm_create_submission_file_only=true")
@@ -35,8 +36,20 @@ MISSING = {
         "recipes.exp_manager.resume_from_checkpoint=null",
         "random weights",
     ),
+    "NxD Training fine-tuning tokenizer": (
+        (
+            TRN_SFT,
+            DATA,
+            "recipes.model.model_config=/fsx/llama3/config.json",
+            "recipes.exp_manager.resume_from_checkpoint=/fsx/llama3/nxd",
+        ),
+        "recipes.data.tokenizer.type=null",
+        "TOKENIZER_TYPE",
+    ),
+    "NeMo on bare metal": ((NEMO,), "container is not set", "container=nvcr.io/nvidia/nemo"),
     "NeMo data": (
-        (NEMO, "recipes.model.data.data_impl=mmap"),  # the recipe's mock data needs none
+        # the recipe's mock data needs none
+        (NEMO, "recipes.model.data.data_impl=mmap", "container=nvcr.io/nvidia/nemo:24.07"),
         "recipes.model.data.data_prefix=[]",
         "needs training data",
     ),
@@ -152,3 +165,32 @@ def test_preflight_reports_a_missing_value_as_a_failed_check(tmp_path: Path) -> 
         "fail required value: recipes.model.data.train_dir=null: the adapter recipe needs "
         "training data; set recipes.model.data.train_dir=... (TRAIN_DIR in the launch scripts)"
     )
+
+
+def test_trainium_fine_tuning_launch_script_passes_the_tokenizer(tmp_path: Path) -> None:
+    script = "launcher_scripts/llama/run_hf_llama3_8b_seq8k_trn1_fine_tuning.sh"
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "BASE_RESULTS_DIR": str(tmp_path / "r"),
+        "TRAIN_DIR": "/fsx/sft",
+        "MODEL_CONFIG": "/fsx/llama3/config.json",
+        "RESUME_FROM_CHECKPOINT": "/fsx/llama3/nxd",
+        "TOKENIZER_TYPE": "/fsx/llama3",
+    }
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        ["bash", str(root / script), "dry_run=true"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" not in proc.stdout + proc.stderr
+    (recipe_file,) = (tmp_path / "r").glob("*/*_hydra.yaml")
+    recipe = yaml.safe_load(recipe_file.read_text())
+    assert recipe["data"]["tokenizer"]["type"] == "/fsx/llama3"
+    # The recipe checkpoints (every_n_train_steps -1 would never write one).
+    assert recipe["exp_manager"]["checkpoint_callback_params"]["every_n_train_steps"] > 0

@@ -79,7 +79,7 @@ def test_adapter_passes_the_newest_complete_sharded_step(tmp_path: Path) -> None
     )
     args, out = resumed_with(tmp_path, *ADAPTER, f"recipes.exp_manager.checkpoint_dir={ckpt}/")
     assert args == [f"exp_manager.resume_from_checkpoint={ckpt}/sharded/step_20"]
-    assert f"restart 1: resuming from {ckpt}/sharded/step_20" in out
+    assert f"attempt 1: resuming from {ckpt}/sharded/step_20" in out
 
 
 def test_adapter_checkpoint_dir_defaults_under_exp_dir(tmp_path: Path) -> None:
@@ -94,13 +94,24 @@ def test_adapter_checkpoint_dir_defaults_under_exp_dir(tmp_path: Path) -> None:
     assert args == [f"exp_manager.resume_from_checkpoint={exp}/checkpoints/sharded/step_5"]
 
 
-def test_first_attempt_passes_nothing(tmp_path: Path) -> None:
+def test_a_rerun_with_restart_count_0_resumes_too(tmp_path: Path) -> None:
+    # HyperPod's auto-resume re-runs the step in the same job: SLURM_RESTART_COUNT stays 0.
     ckpt = tmp_path / "ckpt"
     tree(ckpt, {"sharded/step_20/tp0_ep0/": 1})
-    args, _ = resumed_with(
+    args, out = resumed_with(
+        tmp_path, *ADAPTER, f"recipes.exp_manager.checkpoint_dir={ckpt}", restart=0
+    )
+    assert args == [f"exp_manager.resume_from_checkpoint={ckpt}/sharded/step_20"]
+    assert f"attempt 0: resuming from {ckpt}/sharded/step_20" in out
+
+
+def test_first_attempt_without_checkpoints_starts_fresh_and_says_why(tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt"
+    args, out = resumed_with(
         tmp_path, *ADAPTER, f"recipes.exp_manager.checkpoint_dir={ckpt}", restart=0
     )
     assert args == []
+    assert f"attempt 0: starting fresh: {ckpt}/sharded does not exist yet" in out
 
 
 def test_no_complete_checkpoint_starts_over(tmp_path: Path) -> None:
@@ -108,7 +119,7 @@ def test_no_complete_checkpoint_starts_over(tmp_path: Path) -> None:
     tree(ckpt, {"sharded/step_20/": 1, "full/steps_20/": 1})
     args, out = resumed_with(tmp_path, *ADAPTER, f"recipes.exp_manager.checkpoint_dir={ckpt}")
     assert args == []
-    assert f"restart 1: no complete checkpoint in {ckpt}/sharded yet; starting over" in out
+    assert f"attempt 1: starting fresh: no complete checkpoint in {ckpt}/sharded" in out
 
 
 def test_adapter_peft_resumes_from_peft_sharded(tmp_path: Path) -> None:

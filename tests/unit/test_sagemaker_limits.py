@@ -88,9 +88,11 @@ def test_checkpoints_go_where_sagemaker_syncs_them(tmp_path: Path) -> None:
     plain = render(tmp_path, *LLAMA, "recipes.exp_manager.checkpoint_dir=/fsx/ckpt")
     assert recipe(plain)["exp_manager"]["checkpoint_dir"] == "/opt/ml/checkpoints"
     chosen = render(
-        tmp_path, *LLAMA, "+cluster.sm_jobs_config.recipe_overrides.exp_manager.checkpoint_dir=/x"
+        tmp_path,
+        *LLAMA,
+        "+cluster.sm_jobs_config.recipe_overrides.exp_manager.checkpoint_dir=/opt/ml/checkpoints/x",
     )
-    assert recipe(chosen)["exp_manager"]["checkpoint_dir"] == "/x"
+    assert recipe(chosen)["exp_manager"]["checkpoint_dir"] == "/opt/ml/checkpoints/x"
 
 
 def test_nxd_training_checkpoints_go_there_too(tmp_path: Path) -> None:

@@ -44,3 +44,46 @@ def test_other_forms_are_one_line_naming_key_value_and_forms(value: object) -> N
     message = str(err.value)
     assert message.startswith(f"recipes.run.time_limit={value!r}: expected a time limit")
     assert "D-H:M:S" in message and "UNLIMITED" in message and "\n" not in message
+
+
+NEMO = (
+    "recipes=training/llama/megatron_llama3_1_8b_nemo",
+    "container=nvcr.io/nvidia/nemo:24.07",
+    "cluster=slurm",
+)
+
+
+def test_a_limit_before_the_first_checkpoint_warns_with_both_numbers(tmp_path) -> None:
+    from tests.conftest import run_launcher
+
+    proc = run_launcher(*NEMO, f"base_results_dir={tmp_path}", "dry_run=true")
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("warning: run.time_limit")]
+    assert line.startswith(
+        "warning: run.time_limit=0-01:30:00 (5400 s) ends before the first checkpoint at step "
+        "2000 (about "
+    )
+    fit = int(line.split("about ")[2].split(" steps fit")[0])
+    assert 0 < fit < 2000
+    # Checkpointing within the limit (or a longer limit) is quiet.
+    for fix in ("recipes.trainer.val_check_interval=100", "recipes.run.time_limit=4-00:00:00"):
+        proc = run_launcher(*NEMO, f"base_results_dir={tmp_path}", "dry_run=true", fix)
+        assert proc.returncode == 0 and "warning: run.time_limit" not in proc.stdout, fix
+
+
+def test_without_a_way_to_resume_it_is_an_error() -> None:
+    from hyperpod_launcher.time_limit import before_first_checkpoint
+
+    recipe = {
+        "exp_manager": {"checkpoint_callback_params": {"every_n_train_steps": 5000}},
+        "model": {
+            "num_hidden_layers": 32, "hidden_size": 4096, "intermediate_size": 14336,
+            "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+            "train_batch_size": 1, "max_context_width": 8192,
+        },
+    }  # fmt: skip
+    args = ("0:30:00", recipe, "adapter", 8, "H100")
+    assert "step 5000" in (before_first_checkpoint(*args, resumes=True) or "")
+    with pytest.raises(UserError, match=r"\(1800 s\) .* step 5000 .* cannot resume"):
+        before_first_checkpoint(*args, resumes=False)
+    assert before_first_checkpoint("4-00:00:00", *args[1:], resumes=False) is None

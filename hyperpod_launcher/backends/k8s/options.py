@@ -93,6 +93,7 @@ class K8sOptions:
     tolerations: list[Any] = field(default_factory=list)
     volumes: list[Any] = field(default_factory=list)
     persistent_volume_claims: list[Any] = field(default_factory=list)
+    throwaway_outputs: bool = False  # allow recipe outputs on no volume (lost with the pod)
     label_selector: K8sLabelSelector | None = field(default_factory=K8sLabelSelector)
     cpu_request: str | int | float | None = None
     memory_request: str | None = None

@@ -486,15 +486,47 @@ def _env(spec: JobSpec) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     return plain, secret
 
 
-def exp_dir_notice(spec: JobSpec, mounts: list[str]) -> str | None:
-    if not spec.exp_dir or not os.path.isabs(spec.exp_dir):
-        return None
-    if any(spec.exp_dir == m or spec.exp_dir.startswith(m.rstrip("/") + "/") for m in mounts):
-        return None
-    return (
-        f"exp_dir {spec.exp_dir} is on no volume of the pods: checkpoints and logs there are "
-        "lost with the pod; mount a claim there (cluster.persistent_volume_claims)"
-    )
+JOB_FOLDER_OUTPUTS = ("open", "deepspeed")  # stacks whose entry writes under the job folder
+
+
+def check_paths_on_volumes(spec: JobSpec, mounts: list[str]) -> None:
+    """Every path the recipe names must be on a volume of the pods: data a pod cannot read
+    fails the job, and outputs elsewhere are lost with the pod and unseen by the other nodes'
+    ranks (unless cluster.throwaway_outputs says they do not matter)."""
+    if not spec.recipe_yaml:
+        return
+    import yaml
+
+    from hyperpod_launcher.mounts import unreachable
+
+    recipe = yaml.safe_load(spec.recipe_yaml) or {}
+    stack = spec.resume.stack if spec.resume else None
+    exp = recipe.get("exp_manager") or {}
+    if (
+        stack in JOB_FOLDER_OUTPUTS
+        and not exp.get("exp_dir")
+        and not options(spec).throwaway_outputs
+    ):
+        raise UserError(
+            f"recipes.exp_manager.exp_dir=null: the {stack} recipe then writes under the job "
+            "folder, which the pods do not share and which is lost with them; set it to a "
+            "folder of a claim (cluster.persistent_volume_claims), or set "
+            "cluster.throwaway_outputs=true if the outputs do not matter"
+        )
+    for key, path, written in unreachable(recipe, mounts):
+        if written and options(spec).throwaway_outputs:
+            continue
+        what = (
+            "its outputs would be lost with the pod and unseen by the other nodes"
+            if written
+            else "no pod can read it"
+        )
+        also = "; or set cluster.throwaway_outputs=true if they do not matter" if written else ""
+        raise UserError(
+            f"recipes.{key}={path}: on no volume of the pods, so {what}; mount its folder "
+            f"with cluster.persistent_volume_claims=[{{claimName:<claim>,mountPath:<folder>}}] "
+            f"(or cluster.volumes){also}"
+        )
 
 
 def job_files(spec: JobSpec) -> dict[str, str]:
@@ -664,10 +696,7 @@ def build(spec: JobSpec) -> ChartValues:
         values = k8s_hyperpod.values(spec, values, time_limit_seconds(spec.time_limit))
         chart, kind = "hyperpodpytorchjob", k8s_hyperpod.KIND
     notices = [n for n in (name_notice, k8s_hyperpod.priority_notice(opts)) if n]
-    mounted = [v["mountPath"] for v in (*volumes, *claims)]
-    exp_notice = exp_dir_notice(spec, mounted)
-    if exp_notice:
-        notices.append(exp_notice)
+    check_paths_on_volumes(spec, [v["mountPath"] for v in (*volumes, *claims)])
     _check_values(values, chart)
     return ChartValues(name, chart, kind, values, _helm_args(opts), notices)
 

@@ -214,6 +214,15 @@ def docker_flags(spec: JobSpec) -> list[str]:
     return flags
 
 
+_ECR = re.compile(r"^(\d{12}\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?)/")
+
+
+def ecr_registry(image: str) -> tuple[str, str] | None:
+    """(registry host, region) of an Amazon ECR private image; None for any other image."""
+    match = _ECR.match(image)
+    return (match.group(1), match.group(2)) if match else None
+
+
 def docker_command(spec: JobSpec, train_script_path: str) -> str:
     steps = [str(c) for c in options(spec).slurm_docker_cfg.post_launch_commands or []]
     steps.append("exec bash " + templating.shell_quote(train_script_path))
@@ -268,6 +277,7 @@ class SlurmBackend(Backend):
                     version=__version__,
                     docker_flags=docker_flags(spec),
                     docker_command=docker_command(spec, train_path),
+                    ecr=ecr_registry(spec.image or ""),
                 ),
                 0o755,
             )

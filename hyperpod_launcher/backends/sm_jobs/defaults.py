@@ -18,6 +18,8 @@ def _train_channel(get: Get) -> str | None:
 
 REQUIRED_DEFAULTS = BackendDefaults(
     exp_dir=lambda get: CHECKPOINTS,
+    # Synced to checkpoint_s3_uri and restored on a retry, so a retry reuses compiled graphs.
+    cache_dir=lambda get: f"{CHECKPOINTS}/cache",
     data_dir=_train_channel,
     data_dir_needs=f"set {_INPUTS}.s3.train (the job reads it at {TRAIN_CHANNEL})",
 )

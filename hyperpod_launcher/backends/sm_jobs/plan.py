@@ -31,7 +31,7 @@ from hyperpod_launcher.backends.sm_jobs.options import (
 )
 from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.job import RECIPE_SECRETS, SECRET_ENV, Entry, JobSpec
-from hyperpod_launcher.resume import CHECKPOINT_KEYS
+from hyperpod_launcher.resume import CHECKPOINT_KEYS, FINAL_MODEL_KEYS
 from hyperpod_launcher.telemetry.sagemaker import metric_definitions
 
 KEY = checks.KEY
@@ -129,6 +129,58 @@ def _checkpoints_in_sagemaker(
     for part in reversed(key.split(".")):
         value = {part: value}
     return _merge(overrides, value)
+
+
+MODEL_DIR = "/opt/ml/model"  # uploaded to <output_path>/<job>/output/model.tar.gz
+READ_ROOTS = ("/opt/ml",)  # what a recipe may read on the instance: channels, code, ...
+
+
+def _final_model_in_sagemaker(spec: JobSpec, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The final model goes where SageMaker uploads it, unless the recipe names a folder."""
+    import yaml
+
+    key = FINAL_MODEL_KEYS.get(spec.resume.stack) if spec.resume else None
+    if key is None:
+        return overrides
+    recipe = _merge(yaml.safe_load(spec.recipe_yaml or "") or {}, overrides)
+    node: Any = recipe
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    if node is not None:
+        return overrides
+    value: Any = MODEL_DIR
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return _merge(overrides, value)
+
+
+def _check_paths_on_instances(recipe: Mapping[str, Any], checkpoints: str) -> None:
+    """A path of the submit host is on no SageMaker instance: data needs a channel, FSx or S3,
+    and outputs a folder SageMaker keeps."""
+    from hyperpod_launcher.mounts import unreachable
+
+    for key, path, written in unreachable(recipe, READ_ROOTS):
+        fix = (
+            f"write under {CHECKPOINTS} (synced to checkpoint_s3_uri) or {MODEL_DIR}"
+            if written
+            else f"give an s3:// URI, or a channel's folder: {KEY}.inputs.s3.<channel> or "
+            f"{KEY}.inputs.file_system (FSx) is read at /opt/ml/input/data/<channel>"
+        )
+        raise UserError(f"recipes.{key}={path}: no SageMaker instance sees this path; {fix}")
+    kept = (checkpoints, CHECKPOINTS, MODEL_DIR, "/opt/ml/output")
+    for key, path, written in unreachable(recipe, kept):
+        if written:
+            raise UserError(
+                f"recipes.{key}={path}: SageMaker keeps nothing written there; write under "
+                f"{CHECKPOINTS} (synced to checkpoint_s3_uri) or {MODEL_DIR}"
+            )
+
+
+def _checkpoint_s3_uri(shared: Shared, job_name: str) -> None:
+    """A recipe writes its checkpoints (and caches) to /opt/ml/checkpoints: SageMaker syncs
+    that folder only with a CheckpointConfig, by default under the job's output path."""
+    output = str(shared.estimator["output_path"]).rstrip("/")
+    shared.estimator.setdefault("checkpoint_s3_uri", f"{output}/{job_name}/checkpoints")
 
 
 def _inputs(inputs: SmInputs, kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -423,7 +475,9 @@ def _recipe_part(spec: JobSpec, shared: Shared) -> ModePart:
             "Trainium (ml.trn*) instance; CPU instances run custom scripts only (training_cfg)"
         )
     overrides = _checkpoints_in_sagemaker(spec, shared.overrides, shared.kwargs)
+    overrides = _final_model_in_sagemaker(spec, overrides)
     recipe = _resolved_recipe(spec, overrides)
+    _check_paths_on_instances(recipe, shared.kwargs.get("checkpoint_local_path", CHECKPOINTS))
     if shared.kind == "trainium" or _model_type(recipe).startswith(SDK_MODEL_TYPES):
         part = _sdk_recipe(spec, shared, overrides)
     else:
@@ -459,6 +513,8 @@ def plan(spec: JobSpec) -> Plan:
     job_name = checks.job_name(f"{base_job_name(spec)}-{spec.launch_id}", "recipes.run.name")
 
     part = (_recipe_part if spec.mode == "recipe" else _custom_part)(spec, shared)
+    if spec.mode == "recipe":
+        _checkpoint_s3_uri(shared, job_name)
     files = dict(part.files)
     environment = dict(spec.env)
     if secret_refs:  # the job's entry point becomes the wrapper that reads them at start

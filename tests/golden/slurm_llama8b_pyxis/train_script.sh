@@ -16,6 +16,7 @@ export TORCH_DIST_INIT_BARRIER=1
 export CUDA_DEVICE_MAX_CONNECTIONS=1
 export FI_PROVIDER=efa
 export FI_EFA_USE_DEVICE_RDMA=1
+export HF_HOME=/fsx/results/llama-8b/cache/huggingface
 export NCCL_DEBUG=WARN
 # torchrun places the processes; Slurm's task counts would mislead Lightning and torch.
 unset SLURM_NTASKS SLURM_NTASKS_PER_NODE SLURM_NPROCS
@@ -523,25 +524,27 @@ HPL_NODE_WATCH
 fi
 # --- end of the watcher block ---------------------------------------------------------------
 torchrun_args+=(--rdzv-endpoint="${HPL_RDZV_HOST}:${HPL_RDZV_PORT}" --rdzv-id="$HPL_RDZV_ID")
-# A restarted attempt (HPL_RESTART_COUNT > 0) resumes from the newest complete checkpoint
-# (adapter layout: /fsx/exp/llama-8b/checkpoints/sharded/step_*).
+# Every attempt (the first, Slurm's requeue, max_restarts, HyperPod's auto-resume re-running
+# this step with the same restart count, a pod restart, a SageMaker retry) resumes from the
+# newest complete checkpoint of this run; without one it starts fresh and says why.
+# adapter layout: /fsx/exp/llama-8b/checkpoints/sharded/step_*
 resume_args=()
 resume_folder=/fsx/exp/llama-8b/checkpoints/sharded
-if [ "${HPL_RESTART_COUNT:-0}" -gt 0 ]; then
-  latest="$(
-    for candidate in "$resume_folder"/step_*; do
-      if [ ! -e "$candidate" ]; then continue; fi
-      # A checkpoint counts once it holds its shards (tp*_ep*).
-      if ! compgen -G "${candidate}/tp*_ep*" >/dev/null; then continue; fi
-      step="${candidate##*_}"
-      if [[ "$step" =~ ^[0-9]+$ ]]; then echo "$step $candidate"; fi
-    done | LC_ALL=C sort -n | tail -n 1 | cut -d' ' -f2-
-  )"
-  if [ -n "$latest" ]; then
-    echo "restart ${HPL_RESTART_COUNT}: resuming from ${latest}"
-    resume_args=(exp_manager.resume_from_checkpoint="${latest}")
-  else
-    echo "restart ${HPL_RESTART_COUNT}: no complete checkpoint in ${resume_folder} yet; starting over"
-  fi
+latest="$(
+  for candidate in "$resume_folder"/step_*; do
+    if [ ! -e "$candidate" ]; then continue; fi
+    # A checkpoint counts once it holds its shards (tp*_ep*).
+    if ! compgen -G "${candidate}/tp*_ep*" >/dev/null; then continue; fi
+    step="${candidate##*_}"
+    if [[ "$step" =~ ^[0-9]+$ ]]; then echo "$step $candidate"; fi
+  done | LC_ALL=C sort -n | tail -n 1 | cut -d' ' -f2-
+)"
+if [ -n "$latest" ]; then
+  echo "attempt ${HPL_RESTART_COUNT:-0}: resuming from ${latest}"
+  resume_args=(exp_manager.resume_from_checkpoint="${latest}")
+elif [ -d "$resume_folder" ]; then
+  echo "attempt ${HPL_RESTART_COUNT:-0}: starting fresh: no complete checkpoint in ${resume_folder}"
+else
+  echo "attempt ${HPL_RESTART_COUNT:-0}: starting fresh: ${resume_folder} does not exist yet"
 fi
 ${watch[@]+"${watch[@]}"} torchrun "${torchrun_args[@]}" examples/llama/llama_pretrain.py --config-path=/fsx/results/llama-8b --config-name=llama-8b_hydra.yaml "${resume_args[@]}"

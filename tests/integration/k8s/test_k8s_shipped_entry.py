@@ -13,13 +13,15 @@ from hyperpod_launcher.compose import plan
 from tests.conftest import require_tool
 
 DEEPSPEED = "recipes=fine-tuning/deepspeed/hf_llama3_8b_seq8k_gpu_zero2"
+FSX_CLAIM = "cluster.persistent_volume_claims=[{claimName:fsx,mountPath:/fsx}]"
+EXP = "recipes.exp_manager.exp_dir=/fsx/exp"
 
 
 def test_deepspeed_entry_script_is_shipped_and_run_from_the_scripts_folder(tmp_path: Path) -> None:
     the_plan = plan(
         (DEEPSPEED, "cluster=k8s", "container=example.com/deepspeed:1",
          f"base_results_dir={tmp_path}", "++recipes.model.hf_model_name_or_path=/fsx/models/m",
-         "recipes.model.data.train_dir=/fsx/data/train"),
+         "recipes.model.data.train_dir=/fsx/data/train", FSX_CLAIM, EXP),
     )  # fmt: skip
     values = yaml.safe_load(the_plan.files["k8s_template/values.yaml"][0])
     shipped = Path(resources.example_path("open_ft.py")).read_text()
@@ -35,7 +37,7 @@ def test_open_sft_lora_chart_templates_with_the_entry_in_its_configmap(tmp_path:
         ("recipes=fine-tuning/hf/open_causal_lm_gpu_sft_lora", "cluster=k8s",
          "container=example.com/train:1", f"base_results_dir={tmp_path}",
          "recipes.model.hf_model_name_or_path=Qwen/Qwen3-8B",
-         "recipes.model.data.train_dir=/fsx/data/sft"),
+         "recipes.model.data.train_dir=/fsx/data/sft", FSX_CLAIM, EXP),
     )  # fmt: skip
     objects, errors, _ = k8s_schemas.write_and_template(the_plan, require_tool("helm"))
     assert errors == []  # the PyTorchJob passes the CRD schema, the rest Kubernetes' own

@@ -25,7 +25,14 @@ SHIM = REPO / "tests" / "fixtures" / "docker_shim"
 SCRIPTS = REPO / "tests" / "fixtures" / "scripts"
 
 
-def launch(root: Path, name: str, script: Path, *overrides: str) -> tuple[str, dict[str, str]]:
+def launch(
+    root: Path,
+    name: str,
+    script: Path,
+    *overrides: str,
+    image: str = "pytorch:24.01",
+    **env_add: str,
+) -> tuple[str, dict[str, str]]:
     state = root / name / "containers"
     state.mkdir(parents=True)
     env = {
@@ -34,12 +41,13 @@ def launch(root: Path, name: str, script: Path, *overrides: str) -> tuple[str, d
         "DOCKER_SHIM_LOG": str(root / name / "docker.jsonl"),
         "HPL_STATE_DIR": str(root / "state"),
         "XDG_CACHE_HOME": str(root / "cache"),
+        **env_add,
     }
     proc = run_launcher(
         "cluster=slurm",
         f"base_results_dir={root / 'results'}",
         "cluster.exclusive=false",
-        "container=pytorch:24.01",
+        f"container={image}",
         "recipes=custom_script/allreduce_smoke",
         f"training_cfg.run.name={name}",
         "training_cfg.run.nodes=2",
@@ -157,3 +165,61 @@ def test_a_time_limit_removes_every_nodes_container(tmp_path: Path, slurm_cluste
     wait_for(lambda: not running(SCRIPTS / "sleep.py"), "training processes outlived the job")
     removed = {c.get("removed") for c in calls(env)} - {None}
     assert removed == set(pids)
+
+
+ECR_IMAGE = "123456789012.dkr.ecr.us-west-2.amazonaws.com/train:1"
+WANTED = ("aws", "login", "pull", "run")
+
+
+def job_log(job_dir: Path, job_id: str) -> str:
+    return "".join(p.read_text() for p in sorted(job_dir.glob(f"log-*_{job_id}.*")))
+
+
+def test_an_ecr_image_is_logged_in_and_pulled_once_per_node_before_it_runs(
+    tmp_path: Path, slurm_cluster: None
+) -> None:
+    job_id, env = launch(tmp_path, "ecr", SCRIPTS / "ranks.py", image=ECR_IMAGE)
+    fields = testbed.wait_for_job(job_id, timeout=240)
+    assert fields["JobState"] == "COMPLETED", fields
+    seen = calls(env)
+    for node in ("node1", "node2"):
+        verbs = [c["argv"][0] for c in seen if c["node"] == node and c["argv"][0] in WANTED]
+        assert verbs == ["aws", "login", "pull", "run"], verbs
+        (login,) = [c for c in seen if c["node"] == node and c["argv"][0] == "login"]
+        assert login["argv"][-1] == "123456789012.dkr.ecr.us-west-2.amazonaws.com"
+        assert login["password_given"] is True
+        (aws,) = [c for c in seen if c["node"] == node and c["argv"][0] == "aws"]
+        assert aws["argv"][1:] == ["ecr", "get-login-password", "--region", "us-west-2"]
+
+
+def test_an_image_no_node_can_pull_fails_the_job_with_one_line(
+    tmp_path: Path, slurm_cluster: None
+) -> None:
+    job_id, env = launch(
+        tmp_path, "nopull", SCRIPTS / "ranks.py", image="pytorch:missing",
+        DOCKER_SHIM_MISSING="pytorch:missing",
+    )  # fmt: skip
+    fields = testbed.wait_for_job(job_id, timeout=240)
+    assert fields["JobState"] == "FAILED", fields
+    text = job_log(tmp_path / "results" / "nopull", job_id)
+    errors = [line for line in text.splitlines() if line.startswith("error:")]
+    assert errors and set(errors) <= {
+        f"error: cannot pull pytorch:missing on {node}: Error response from daemon: manifest "
+        "for pytorch:missing not found"
+        for node in ("node1", "node2")
+    }, text
+    assert not [c for c in calls(env) if c["argv"][0] == "run"]
+
+
+def test_without_aws_credentials_an_ecr_login_fails_the_job_with_one_line(
+    tmp_path: Path, slurm_cluster: None
+) -> None:
+    job_id, env = launch(
+        tmp_path, "nocreds", SCRIPTS / "ranks.py", image=ECR_IMAGE, AWS_SHIM_NO_CREDENTIALS="1"
+    )
+    fields = testbed.wait_for_job(job_id, timeout=240)
+    assert fields["JobState"] == "FAILED", fields
+    text = job_log(tmp_path / "results" / "nocreds", job_id)
+    assert "error: cannot log in to 123456789012.dkr.ecr.us-west-2.amazonaws.com on node" in text
+    assert "with this node's AWS credentials: Unable to locate credentials." in text
+    assert not [c for c in calls(env) if c["argv"][0] in ("pull", "run")]
