@@ -292,14 +292,6 @@ def test_instance_type_not_in_table_is_allowed_with_an_explicit_count(tmp_path: 
     assert "--nproc-per-node=4" in (tmp_path / "allreduce-smoke" / "train_script.sh").read_text()
 
 
-def test_full_error_env_shows_hydras_own_report(tmp_path: Path) -> None:
-    proc = run_launcher(
-        f"base_results_dir={tmp_path}", "instance_typ=x", env={"HYDRA_FULL_ERROR": "1"}
-    )
-    assert proc.returncode != 0
-    assert "Traceback" in proc.stderr
-
-
 def test_relaunch_keeps_the_earlier_launch(tmp_path: Path) -> None:
     common = (f"base_results_dir={tmp_path}", "cluster=slurm", "dry_run=true")
     first = run_launcher(*common, "training_cfg.run.ntasks_per_node=2")
