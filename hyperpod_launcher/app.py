@@ -80,12 +80,31 @@ def strip_yaml_suffix(argv: list[str]) -> list[str]:
     return result
 
 
+def hyperpod_values(argv: list[str]) -> list[str]:
+    """Two habits of HyperPod's launch lines, in Hydra's terms: `key=` (the script's variable is
+    unset) means null, as HyperPod reads it, so an optional key keeps no value and a required
+    one gets its own error; `key={a: b}` sets a mapping the config leaves empty (`{}`), where
+    Hydra would refuse the new sub-keys, so it is applied as `++key={a: b}`."""
+    result = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or arg.startswith(("-", "+", "~")) or key in ("recipes", "cluster"):
+            result.append(arg)
+        elif value == "":
+            result.append(f"{key}=null")
+        elif value.startswith("{"):
+            result.append(f"++{arg}")
+        else:
+            result.append(arg)
+    return result
+
+
 MAX_KEY = 200  # Hydra stats a config group file named after the key: a file name is <= 255
 
 
 def precheck(argv: list[str]) -> None:
     """Check recipes= and cluster= before Hydra, so a typo gets one line with nearest names."""
-    if any(a.startswith(("--config-path", "--config-dir", "-cp", "-cd")) for a in argv):
+    if any(a.startswith(CONFIG_DIR_FLAGS) for a in argv):
         return  # other search paths: let Hydra resolve them
     multirun = "-m" in argv or "--multirun" in argv
     for arg in argv:
@@ -100,6 +119,25 @@ def precheck(argv: list[str]) -> None:
             continue
         for choice in value.split(",") if multirun else [value]:
             _check_choice(key, choice, "recipe" if key == "recipes" else "cluster")
+
+
+CONFIG_DIR_FLAGS = ("--config-path", "--config-dir", "-cp", "-cd")
+
+
+def with_launcher_configs(argv: list[str]) -> list[str]:
+    """A config of the user's own folder (`--config-path=...`, HyperPod's custom-script flow)
+    builds on the launcher's: its `config`, `cluster/` and `recipes/` stay on the search path."""
+    if not any(a.startswith(CONFIG_DIR_FLAGS) for a in argv):
+        return argv
+    result = []
+    for arg in argv:  # a relative folder is the user's, from here (Hydra: from the package)
+        flag, sep, folder = arg.partition("=")
+        if sep and flag in CONFIG_DIR_FLAGS and not os.path.isabs(folder) and os.path.isdir(folder):
+            arg = f"{flag}={os.path.abspath(folder)}"
+        result.append(arg)
+    if any(a.lstrip("+").startswith("hydra.searchpath=") for a in argv):
+        return result
+    return [*result, f"hydra.searchpath=[file://{resources.config_dir()}]"]
 
 
 def _report(message: str, code: int) -> int:
@@ -132,6 +170,7 @@ def launch(argv: list[str], help_text: Callable[[], str], *, preflight_only: boo
     shows `help_text()` (the config's help template calls it). `preflight_only` composes and
     checks the job against the cluster, and queues nothing."""
     overrides = strip_yaml_suffix([("wait=true" if a == "--wait" else a) for a in argv])
+    overrides = with_launcher_configs(hyperpod_values(overrides))
     with masking.masked_output(overrides), _config_files_masked():
         return _launch(overrides, [sys.argv[0], *argv], help_text, preflight_only)
 

@@ -95,6 +95,8 @@ def cluster_origin(backend: str, recipe_choice: str | None, overrides: tuple[str
         return f"cluster={backend}: command line"
     if backend == schema.DEFAULT_CLUSTER:
         return f"cluster={backend}: default"
+    if recipe_choice is None:  # a config of its own (--config-name) chose it
+        return f"cluster={backend}: default of the config"
     return f"cluster={backend}: default of recipes={recipe_choice}"
 
 
@@ -625,6 +627,7 @@ def build(
     mounts = [
         parse_mount(m, "container_mounts")
         for m in [*cfg.get("container_mounts", []), *launch.opts.get("container_mounts", [])]
+        if m is not None
     ]
     code = git_location.code_source(launch.git, job_dir, launch_id)
     if launch.git.get("token") and code.location and not git_location.is_remote(code.location):

@@ -11,8 +11,28 @@ def _has(backend: str, key: str) -> bool:
     return any(f.name == key for f in dataclasses.fields(backends.options_schema(backend)))
 
 
+# SageMaker HyperPod's names for keys this launcher keeps elsewhere -> where they are here.
+HYPERPOD_NAMES = {
+    "cluster.instance_type": "instance_type=<type>",
+    "cluster.cluster_type": "cluster=<name>",
+    "cluster.cluster_config": "cluster.<key> (cluster_config's keys sit directly under cluster)",
+    "slurm_docker_cfg": "cluster.slurm_docker_cfg (cluster=slurm)",
+}
+
+
+def hyperpod_name(dotted: str) -> str | None:
+    """For a key by SageMaker HyperPod's name: the one-line advice naming ours."""
+    for theirs, ours in HYPERPOD_NAMES.items():
+        if dotted == theirs or dotted.startswith(theirs + "."):
+            return f"'{dotted}' is SageMaker HyperPod's name; here it is {ours}"
+    return None
+
+
 def wrong_backend(dotted: str, backend: str) -> str | None:
-    """For `cluster.<key>...` that only other backends' files define: the one-line advice."""
+    """For `cluster.<key>...` that only other backends' files define, or a key by HyperPod's
+    name: the one-line advice."""
+    if advice := hyperpod_name(dotted):
+        return advice
     head, _, rest = dotted.partition(".")
     if head != "cluster" or not rest:
         return None

@@ -63,6 +63,11 @@ class AdapterExpManager(Section):
     name: str | None
     explicit_log_dir: str | None
     create_tensorboard_logger: bool
+    summary_writer_kwargs: dict[str, Any]
+    create_wandb_logger: bool
+    wandb_logger_kwargs: dict[str, Any]
+    create_mlflow_logger: bool
+    mlflow_logger_kwargs: dict[str, Any]
     create_checkpoint_callback: bool
     checkpoint_callback_params: CheckpointCallbackParams
     export_full_model: ExportFullModel
@@ -101,6 +106,12 @@ class Peft(Section):
     alpha: NonNegativeFloat
     dropout: Fraction
     target_modules: list[str] | None
+
+
+class Dpo(Section):
+    enabled: bool
+    beta: NonNegativeFloat
+    label_smoothing: Fraction
 
 
 class RopeScaling(Section):
@@ -147,6 +158,8 @@ class AdapterModel(Section):
     mistral_sliding_window: Count | None
     mixtral_sliding_window: Count | None
     sliding_window: Count | None
+    use_sliding_window: bool | None
+    max_window_layers: Count | None
     rms_norm_eps: NonNegativeFloat | None
     rope_theta: float
     tie_word_embeddings: bool | None
@@ -169,6 +182,7 @@ class AdapterModel(Section):
     optim: AdapterOptimizer
     data: AdapterData
     peft: Peft
+    dpo: Dpo
     rope_scaling: RopeScaling
     gpu_affinity: dict[str, Any]
     nsys_profile: dict[str, Any]

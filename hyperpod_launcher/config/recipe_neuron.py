@@ -60,6 +60,11 @@ class NeuronExpManager(Section):
     explicit_log_dir: str | None
     log_local_rank_0_only: bool
     create_tensorboard_logger: bool
+    summary_writer_kwargs: dict[str, Any]
+    create_wandb_logger: bool
+    wandb_logger_kwargs: dict[str, Any]
+    create_mlflow_logger: bool
+    mlflow_logger_kwargs: dict[str, Any]
     create_checkpoint_callback: bool
     checkpoint_callback_params: NeuronCheckpointParams
     resume_if_exists: bool

@@ -52,7 +52,8 @@ class LauncherConfig:
     cpu_processes: Count | None = None  # processes per node where the job has no accelerator
     base_results_dir: str | None = None
     container: str | None = None
-    container_mounts: list[str] = field(default_factory=list)
+    # HyperPod's custom-script configs write `[null]` for "none": a null entry mounts nothing.
+    container_mounts: list[str | None] = field(default_factory=list)
     git: GitConfig = field(default_factory=GitConfig)
     env_vars: dict[str, str | int | float | bool] = field(default_factory=dict)
     dry_run: bool = False
