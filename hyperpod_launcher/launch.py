@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hyperpod_launcher import __version__, backends, job, records
+from hyperpod_launcher import __version__, backends, job, job_index, records
 from hyperpod_launcher.backends.base import Backend, Request, Submitted
 from hyperpod_launcher.errors import BackendError, LauncherError
 from hyperpod_launcher.job_build import build
@@ -144,7 +144,7 @@ def _checkout(plan: Plan, jobdir: JobDir, command_log: str) -> Plan:
         files = {**plan.files, LAUNCHER_CMD_LOG: (command_log, 0o644)}
         record = _record(plan, [*jobdir.write_all(files), RECORD], "failed", error=str(err))
         jobdir.write_record(record)
-        records.append_to_index(record)
+        job_index.put(record)
         raise
     if commit is None or commit == plan.spec.code.commit:
         return dataclasses.replace(plan, resolved_commit=commit)
@@ -203,7 +203,7 @@ def execute(
         message = plan.secrets.mask(str(err))
         record = _record(plan, artifacts, "failed", error=message)
         jobdir.write_record(record)
-        records.append_to_index(record)
+        job_index.put(record)
         if isinstance(err, LauncherError):
             raise type(err)(message) from None
         trace = "".join(traceback.format_exception(err))
@@ -213,7 +213,7 @@ def execute(
     status = ("succeeded" if submitted.returncode == 0 else "failed") if finished else "submitted"
     record = _record(plan, artifacts, status, job_id=submitted.job_id, details=submitted.details)
     jobdir.write_record(record)
-    records.append_to_index(record)
+    job_index.put(record)
     if finished:
         outcome = (
             "succeeded"
