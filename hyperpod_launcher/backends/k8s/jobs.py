@@ -560,18 +560,15 @@ def _helm_uninstall(ref: Ref) -> bool:
 
 
 def _mark_cancelled(record: JobRecord) -> None:
-    """Write cancelled_at into the launch's job.json (the folder's, or the archived one)."""
+    """Write cancelled_at into the launch's job.json (in its launch folder, and on top while
+    it is the newest launch)."""
     import datetime as dt
 
     from hyperpod_launcher.jobdir import JobDir
 
-    folder = record.job_dir
-    current = records.read_record(folder)
-    if current is None or current.launch_id != record.launch_id:
-        folder = os.path.join(folder, records.ARCHIVE, str(record.launch_id))
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     cancelled = dataclasses.replace(record, cancelled_at=now)
-    JobDir(folder, str(record.launch_id)).write_record(cancelled)
+    JobDir(record.job_dir, str(record.launch_id)).write_record(cancelled)
 
 
 class _Follower:

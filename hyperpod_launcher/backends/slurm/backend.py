@@ -165,7 +165,7 @@ def _ship_entry(spec: JobSpec) -> tuple[JobSpec, dict[str, RenderedFile]]:
     if not script or not os.path.isabs(script) or not resources.is_example(script):
         return spec, {}
     relpath = os.path.join(SHIPPED_DIR, os.path.basename(script))
-    entry = dataclasses.replace(spec.entry, script=os.path.join(spec.job_dir, relpath))
+    entry = dataclasses.replace(spec.entry, script=os.path.join(spec.launch_dir, relpath))
     text = Path(script).read_text(encoding="utf-8")  # the one file read of this render
     return dataclasses.replace(spec, entry=entry), {relpath: RenderedFile(text, 0o644)}
 
@@ -223,8 +223,9 @@ class SlurmBackend(Backend):
         prefix = options(spec).job_name_prefix or ""
         job_name = f"{prefix}{spec.name}"
         submission = f"{prefix}{spec.name}_submission.sh"
-        train_path = os.path.join(spec.job_dir, TRAIN_SCRIPT)
-        submit_argv = ("sbatch", "--parsable", os.path.join(spec.job_dir, submission))
+        # The job reads only its launch's own folder: a relaunch cannot change what it runs.
+        train_path = os.path.join(spec.launch_dir, TRAIN_SCRIPT)
+        submit_argv = ("sbatch", "--parsable", os.path.join(spec.launch_dir, submission))
         runtime = container_runtime(spec)
         spec, shipped = _ship_entry(spec)
         sbatch = templating.render(
@@ -234,7 +235,7 @@ class SlurmBackend(Backend):
             sbatch_flags=sbatch_flags(spec, job_name),
             srun_flags=srun_flags(spec, runtime),
             runtime=runtime,
-            docker_script=os.path.join(spec.job_dir, DOCKER_SCRIPT),
+            docker_script=os.path.join(spec.launch_dir, DOCKER_SCRIPT),
             train_script=train_path,
             writable_sources=_writable_sources(spec) if runtime else [],
         )

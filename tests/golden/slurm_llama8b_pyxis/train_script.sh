@@ -60,4 +60,4 @@ if [ "${HPL_RESTART_COUNT:-0}" -gt 0 ]; then
     echo "restart ${HPL_RESTART_COUNT}: no complete checkpoint in ${resume_folder} yet; starting over"
   fi
 fi
-torchrun "${torchrun_args[@]}" examples/llama/llama_pretrain.py --config-path=/fsx/results/llama-8b --config-name=llama-8b_hydra.yaml "${resume_args[@]}"
+torchrun "${torchrun_args[@]}" examples/llama/llama_pretrain.py --config-path=/fsx/results/llama-8b/launches/golden --config-name=llama-8b_hydra.yaml "${resume_args[@]}"
