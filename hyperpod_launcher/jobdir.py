@@ -104,19 +104,25 @@ class JobDir:
 
     def write(self, relpath: str, text: str, mode: int = 0o644) -> Path:
         """Write a file of this launch into its folder, and show it on top."""
+        source = self._write_own(relpath, text, mode)
+        self._show(relpath)
+        return source
+
+    def _write_own(self, relpath: str, text: str, mode: int) -> Path:
         if relpath.split("/", 1)[0] == LAUNCHES:
             raise ValueError(f"{relpath}: {LAUNCHES}/ holds the launches' own folders")
         source = self.launch_path / relpath
         source.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(source, text.encode(), mode)
-        self._show(relpath)
         return source
 
     def write_all(self, files: Mapping[str, tuple[str, int]]) -> list[str]:
         """This launch's files; on top, the earlier launch's files this one lacks go (each
         stays in its own launch folder)."""
-        for relpath, (text, mode) in files.items():
-            self.write(relpath, text, mode)
+        for relpath, (text, mode) in files.items():  # all of them first: a full disk
+            self._write_own(relpath, text, mode)  # fails before the top level changes
+        for relpath in files:
+            self._show(relpath)
         self._retire(set(files) | {RECORD})
         return sorted(files)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import defaultdict
 from typing import Any
@@ -27,11 +28,16 @@ def statuses(entries: list[JobRecord], detailed: bool = False) -> list[st.JobSta
     be asked is reported as one warning and its jobs as unknown."""
     by_backend: dict[str, list[int]] = defaultdict(list)
     result: list[st.JobStatus] = [st.JobStatus(st.UNKNOWN, "?")] * len(entries)
+    from hyperpod_launcher import backends
+
     for i, entry in enumerate(entries):
-        if entry.job_id is None:  # the submit failed: there is nothing to ask
-            result[i] = st.JobStatus(st.FAILED, "not submitted", detail="see its job.json")
-        else:
+        submitting_here = entry.submit_status == "submitting" and backends.runs_here(entry.backend)
+        if entry.job_id is not None or submitting_here:  # a local job is found by launch id
             by_backend[entry.backend].append(i)
+        elif entry.submit_status == "submitting":
+            result[i] = submitting(entry)
+        else:  # the submit failed: there is nothing to ask
+            result[i] = st.JobStatus(st.FAILED, "not submitted", detail="see its job.json")
     for backend, indexes in by_backend.items():
         try:
             found = implementation(backend, "status").status(
@@ -46,6 +52,19 @@ def statuses(entries: list[JobRecord], detailed: bool = False) -> list[st.JobSta
         for i, state in zip(indexes, found, strict=True):
             result[i] = state
     return result
+
+
+def submitting(entry: JobRecord) -> st.JobStatus:
+    """A launch recorded before its submit, which has not recorded the outcome (yet)."""
+    pid = entry.details.get("launcher_pid")
+    if isinstance(pid, int) and os.path.exists(f"/proc/{pid}"):
+        return st.JobStatus(st.PENDING, "submitting", detail=f"launcher process {pid} submits it")
+    return st.JobStatus(
+        st.UNKNOWN,
+        "submit interrupted",
+        detail="the launcher ended while submitting: the job may be queued under its name; "
+        "look for it with the cluster's own tools",
+    )
 
 
 def print_log_line(line: str, flush: bool) -> None:

@@ -41,6 +41,10 @@ class LocalRequest(Request):
         how = "in the background" if self.detach else "in the foreground"
         return [f"runs {how}; output: {self.log}"]
 
+    @property
+    def runs_in_foreground(self) -> bool:
+        return not self.detach
+
 
 def log_name(spec: JobSpec) -> str:
     return f"log-{spec.name}_{spec.launch_id}.out"
