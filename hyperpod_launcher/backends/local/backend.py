@@ -196,6 +196,8 @@ class LocalBackend(Backend):
             time.sleep(0.1)
         if survivors(pgid):
             _signal_group(pgid, signal.SIGKILL)
+        if not os.path.isdir(record.job_dir):
+            return f"cancelled local job {pgid} (its job folder {record.job_dir} is gone)"
         exit_file(record.job_dir, str(record.launch_id)).write_text("cancelled\n")
         return f"cancelled local job {pgid}"
 

@@ -39,6 +39,12 @@ torchrun_args=(
   --rdzv-backend=c10d
 )
 torchrun_args+=(--rdzv-endpoint="${HPL_RDZV_HOST}:${HPL_RDZV_PORT}" --rdzv-id="$HPL_RDZV_ID")
+# torchrun's per-rank copies of the output (--tee) go into this launch's folder, not the
+# system's temp folder (where nothing would remove them); a read-only job folder keeps the default.
+torchrun_logs=/fsx/results/llama-8b/launches/golden/torchrun
+if mkdir -p "$torchrun_logs" 2>/dev/null; then
+  torchrun_args+=(--log-dir="$torchrun_logs")
+fi
 # A restarted attempt (HPL_RESTART_COUNT > 0) resumes from the newest complete checkpoint
 # (adapter layout: /fsx/exp/llama-8b/checkpoints/sharded/step_*).
 resume_args=()

@@ -33,4 +33,10 @@ torchrun_args=(
   --rdzv-backend=c10d
 )
 torchrun_args+=(--rdzv-endpoint="${HPL_RDZV_HOST}:${HPL_RDZV_PORT}" --rdzv-id="$HPL_RDZV_ID")
+# torchrun's per-rank copies of the output (--tee) go into this launch's folder, not the
+# system's temp folder (where nothing would remove them); a read-only job folder keeps the default.
+torchrun_logs=/shared/results/trn-custom/launches/golden/torchrun
+if mkdir -p "$torchrun_logs" 2>/dev/null; then
+  torchrun_args+=(--log-dir="$torchrun_logs")
+fi
 torchrun "${torchrun_args[@]}" scripts/train.py

@@ -8,6 +8,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -260,3 +261,39 @@ def test_a_full_state_folder_is_one_line_before_anything_runs(
     assert line.startswith(f"error: the job index {full_tmpfs}/state/jobs.db cannot be used")
     assert "full" in line
     assert not list((tmp_path / "results" / "nostate").glob("local-*.pid"))  # nothing started
+
+
+def test_torchruns_per_rank_copies_stay_in_the_launch_folder(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    proc = run_launcher(
+        f"base_results_dir={tmp_path / 'results'}",
+        f"training_cfg.entry_script={SCRIPTS / 'ranks.py'}",
+        "training_cfg.run.name=tee",
+        env={**env, "TMPDIR": str(temp)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in temp.iterdir() if "torchelastic" in p.name] == []
+    launch_id = json.loads((tmp_path / "results" / "tee" / "job.json").read_text())["launch_id"]
+    copies = list((tmp_path / "results" / "tee" / "launches" / launch_id / "torchrun").rglob("*"))
+    texts = [p.read_text() for p in copies if p.is_file()]
+    assert any("hello from rank 1" in text for text in texts), copies
+
+
+def test_a_job_whose_folder_was_deleted_is_followed_and_cancelled_from_the_index(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    launched = run_launcher(*overrides(tmp_path, "deleted", "wait=false"), env=env)
+    assert launched.returncode == 0, launched.stderr
+    pgid = group_of(env, tmp_path, "deleted")
+    wait_until_sleeping(tmp_path, "deleted")
+    shutil.rmtree(tmp_path / "results" / "deleted")
+    found = status(env, "deleted")
+    assert (found["state"], found["job_id"]) == ("running", str(pgid))
+    assert run_cli("logs", "deleted", env=env).returncode == 0
+    proc = run_cli("cancel", "deleted", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert f"cancelled local job {pgid} (its job folder" in proc.stdout
+    assert not group_alive(pgid)
