@@ -37,7 +37,7 @@ def jobs(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    record = job_index.resolve(args.job)
+    record = lifecycle.recover(job_index.resolve(args.job))
     (state,) = lifecycle.statuses([record], detailed=True)
     if args.json:
         print(
@@ -57,7 +57,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def logs(args: argparse.Namespace) -> int:
-    record = job_index.resolve(args.job)
+    record = lifecycle.recover(job_index.resolve(args.job))
     impl = lifecycle.implementation(record.backend, "logs")
     for line in impl.logs(record, follow=args.follow, rank=args.rank):
         lifecycle.print_log_line(line, flush=args.follow)
@@ -65,7 +65,7 @@ def logs(args: argparse.Namespace) -> int:
 
 
 def cancel(args: argparse.Namespace) -> int:
-    record = job_index.resolve(args.job)
+    record = lifecycle.recover(job_index.resolve(args.job))
     print(lifecycle.implementation(record.backend, "cancel").cancel(record))
     return 0
 

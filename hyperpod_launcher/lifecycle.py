@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
+from hyperpod_launcher import records
 from hyperpod_launcher import status as st
 from hyperpod_launcher.errors import LauncherError, UserError
 from hyperpod_launcher.logfiles import Note
@@ -35,7 +38,12 @@ def statuses(entries: list[JobRecord], detailed: bool = False) -> list[st.JobSta
         if entry.job_id is not None or submitting_here:  # a local job is found by launch id
             by_backend[entry.backend].append(i)
         elif entry.submit_status == "submitting":
-            result[i] = submitting(entry)
+            found = recover(entry)
+            if found.job_id is None:
+                result[i] = submitting(records.full(entry))
+            else:
+                entries[i] = found
+                by_backend[entry.backend].append(i)
         else:  # the submit failed: there is nothing to ask
             result[i] = st.JobStatus(st.FAILED, "not submitted", detail="see its job.json")
     for backend, indexes in by_backend.items():
@@ -54,10 +62,39 @@ def statuses(entries: list[JobRecord], detailed: bool = False) -> list[st.JobSta
     return result
 
 
+def _launcher_alive(record: JobRecord) -> bool:
+    pid = records.full(record).details.get("launcher_pid")
+    return isinstance(pid, int) and os.path.exists(f"/proc/{pid}")
+
+
+def recover(record: JobRecord) -> JobRecord:
+    """A launch whose launcher ended while submitting, with the job id its backend finds
+    for it (recorded now), or as it was."""
+    if record.job_id is not None or record.submit_status != "submitting":
+        return record
+    from hyperpod_launcher import backends, job_index
+
+    find = getattr(backends.get(record.backend), "find_submitted", None)
+    if find is None or _launcher_alive(record):
+        return record
+    job_id = find(record)
+    if job_id is None:
+        return record
+    found = replace(records.full(record), job_id=job_id, submit_status="submitted")
+    from hyperpod_launcher.jobdir import JobDir
+
+    if os.path.isdir(found.job_dir):  # a deleted job folder: the index is the record
+        with contextlib.suppress(OSError):
+            JobDir(found.job_dir, str(found.launch_id)).write_record(found)
+    with contextlib.suppress(LauncherError):  # else it is found again the next time
+        job_index.put(found)
+    return found
+
+
 def submitting(entry: JobRecord) -> st.JobStatus:
     """A launch recorded before its submit, which has not recorded the outcome (yet)."""
-    pid = entry.details.get("launcher_pid")
-    if isinstance(pid, int) and os.path.exists(f"/proc/{pid}"):
+    if _launcher_alive(entry):
+        pid = entry.details.get("launcher_pid")
         return st.JobStatus(st.PENDING, "submitting", detail=f"launcher process {pid} submits it")
     return st.JobStatus(
         st.UNKNOWN,

@@ -25,7 +25,7 @@ from hyperpod_launcher.backends.base import (
 )
 from hyperpod_launcher.backends.slurm.options import SlurmOptions
 from hyperpod_launcher.errors import BackendError, UserError
-from hyperpod_launcher.job import JobSpec, Mount, Secrets
+from hyperpod_launcher.job import JobSpec, Mount, Secrets, launch_folder
 from hyperpod_launcher.records import JobRecord
 
 # Slurm's job states in the launcher's vocabulary.
@@ -263,7 +263,13 @@ class SlurmBackend(Backend):
         env = {**os.environ, **secrets.env}
         try:
             proc = subprocess.run(
-                request.submit_argv, env=env, capture_output=True, text=True, check=False
+                request.submit_argv,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                # The job's working folder is then its launch folder: find_submitted's key.
+                cwd=os.path.dirname(request.submit_argv[-1]),
             )
         except FileNotFoundError:
             raise BackendError(
@@ -275,6 +281,22 @@ class SlurmBackend(Backend):
             raise BackendError(f"sbatch failed (exit {proc.returncode}): {message}")
         job_id = proc.stdout.strip().split(";")[0]
         return Submitted(job_id=job_id, details={"sbatch_stdout": proc.stdout.strip()})
+
+    def find_submitted(self, record: JobRecord) -> str | None:
+        """The queued or running job of a launch whose launcher ended before recording it:
+        the one whose working folder is the launch's folder (sbatch runs there)."""
+        launch_dir = launch_folder(record.job_dir, str(record.launch_id))
+        proc = subprocess.run(
+            ["squeue", "--me", "--noheader", "--format=%i|%Z"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        for line in proc.stdout.splitlines():
+            job_id, _, workdir = line.strip().partition("|")
+            if workdir == launch_dir:
+                return job_id
+        return None
 
     def status(self, records: list[JobRecord], detailed: bool = False) -> list[st.JobStatus]:
         states = query([str(r.job_id) for r in records])

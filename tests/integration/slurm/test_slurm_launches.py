@@ -4,8 +4,12 @@ launches of one name each keep their files and their record."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import signal
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -142,3 +146,72 @@ def test_concurrent_launches_of_one_name_each_keep_their_files_and_record(
             assert cancel.returncode == 0, cancel.stderr
     for job_id in job_ids:
         assert wait_finished(env, job_id)["state"] == "cancelled"
+
+
+def slow_sbatch(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """PATH with an sbatch that says when it starts, waits, then runs the real sbatch: a
+    window in which to stop the launcher mid-submit."""
+    real = shutil.which("sbatch")
+    assert real is not None
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    started = tmp_path / "sbatch-started"
+    shim = folder / "sbatch"
+    shim.write_text(f'#!/bin/bash\ntouch {started}\nsleep 3\nexec {real} "$@"\n')
+    shim.chmod(0o755)
+    return {"PATH": f"{folder}:{os.environ['PATH']}"}, started
+
+
+def start_launch(env: dict[str, str], results: Path, name: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "main.py"),
+            "cluster=slurm",
+            f"base_results_dir={results}",
+            "cluster.exclusive=false",
+            f"training_cfg.run.name={name}",
+            f"training_cfg.entry_script={SCRIPTS / 'show_launch.py'}",
+            "training_cfg.run.ntasks_per_node=1",
+            "training_cfg.run.nodes=1",
+            "+cluster.additional_parameters.hold=true",
+        ],
+        env={**os.environ, **env},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(path: Path) -> None:
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
+def test_a_launcher_stopped_while_sbatch_runs_leaves_the_job_on_record_and_cancellable(
+    env: dict[str, str], tmp_path: Path, signum: int
+) -> None:
+    path_env, started = slow_sbatch(tmp_path)
+    name = f"stopped-{signal.Signals(signum).name.lower()}"
+    launcher = start_launch({**env, **path_env}, tmp_path / "results", name)
+    wait_for(started)
+    launcher.send_signal(signum)
+    out, err = launcher.communicate(timeout=120)
+    if signum == signal.SIGKILL:
+        time.sleep(5)  # the orphaned sbatch still queues the job
+    else:  # held until the job was recorded, then the launcher stops
+        assert launcher.returncode == 128 + signum, out + err
+        (line,) = err.strip().splitlines()
+        assert line.startswith(f"error: stopped by {signal.Signals(signum).name}; slurm job ")
+    found = run_cli("status", name, "--json", env=env)
+    assert found.returncode == 0, found.stderr
+    state = json.loads(found.stdout)
+    assert state["state"] == "pending" and state["job_id"], state
+    assert name in run_cli("jobs", env=env).stdout
+    cancel = run_cli("cancel", name, env=env)
+    assert cancel.returncode == 0, cancel.stderr
+    assert wait_finished(env, state["job_id"])["state"] == "cancelled"
