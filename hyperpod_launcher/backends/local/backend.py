@@ -82,6 +82,12 @@ def process_group(record: JobRecord) -> int | None:
 
 def survivors(pgid: int) -> list[int]:
     """Live processes of a process group (not zombies)."""
+    try:
+        os.killpg(pgid, 0)  # cheap: most groups asked about are long gone
+    except ProcessLookupError:
+        return []
+    except PermissionError:
+        pass  # another user's group exists
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
