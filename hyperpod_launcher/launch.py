@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import os
 import secrets as _random
 import shlex
@@ -182,6 +183,9 @@ def _refuse_while_active(spec: job.JobSpec) -> None:
     )
 
 
+UNWRITABLE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 @contextlib.contextmanager
 def _writable(spec: job.JobSpec) -> Iterator[None]:
     """A results folder that cannot be written (full, read-only) is one line before anything
@@ -191,6 +195,8 @@ def _writable(spec: job.JobSpec) -> Iterator[None]:
     try:
         yield
     except OSError as err:
+        if err.errno not in UNWRITABLE:
+            raise
         # The outermost folder this launch created, else the launch's own folder.
         shutil.rmtree(created[-1] if created else spec.launch_dir, ignore_errors=True)
         raise UserError(
