@@ -13,11 +13,12 @@ JOB_REF = "run name, job folder, launch id or backend job id"
 
 
 def jobs(args: argparse.Namespace) -> int:
-    entries = job_index.latest(None if args.all else args.limit)
-    if not entries:
+    listed = job_index.listing(None if args.all else args.limit)
+    if not listed:
         print(f"no launches yet (index: {job_index.index_path()})")
         return 0
-    states = lifecycle.statuses(entries)
+    entries = [entry for entry, _ in listed]
+    states = lifecycle.listed_statuses(listed)
     rows = [("NAME", "BACKEND", "JOB ID", "STATE", "SUBMITTED", "JOB FOLDER")]
     for entry, state in zip(entries, states, strict=True):
         rows.append(

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 from hyperpod_launcher.errors import LauncherError, UserError
 from hyperpod_launcher.records import RECORD, JobRecord, read_record, state_dir
@@ -39,7 +40,8 @@ CREATE TABLE IF NOT EXISTS launches (
     job_dir TEXT NOT NULL,
     submitted_at TEXT,
     submit_status TEXT,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    final_status TEXT
 );
 CREATE INDEX IF NOT EXISTS launches_by_name ON launches (name);
 CREATE INDEX IF NOT EXISTS launches_by_job_id ON launches (job_id);
@@ -137,6 +139,7 @@ def _upsert(conn: sqlite3.Connection, record: JobRecord) -> None:
     row["record"] = json.dumps(record.to_dict(), sort_keys=True)
     columns = ", ".join(row)
     updates = ", ".join(f"{key} = excluded.{key}" for key in row if key != "launch_id")
+    updates += ", final_status = NULL"
     conn.execute(
         f"INSERT INTO launches ({columns}) VALUES ({', '.join('?' * len(row))}) "
         f"ON CONFLICT (launch_id) DO UPDATE SET {updates}",
@@ -155,16 +158,37 @@ def _listed(row: tuple[object, ...]) -> JobRecord:
     return JobRecord(**values)  # type: ignore[arg-type]
 
 
-def latest(limit: int | None) -> list[JobRecord]:
+def listing(limit: int | None) -> list[tuple[JobRecord, dict[str, Any] | None]]:
     """The newest `limit` launches (every one when None), oldest first, with the listed
-    fields only."""
-    query = f"SELECT {', '.join(LISTED)} FROM launches ORDER BY seq DESC"
+    fields only, and the final status remembered for those known to have ended."""
+    query = f"SELECT {', '.join(LISTED)}, final_status FROM launches ORDER BY seq DESC"
     with connect() as conn:
         if limit is None:
             rows = conn.execute(query).fetchall()
         else:
             rows = conn.execute(query + " LIMIT ?", (limit,)).fetchall()
-    return [_listed(row) for row in reversed(rows)]
+    return [(_listed(row[:-1]), json.loads(row[-1]) if row[-1] else None) for row in reversed(rows)]
+
+
+def latest(limit: int | None) -> list[JobRecord]:
+    return [record for record, _ in listing(limit)]
+
+
+def remember_final(statuses: dict[str, dict[str, Any]]) -> None:
+    """Keep the status of launches that ended (it cannot change), so that listing them again
+    asks no backend. Best effort: a read-only index just asks again next time."""
+    if not statuses:
+        return
+    try:
+        with connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "UPDATE launches SET final_status = ? WHERE launch_id = ?",
+                [(json.dumps(status), launch_id) for launch_id, status in statuses.items()],
+            )
+            conn.execute("COMMIT")
+    except LauncherError:
+        pass
 
 
 def find(ref: str) -> JobRecord | None:

@@ -62,6 +62,24 @@ def statuses(entries: list[JobRecord], detailed: bool = False) -> list[st.JobSta
     return result
 
 
+def listed_statuses(listed: list[tuple[JobRecord, dict[str, Any] | None]]) -> list[st.JobStatus]:
+    """The states of listed launches: those known to have ended as remembered, the others
+    asked (and remembered once they ended)."""
+    from hyperpod_launcher import job_index
+
+    result = [st.JobStatus.from_dict(final) if final else None for _, final in listed]
+    ask = [i for i, known in enumerate(result) if known is None]
+    entries = [listed[i][0] for i in ask]
+    asked = statuses(entries)
+    ended = {}
+    for i, entry, state in zip(ask, entries, asked, strict=True):
+        result[i] = state
+        if state.finished and entry.launch_id and entry.submit_status != "submitting":
+            ended[entry.launch_id] = state.as_dict()
+    job_index.remember_final(ended)
+    return [state or st.JobStatus(st.UNKNOWN, "?") for state in result]
+
+
 def _launcher_alive(record: JobRecord) -> bool:
     pid = records.full(record).details.get("launcher_pid")
     return isinstance(pid, int) and os.path.exists(f"/proc/{pid}")

@@ -162,3 +162,25 @@ def test_jobs_limit_takes_positive_integers_only(limit: str) -> None:
     assert proc.returncode == 2
     assert proc.stderr.splitlines()[-1].endswith(f"{limit!r} is not a positive integer")
     assert proc.stdout == ""
+
+
+def test_jobs_remembers_the_state_of_ended_launches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    done, running = tmp_path / "done", tmp_path / "running"
+    done.mkdir()
+    (done / "local-L1.exit").write_text("0\n")
+    job_index.put(JobRecord("done", "local", str(done), "L1", job_id="999999998"))
+    job_index.put(JobRecord("running", "local", str(running), "L2", job_id="999999999"))
+    assert commands.jobs(argparse.Namespace(all=True, limit=20)) == 0
+    first = capsys.readouterr().out
+    assert "succeeded (exited)" in first and "failed (gone)" in first
+    (done / "local-L1.exit").unlink()  # an ended launch is not asked again
+    (running / "local-L2.exit").parent.mkdir()
+    (running / "local-L2.exit").write_text("cancelled\n")  # nor is one that was gone
+    assert commands.jobs(argparse.Namespace(all=True, limit=20)) == 0
+    assert capsys.readouterr().out == first
+    # A launch whose record changes (a cancel, a recovered job id) is asked again.
+    job_index.put(JobRecord("done", "local", str(done), "L1", job_id="999999998"))
+    assert commands.jobs(argparse.Namespace(all=True, limit=20)) == 0
+    assert "failed (gone)" in capsys.readouterr().out.splitlines()[1]
