@@ -4,8 +4,9 @@
     python bench/lifecycle_speed.py --runs 5 --jobs 100000   # the large index case
 
 Builds a throwaway index of finished local launches in the layout of an earlier version
-(`jobs.jsonl`), lets the first command migrate it (timed once), then times `jobs` (the
-newest 20), `jobs --all` and `status <name>` next to a bare `python -c pass` (the
+(`jobs.jsonl`), lets the first command migrate it and the first `jobs --all` ask every
+launch's state (each timed once), then times `jobs` (the newest 20), `jobs --all` (ended
+launches remembered) and `status <name>` next to a bare `python -c pass` (the
 interpreter's own start-up), reporting medians. Targets for 100,000 launches: `jobs` and
 `status <name>` at most 0.2 s over interpreter start, `jobs --all` at most 1.5 s.
 """
@@ -66,6 +67,7 @@ def main() -> None:
         env = {**os.environ, "HPL_STATE_DIR": str(Path(tmp) / "state")}
         cli = [sys.executable, "-m", "hyperpod_launcher"]
         first = once_ms([*cli, "jobs"], env)  # migrates an earlier version's index
+        first_all = once_ms([*cli, "jobs", "--all"], env)  # asks for every launch's state
         bare = median_ms([sys.executable, "-c", "pass"], env, args.runs)
         jobs = median_ms([*cli, "jobs"], env, args.runs)
         every = median_ms([*cli, "jobs", "--all"], env, args.runs)
@@ -73,6 +75,7 @@ def main() -> None:
     n = args.jobs
     print(f"python -c pass:           {bare:6.0f} ms (interpreter start-up)")
     print(f"first jobs ({n} jobs):   {first:6.0f} ms (once; migrates jobs.jsonl)")
+    print(f"first jobs --all:         {first_all:6.0f} ms (once; asks every launch's state)")
     print(f"jobs ({n} jobs):         {jobs:6.0f} ms  ({jobs - bare:+.0f} ms over start-up)")
     print(f"jobs --all ({n} jobs):   {every:6.0f} ms")
     print(f"status <name>:            {status:6.0f} ms  ({status - bare:+.0f} ms over start-up)")
