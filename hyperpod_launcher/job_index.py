@@ -231,3 +231,13 @@ def resolve(ref: str) -> JobRecord:
             f"index ({index_path()}); see `hyperpod-launch jobs`"
         )
     return read_record(found.job_dir, found.launch_id) or found
+
+
+def full(record: JobRecord) -> JobRecord:
+    """The whole record of a listed launch: its job.json, else its row of the index."""
+    if record.complete:
+        return record
+    found = read_record(record.job_dir, record.launch_id)
+    if found is not None:
+        return found
+    return (find(record.launch_id) if record.launch_id else None) or record

@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
-from hyperpod_launcher import records
+from hyperpod_launcher import job_index
 from hyperpod_launcher import status as st
 from hyperpod_launcher.errors import LauncherError, UserError
 from hyperpod_launcher.logfiles import Note
@@ -40,7 +40,7 @@ def statuses(entries: list[JobRecord], detailed: bool = False) -> list[st.JobSta
         elif entry.submit_status == "submitting":
             found = recover(entry)
             if found.job_id is None:
-                result[i] = submitting(records.full(entry))
+                result[i] = submitting(job_index.full(entry))
             else:
                 entries[i] = found
                 by_backend[entry.backend].append(i)
@@ -81,7 +81,7 @@ def listed_statuses(listed: list[tuple[JobRecord, dict[str, Any] | None]]) -> li
 
 
 def _launcher_alive(record: JobRecord) -> bool:
-    pid = records.full(record).details.get("launcher_pid")
+    pid = job_index.full(record).details.get("launcher_pid")
     return isinstance(pid, int) and os.path.exists(f"/proc/{pid}")
 
 
@@ -98,7 +98,7 @@ def recover(record: JobRecord) -> JobRecord:
     job_id = find(record)
     if job_id is None:
         return record
-    found = replace(records.full(record), job_id=job_id, submit_status="submitted")
+    found = replace(job_index.full(record), job_id=job_id, submit_status="submitted")
     from hyperpod_launcher.jobdir import JobDir
 
     if os.path.isdir(found.job_dir):  # a deleted job folder: the index is the record

@@ -115,15 +115,3 @@ def read_record(job_dir: str | Path, launch_id: str | None = None) -> JobRecord 
         if launch_id is None or record.launch_id == launch_id:
             return record
     return None
-
-
-def full(record: JobRecord) -> JobRecord:
-    """The whole record of a listed launch: its job.json, else its row of the index."""
-    if record.complete:
-        return record
-    found = read_record(record.job_dir, record.launch_id)
-    if found is not None:
-        return found
-    from hyperpod_launcher import job_index
-
-    return (job_index.find(record.launch_id) if record.launch_id else None) or record

@@ -102,7 +102,7 @@ def test_a_launch_is_one_row_updated_in_place(tmp_path: Path) -> None:
         getattr(record, key) for key in job_index.LISTED
     ]
     # No job folder: the index's copy of the whole record answers.
-    assert records.full(entry) == record
+    assert job_index.full(entry) == record
     assert job_index.resolve("llama-8b") == record
     assert job_index.resolve("default/llama-8b") == record
     assert job_index.resolve(str(record.launch_id)) == record
@@ -141,7 +141,7 @@ def test_job_json_of_an_earlier_version_round_trips(tmp_path: Path) -> None:
     job_index.put(JobRecord.from_dict({**OLD_JOB_JSON, "job_dir": str(folder)}))
     (listed,) = job_index.latest(None)
     assert not listed.complete
-    assert records.full(listed).details == OLD_JOB_JSON["details"]
+    assert job_index.full(listed).details == OLD_JOB_JSON["details"]
 
 
 def test_jobs_lists_lines_of_an_earlier_version(capsys: pytest.CaptureFixture[str]) -> None:

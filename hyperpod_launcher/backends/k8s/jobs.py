@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from hyperpod_launcher import records
+from hyperpod_launcher import job_index
 from hyperpod_launcher import status as st
 from hyperpod_launcher.errors import BackendError
 from hyperpod_launcher.logfiles import Note
@@ -450,7 +450,7 @@ class K8sJobs:
         return self._clusters[ref.context]
 
     def _status(self, record: JobRecord, detailed: bool) -> st.JobStatus:
-        full = records.full(record)
+        full = job_index.full(record)
         early = unsubmitted(full)
         if early is not None:
             return early
@@ -480,7 +480,7 @@ class K8sJobs:
     def logs(self, record: JobRecord, follow: bool, rank: int | None) -> Iterator[str]:
         from hyperpod_launcher.logfiles import rank_filter
 
-        full = records.full(record)
+        full = job_index.full(record)
         early = unsubmitted(full)
         if early is not None:
             raise BackendError(f"no logs: {early.describe()}")
@@ -508,7 +508,7 @@ class K8sJobs:
             yield from filter(keep, text.splitlines())
 
     def cancel(self, record: JobRecord) -> str:
-        full = records.full(record)
+        full = job_index.full(record)
         early = unsubmitted(full)
         if early is not None:
             return f"nothing to cancel: {early.describe()}"
