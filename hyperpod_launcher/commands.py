@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from hyperpod_launcher import lifecycle, records
+from hyperpod_launcher import job_index, lifecycle, records
 from hyperpod_launcher.status import TERMINAL
 from hyperpod_launcher.table import format_table
 
@@ -14,12 +14,12 @@ JOB_REF = "run name, job folder, launch id or backend job id"
 
 
 def jobs(args: argparse.Namespace) -> int:
-    entries = records.index_entries()
-    entries = entries if args.all else entries[-args.limit :]
-    if not entries:
-        print(f"no launches yet (index: {records.index_path()})")
+    listed = job_index.listing(None if args.all else args.limit)
+    if not listed:
+        print(f"no launches yet (index: {job_index.index_path()})")
         return 0
-    states = lifecycle.statuses(entries)
+    entries = [entry for entry, _ in listed]
+    states = lifecycle.listed_statuses(listed)
     rows = [("NAME", "BACKEND", "JOB ID", "STATE", "PROGRESS", "SUBMITTED", "JOB FOLDER")]
     for entry, state in zip(entries, states, strict=True):
         rows.append(
@@ -52,7 +52,7 @@ def progress_cell(entry: records.JobRecord) -> str:
 def status(args: argparse.Namespace) -> int:
     from hyperpod_launcher.telemetry import progress
 
-    record = records.resolve(args.job)
+    record = lifecycle.recover(job_index.resolve(args.job))
     (state,) = lifecycle.statuses([record], detailed=True)
     # Off the job folder, the figures come from the job's logs: none while it is pending.
     asked = progress.in_job_folder(record.backend) or state.state in ("running", *TERMINAL)
@@ -84,7 +84,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def logs(args: argparse.Namespace) -> int:
-    record = records.resolve(args.job)
+    record = lifecycle.recover(job_index.resolve(args.job))
     impl = lifecycle.implementation(record.backend, "logs")
     for line in impl.logs(record, follow=args.follow, rank=args.rank):
         lifecycle.print_log_line(line, flush=args.follow)
@@ -92,13 +92,26 @@ def logs(args: argparse.Namespace) -> int:
 
 
 def cancel(args: argparse.Namespace) -> int:
-    record = records.resolve(args.job)
+    record = lifecycle.recover(job_index.resolve(args.job))
     print(lifecycle.implementation(record.backend, "cancel").cancel(record))
     return 0
 
 
+def positive_int(text: str) -> int:
+    """argparse's type for a count: a usage error (exit 2) unless a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
 def add_jobs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    parser.add_argument(
+        "--limit", type=positive_int, default=20, help="how many, newest last (default 20)"
+    )
     parser.add_argument("--all", action="store_true", help="every launch in the index")
     parser.set_defaults(run=jobs)
 

@@ -103,6 +103,7 @@ class JobSpec:
     # Written into the job folder; backends without a shared filesystem ship them with the recipe.
     config_files: tuple[tuple[str, str], ...] = ()
     wait: bool | None = None  # None: the backend's default
+    allow_concurrent: bool = False  # launch while an earlier launch of the name is active
     max_restarts: int = 0
     resume: Resume | None = None  # how a restarted recipe job resumes (resume.RULES)
     open_files: int | None = None  # `ulimit -n` on every node (job_env.OPEN_FILES)
@@ -119,6 +120,12 @@ class JobSpec:
     warnings: tuple[str, ...] = ()  # what the launch prints as `warning: <line>`
 
     @property
+    def launch_dir(self) -> str:
+        """This launch's own folder: every file its job reads, so no later launch of the name
+        changes what this job runs."""
+        return launch_folder(self.job_dir, self.launch_id)
+
+    @property
     def refused(self) -> bool:
         """Lacks a required value, and is no dry run (which only shows the job)."""
         return bool(self.missing) and not self.dry_run
@@ -132,11 +139,19 @@ class JobSpec:
         return hashlib.sha256(self.recipe_yaml.encode()).hexdigest()
 
 
+LAUNCHES = "launches"
+
+
+def launch_folder(job_dir: str, launch_id: str) -> str:
+    return os.path.join(job_dir, LAUNCHES, launch_id)
+
+
 def relocate(spec: JobSpec, job_dir: str, checkout_dir: str | None = None) -> JobSpec:
     """The same job as seen from inside a pod or container that mounts the job folder at
-    `job_dir` and the code at `checkout_dir` (backends without a shared filesystem)."""
+    `job_dir` and the code at `checkout_dir` (backends without a shared filesystem): the
+    launch's files are in `job_dir` there."""
     code = replace(spec.code, checkout_dir=checkout_dir or spec.code.checkout_dir)
-    old_config_arg = f"--config-path={spec.job_dir}"
+    old_config_arg = f"--config-path={spec.launch_dir}"
     args = tuple(f"--config-path={job_dir}" if a == old_config_arg else a for a in spec.entry.args)
     return replace(
         spec,

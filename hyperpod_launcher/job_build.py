@@ -47,6 +47,7 @@ from hyperpod_launcher.job import (
     Entry,
     JobSpec,
     Secrets,
+    launch_folder,
 )
 from hyperpod_launcher.mounts import Mount, recipe_mounts
 from hyperpod_launcher.mounts import check_sources as check_mount_sources
@@ -480,7 +481,7 @@ def _recipe_entry(
 
 
 def _recipe_job(
-    launch: _Launch, recipe: dict[str, Any], run: _Run, code: CodeSource, job_dir: str
+    launch: _Launch, recipe: dict[str, Any], run: _Run, code: CodeSource, launch_dir: str
 ) -> _ModeJob:
     stack = recipe_checks.stack_of(recipe)
     machine = _recipe_machine(launch, recipe, run)
@@ -509,7 +510,7 @@ def _recipe_job(
         mode="recipe",
         machine=machine,
         entry=_recipe_entry(
-            launch, recipe, code, (f"--config-path={job_dir}", f"--config-name={recipe_file}")
+            launch, recipe, code, (f"--config-path={launch_dir}", f"--config-name={recipe_file}")
         ),
         code=code,
         stack=stack,
@@ -633,7 +634,7 @@ def build(
     if launch.git.get("token") and code.location and not git_location.is_remote(code.location):
         raise UserError("git.token is set but git.repo_url_or_path is a local path; drop the token")
     if custom is None:
-        job = _recipe_job(launch, recipe, run, code, job_dir)
+        job = _recipe_job(launch, recipe, run, code, launch_folder(job_dir, launch_id))
     else:
         job = _custom_job(launch, custom, run, code)
     job = _on_this_host(job)
@@ -707,6 +708,7 @@ def _assemble(
         overrides=tuple(secrets.mask(o) for o in launch.overrides),
         dry_run=bool(cfg.get("dry_run")),
         wait=cfg.get("wait"),
+        allow_concurrent=bool(cfg.get("allow_concurrent")),
         max_restarts=_non_negative_int(cfg.get("max_restarts", 0), "max_restarts"),
         resume=job.resume,
         config_files=job.config_files,

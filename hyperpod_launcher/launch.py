@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import os
 import secrets as _random
 import shlex
+import shutil
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from hyperpod_launcher import __version__, backends, job, records
+from hyperpod_launcher import __version__, backends, job, job_index, launch_signals, records
 from hyperpod_launcher.backends.base import Backend, Request, Submitted
-from hyperpod_launcher.errors import BackendError, LauncherError
+from hyperpod_launcher.errors import BackendError, LauncherError, UserError
 from hyperpod_launcher.job_build import build
-from hyperpod_launcher.jobdir import RECORD, JobDir
+from hyperpod_launcher.jobdir import RECORD, JobDir, locked
 
 LAUNCHER_CMD_LOG = "launcher_cmd.log"
 
@@ -143,8 +147,7 @@ def _checkout(plan: Plan, jobdir: JobDir, command_log: str) -> Plan:
     except LauncherError as err:
         files = {**plan.files, LAUNCHER_CMD_LOG: (command_log, 0o644)}
         record = _record(plan, [*jobdir.write_all(files), RECORD], "failed", error=str(err))
-        jobdir.write_record(record)
-        records.append_to_index(record)
+        _keep_record(jobdir, record)
         raise
     if commit is None or commit == plan.spec.code.commit:
         return dataclasses.replace(plan, resolved_commit=commit)
@@ -160,52 +163,131 @@ def summary_line(plan: Plan) -> str:
     return head + sep + rest
 
 
+def _refuse_while_active(spec: job.JobSpec) -> None:
+    """A relaunch of a name whose newest launch is still pending or running is refused
+    (both jobs would train into the same checkpoints), unless the user allows it."""
+    from hyperpod_launcher import lifecycle
+
+    earlier = job_index.newest_in(spec.job_dir)
+    if earlier is None:
+        return
+    (state,) = lifecycle.statuses([earlier])
+    if state.state not in ("pending", "running"):
+        return  # finished (or unknown): this launch is a new attempt of the run
+    key = "training_cfg.run.name" if spec.mode == "custom" else "recipes.run.name"
+    job_ref = f"{earlier.backend} job {earlier.job_id}" if earlier.job_id else earlier.backend
+    raise UserError(
+        f"{key}={spec.name}: its launch {earlier.launch_id} ({job_ref}) is still "
+        f"{state.state}; cancel it (hyperpod-launch cancel {earlier.launch_id}), choose "
+        "another run name, or set allow_concurrent=true to launch beside it"
+    )
+
+
+UNWRITABLE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+@contextlib.contextmanager
+def _writable(spec: job.JobSpec) -> Iterator[None]:
+    """A results folder that cannot be written (full, read-only) is one line before anything
+    is queued, and leaves no folder this launch created."""
+    job_dir = spec.job_dir
+    created = [p for p in (Path(job_dir), *Path(job_dir).parents) if not p.exists()]
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            raise
+        # The outermost folder this launch created, else the launch's own folder.
+        shutil.rmtree(created[-1] if created else spec.launch_dir, ignore_errors=True)
+        raise UserError(
+            f"base_results_dir: cannot write the job folder {job_dir} "
+            f"({err.strerror or err}); free space there or choose another base_results_dir"
+        ) from None
+
+
+def _keep_record(jobdir: JobDir, record: records.JobRecord) -> None:
+    jobdir.write_record(record)
+    job_index.put(record)
+
+
 def execute(
     plan: Plan,
     argv: list[str],
     say: Callable[[str], None] = print,
     defaults: Sequence[str] = (),
 ) -> int:
-    """Check out the code (unless a dry run), write the job folder, then submit the request
-    that was written. `argv` is the launcher's whole command line (for launcher_cmd.log);
-    `defaults` the `key=value` required values the backend filled in
-    (required.apply_defaults)."""
+    """Check out the code (unless a dry run), write the launch's folder, record the launch,
+    then submit the request that was written and record the outcome. `argv` is the launcher's
+    whole command line (for launcher_cmd.log); `defaults` the `key=value` required values the
+    backend filled in (required.apply_defaults). Stop signals are held from the first write to
+    the record of the outcome (launch_signals)."""
+    with launch_signals.held() as stop:
+        returncode, record = _launch(plan, argv, say, defaults, stop)
+    if stop.signum and record is not None and record.submit_status != "failed":
+        job_ref = f"{record.backend} job {record.job_id}" if record.job_id else "the job"
+        raise launch_signals.Stopped(
+            f"stopped by {stop.name()}; {job_ref} ({record.name}) keeps running and is on "
+            f"record: hyperpod-launch status {record.launch_id}",
+            stop.signum,
+        )
+    return returncode
+
+
+def _launch(
+    plan: Plan,
+    argv: list[str],
+    say: Callable[[str], None],
+    defaults: Sequence[str],
+    stop: launch_signals.Held,
+) -> tuple[int, records.JobRecord | None]:
     spec = plan.spec
-    jobdir = JobDir(spec.job_dir, spec.launch_id)
     command_log = _launcher_cmd_log(plan, argv)
-    if not spec.dry_run:  # a dry run fetches nothing (no network): its scripts are for review
-        plan = _checkout(plan, jobdir, command_log)
-        spec = plan.spec
-    files = {**plan.files, LAUNCHER_CMD_LOG: (command_log, 0o644)}
-    artifacts = [*jobdir.write_all(files), RECORD]
-    say(plan.secrets.mask(f"{summary_line(plan)}; job folder {spec.job_dir}"))
-    if defaults:
-        say(f"cluster={spec.backend} defaults: {', '.join(defaults)}")
-    for line in spec.warnings:
-        say(f"warning: {line}")
+    with _writable(spec), locked(spec.job_dir):  # one launch writes at a time
+        if not plan.submit_only_files and not spec.allow_concurrent:
+            _refuse_while_active(spec)
+        jobdir = JobDir(spec.job_dir, spec.launch_id)
+        if not spec.dry_run:  # a dry run fetches nothing (no network): its scripts are for review
+            plan = _checkout(plan, jobdir, command_log)
+            spec = plan.spec
+        files = {**plan.files, LAUNCHER_CMD_LOG: (command_log, 0o644)}
+        artifacts = [*jobdir.write_all(files), RECORD]
+        say(plan.secrets.mask(f"{summary_line(plan)}; job folder {spec.job_dir}"))
+        if defaults:
+            say(f"cluster={spec.backend} defaults: {', '.join(defaults)}")
+        for line in spec.warnings:
+            say(f"warning: {line}")
 
-    if plan.submit_only_files:
-        # A backend may add what only a dry run shows (k8s: the manifests helm renders).
-        extra = plan.backend.dry_run(spec, plan.request, jobdir, say)
-        artifacts = [*sorted({*artifacts, *extra} - {RECORD}), RECORD]
-        jobdir.write_record(_record(plan, artifacts, "dry_run"))
-        say(f"dry run: wrote {', '.join(artifacts)}")
-        note = _review_only_note(plan) if spec.dry_run else None
-        if note:
-            say(note)
-        for line in spec.missing:
-            say(f"warning: {line}; a launch without dry_run refuses this")
-        say(str(plan))
-        return 0
+        if plan.submit_only_files:
+            # A backend may add what only a dry run shows (k8s: the manifests helm renders).
+            extra = plan.backend.dry_run(spec, plan.request, jobdir, say)
+            artifacts = [*sorted({*artifacts, *extra} - {RECORD}), RECORD]
+            jobdir.write_record(_record(plan, artifacts, "dry_run"))
+            say(f"dry run: wrote {', '.join(artifacts)}")
+            note = _review_only_note(plan) if spec.dry_run else None
+            if note:
+                say(note)
+            for line in spec.missing:
+                say(f"warning: {line}; a launch without dry_run refuses this")
+            say(str(plan))
+            return 0, None
+        # On record before the job can start: a crash from here on leaves it findable.
+        pending = _record(plan, artifacts, "submitting", details={"launcher_pid": os.getpid()})
+        _keep_record(jobdir, pending)
 
+    if stop.signum:
+        record = _record(plan, artifacts, "failed", error=f"stopped by {stop.name()}")
+        _keep_record(jobdir, record)
+        raise launch_signals.Stopped(f"stopped by {stop.name()} before submitting", stop.signum)
     try:
-        submitted: Submitted = plan.backend.submit(plan.request, plan.secrets)
+        if plan.request.runs_in_foreground:  # a stop signal stops the job, as Ctrl-C does
+            with launch_signals.interrupting():
+                submitted: Submitted = plan.backend.submit(plan.request, plan.secrets)
+        else:
+            submitted = plan.backend.submit(plan.request, plan.secrets)
     except Exception as err:
         # The backend's own error may quote what it was given: mask it before anyone sees it.
         message = plan.secrets.mask(str(err))
-        record = _record(plan, artifacts, "failed", error=message)
-        jobdir.write_record(record)
-        records.append_to_index(record)
+        _keep_record(jobdir, _record(plan, artifacts, "failed", error=message))
         if isinstance(err, LauncherError):
             raise type(err)(message) from None
         trace = "".join(traceback.format_exception(err))
@@ -214,8 +296,14 @@ def execute(
     finished = "exit_code" in submitted.details
     status = ("succeeded" if submitted.returncode == 0 else "failed") if finished else "submitted"
     record = _record(plan, artifacts, status, job_id=submitted.job_id, details=submitted.details)
-    jobdir.write_record(record)
-    records.append_to_index(record)
+    try:
+        _keep_record(jobdir, record)
+    except (OSError, LauncherError) as err:  # the job is queued: say so, never submit twice
+        print(
+            f"warning: {spec.backend} job {submitted.job_id} ({spec.name}) was submitted, but "
+            f"its record could not be written ({err}); do not submit it again",
+            file=sys.stderr,
+        )
     if finished:
         outcome = (
             "succeeded"
@@ -226,12 +314,13 @@ def execute(
         from hyperpod_launcher.telemetry.live import ProgressLine
 
         ProgressLine(record).summary()
-        return submitted.returncode
+        return submitted.returncode, record
     say(f"submitted {spec.backend} job {submitted.job_id} ({spec.name})")
-    if spec.wait:
+    if spec.wait and not stop.signum:
         from hyperpod_launcher.lifecycle import follow
 
-        final = follow(record)
+        with launch_signals.interrupting():
+            final = follow(record)
         say(f"job {spec.name} ({spec.backend} job {submitted.job_id}): {final.describe()}")
-        return 0 if final.state == "succeeded" else 1
-    return 0
+        return (0 if final.state == "succeeded" else 1), record
+    return 0, record

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
+from hyperpod_launcher import job_index
 from hyperpod_launcher import status as st
 from hyperpod_launcher.errors import LauncherError, UserError
 from hyperpod_launcher.logfiles import Note
@@ -27,11 +31,21 @@ def statuses(entries: list[JobRecord], detailed: bool = False) -> list[st.JobSta
     be asked is reported as one warning and its jobs as unknown."""
     by_backend: dict[str, list[int]] = defaultdict(list)
     result: list[st.JobStatus] = [st.JobStatus(st.UNKNOWN, "?")] * len(entries)
+    from hyperpod_launcher import backends
+
     for i, entry in enumerate(entries):
-        if entry.job_id is None:  # the submit failed: there is nothing to ask
-            result[i] = st.JobStatus(st.FAILED, "not submitted", detail="see its job.json")
-        else:
+        submitting_here = entry.submit_status == "submitting" and backends.runs_here(entry.backend)
+        if entry.job_id is not None or submitting_here:  # a local job is found by launch id
             by_backend[entry.backend].append(i)
+        elif entry.submit_status == "submitting":
+            found = recover(entry)
+            if found.job_id is None:
+                result[i] = submitting(job_index.full(entry))
+            else:
+                entries[i] = found
+                by_backend[entry.backend].append(i)
+        else:  # the submit failed: there is nothing to ask
+            result[i] = st.JobStatus(st.FAILED, "not submitted", detail="see its job.json")
     for backend, indexes in by_backend.items():
         try:
             found = implementation(backend, "status").status(
@@ -46,6 +60,66 @@ def statuses(entries: list[JobRecord], detailed: bool = False) -> list[st.JobSta
         for i, state in zip(indexes, found, strict=True):
             result[i] = state
     return result
+
+
+def listed_statuses(listed: list[tuple[JobRecord, dict[str, Any] | None]]) -> list[st.JobStatus]:
+    """The states of listed launches: those known to have ended as remembered, the others
+    asked (and remembered once they ended)."""
+    from hyperpod_launcher import job_index
+
+    result = [st.JobStatus.from_dict(final) if final else None for _, final in listed]
+    ask = [i for i, known in enumerate(result) if known is None]
+    entries = [listed[i][0] for i in ask]
+    asked = statuses(entries)
+    ended = {}
+    for i, entry, state in zip(ask, entries, asked, strict=True):
+        result[i] = state
+        if state.finished and entry.launch_id and entry.submit_status != "submitting":
+            ended[entry.launch_id] = state.as_dict()
+    job_index.remember_final(ended)
+    return [state or st.JobStatus(st.UNKNOWN, "?") for state in result]
+
+
+def _launcher_alive(record: JobRecord) -> bool:
+    pid = job_index.full(record).details.get("launcher_pid")
+    return isinstance(pid, int) and os.path.exists(f"/proc/{pid}")
+
+
+def recover(record: JobRecord) -> JobRecord:
+    """A launch whose launcher ended while submitting, with the job id its backend finds
+    for it (recorded now), or as it was."""
+    if record.job_id is not None or record.submit_status != "submitting":
+        return record
+    from hyperpod_launcher import backends, job_index
+
+    find = getattr(backends.get(record.backend), "find_submitted", None)
+    if find is None or _launcher_alive(record):
+        return record
+    job_id = find(record)
+    if job_id is None:
+        return record
+    found = replace(job_index.full(record), job_id=job_id, submit_status="submitted")
+    from hyperpod_launcher.jobdir import JobDir
+
+    if os.path.isdir(found.job_dir):  # a deleted job folder: the index is the record
+        with contextlib.suppress(OSError):
+            JobDir(found.job_dir, str(found.launch_id)).write_record(found)
+    with contextlib.suppress(LauncherError):  # else it is found again the next time
+        job_index.put(found)
+    return found
+
+
+def submitting(entry: JobRecord) -> st.JobStatus:
+    """A launch recorded before its submit, which has not recorded the outcome (yet)."""
+    if _launcher_alive(entry):
+        pid = entry.details.get("launcher_pid")
+        return st.JobStatus(st.PENDING, "submitting", detail=f"launcher process {pid} submits it")
+    return st.JobStatus(
+        st.UNKNOWN,
+        "submit interrupted",
+        detail="the launcher ended while submitting: the job may be queued under its name; "
+        "look for it with the cluster's own tools",
+    )
 
 
 def print_log_line(line: str, flush: bool) -> None:

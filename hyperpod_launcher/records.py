@@ -1,10 +1,7 @@
-"""Job records: `job.json` in each job folder, and an index of launches for `jobs`.
+"""Job records: `job.json` in each job folder (and in each launch's own folder).
 
-The index is one JSON line per submitted launch in
-`$HPL_STATE_DIR` (default `$XDG_STATE_HOME/hyperpod-launcher`, i.e.
-`~/.local/state/hyperpod-launcher`)/`jobs.jsonl`. Lines are appended with O_APPEND, so
-concurrent launches do not interleave. Dry runs are not indexed: there is nothing to follow.
-Both hold the same `JobRecord`: job.json all of it, an index line its INDEX_KEYS.
+The same `JobRecord` is a row of the job index (job_index.py), which lists launches for
+`jobs` and finds one by reference. Dry runs are not indexed: there is nothing to follow.
 """
 
 from __future__ import annotations
@@ -17,17 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hyperpod_launcher.errors import UserError
-
 RECORD = "job.json"
 ARCHIVE = "launches"
 SCHEMA_VERSION = 1
-INDEX_KEYS = ("launch_id", "name", "backend", "job_id", "job_dir", "submitted_at")
 
 
 @dataclass(frozen=True)
 class JobRecord:
-    """One launch: what job.json holds (an index line holds only the INDEX_KEYS fields).
+    """One launch: what job.json holds (a listing of the index only the fields it shows).
 
     `details` is the backend's own outcome of the submit (Slurm's sbatch output, the k8s
     release and namespace, the SageMaker region, ...). Keys this version does not know are
@@ -61,8 +55,8 @@ class JobRecord:
 
     @property
     def complete(self) -> bool:
-        """Read from job.json (not an index line, which lacks the details)."""
-        return self.submit_status is not None
+        """Read whole (not a listing of the index, which lacks the details)."""
+        return self.submit_command is not None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobRecord:
@@ -102,45 +96,12 @@ class JobRecord:
                 del data[key]
         return {**self.extra, **data}
 
-    def index_line(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in INDEX_KEYS}
-
 
 def state_dir() -> Path:
     if os.environ.get("HPL_STATE_DIR"):
         return Path(os.environ["HPL_STATE_DIR"])
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
     return Path(base) / "hyperpod-launcher"
-
-
-def index_path() -> Path:
-    return state_dir() / "jobs.jsonl"
-
-
-def append_to_index(record: JobRecord) -> None:
-    path = index_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record.index_line()) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
-
-
-def index_entries() -> list[JobRecord]:
-    """Every indexed launch, oldest first (unreadable lines are skipped)."""
-    try:
-        text = index_path().read_text()
-    except FileNotFoundError:
-        return []
-    entries = []
-    for line in text.splitlines():
-        try:
-            entries.append(JobRecord.from_dict(json.loads(line)))
-        except (json.JSONDecodeError, ValueError, TypeError, AttributeError):
-            continue
-    return entries
 
 
 def read_record(job_dir: str | Path, launch_id: str | None = None) -> JobRecord | None:
@@ -154,32 +115,3 @@ def read_record(job_dir: str | Path, launch_id: str | None = None) -> JobRecord 
         if launch_id is None or record.launch_id == launch_id:
             return record
     return None
-
-
-def full(record: JobRecord) -> JobRecord:
-    """The job.json record of an index line (the line itself if the folder has none)."""
-    if record.complete:
-        return record
-    return read_record(record.job_dir, record.launch_id) or record
-
-
-def resolve(ref: str) -> JobRecord:
-    """A job by job folder, launch id, backend job id or run name (the latest launch)."""
-    folder = Path(ref).expanduser()
-    if folder.is_dir():
-        record = read_record(folder)
-        if record is None:
-            raise UserError(
-                f"{ref}: no {RECORD} in this folder; it was not launched by hyperpod-launcher "
-                "(or the launch failed before writing its record)"
-            )
-        return record
-    for entry in reversed(index_entries()):
-        if ref in (entry.launch_id, entry.job_id, entry.name):
-            record = read_record(entry.job_dir, entry.launch_id)
-            if record is not None:
-                return record
-    raise UserError(
-        f"unknown job {ref!r}: not a job folder, run name, launch id or job id in the index "
-        f"({index_path()}); see `hyperpod-launch jobs`"
-    )

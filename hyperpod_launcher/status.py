@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from hyperpod_launcher.failures import Failure, first_failure
 
@@ -53,6 +54,11 @@ class JobStatus:
         """One table cell: the state, and where a failure started."""
         text = f"{self.state} ({self.backend_state})"
         return f"{text} {self.failure.short()}" if self.failure is not None else text
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobStatus:
+        failure = data.get("failure")
+        return cls(**{**data, "failure": Failure(**failure) if failure else None})
 
     def as_dict(self) -> dict[str, object]:
         data = dict(self.__dict__)

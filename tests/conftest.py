@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -21,29 +23,34 @@ USER_INDEX = (
     if os.environ.get("HPL_STATE_DIR")
     else Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
     / "hyperpod-launcher"
-) / "jobs.jsonl"
+) / "jobs.db"
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
+def _user_rows(query: str, *params: object) -> list[tuple[object, ...]]:
+    """Rows of the user's index, opened read-only (nothing when there is none)."""
+    if not USER_INDEX.exists():
+        return []
+    with closing(sqlite3.connect(f"file:{USER_INDEX}?mode=ro", uri=True)) as db:
+        try:
+            return db.execute(query, params).fetchall()
+        except sqlite3.OperationalError:  # no table yet
+            return []
 
 
-_USER_INDEX_SIZE_AT_START = _size(USER_INDEX)
+def user_index_mark() -> int:
+    """Where the user's index is now (its newest row)."""
+    rows = _user_rows("SELECT max(seq) FROM launches")
+    return int(rows[0][0] or 0) if rows else 0
 
 
 def added_to_user_index(since: int, mentioning: str) -> list[str]:
-    """Lines appended to the user's index after byte `since` that mention `mentioning`
-    (other programs of the user may append their own launches meanwhile)."""
-    try:
-        with USER_INDEX.open("rb") as index:
-            index.seek(since)
-            new = index.read().decode(errors="replace")
-    except FileNotFoundError:
-        return []
-    return [line for line in new.splitlines() if mentioning in line]
+    """Rows added to the user's index after mark `since` that mention `mentioning` (other
+    programs of the user may add their own launches meanwhile)."""
+    rows = _user_rows("SELECT record FROM launches WHERE seq > ?", since)
+    return [str(row[0]) for row in rows if mentioning in str(row[0])]
+
+
+_USER_INDEX_MARK_AT_START = user_index_mark()
 
 
 STATE_VARIABLES = (
@@ -78,7 +85,7 @@ def isolated_state(
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ours = str(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
-    if added_to_user_index(_USER_INDEX_SIZE_AT_START, ours):
+    if added_to_user_index(_USER_INDEX_MARK_AT_START, ours):
         print(
             f"\nerror: tests added launches to the user's job index {USER_INDEX}", file=sys.stderr
         )

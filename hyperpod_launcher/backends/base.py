@@ -45,6 +45,11 @@ class Request:
         """What submit sends besides the command, one line each (no secret values)."""
         return []
 
+    @property
+    def runs_in_foreground(self) -> bool:
+        """submit runs the job itself until it ends (a stop signal then stops the job)."""
+        return False
+
     def __str__(self) -> str:
         files = ", ".join(f"{path} ({oct(f.mode)[2:]})" for path, f in sorted(self.files.items()))
         lines = [f"submit with: {self.submit_command}", *self.also_sends(), f"files: {files}"]

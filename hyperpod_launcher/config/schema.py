@@ -59,6 +59,7 @@ class LauncherConfig:
     dry_run: bool = False
     force_fp8: bool = False  # launch fp8 recipes off the p5 family anyway
     wait: bool | None = None
+    allow_concurrent: bool = False  # launch while an earlier launch of the name is active
     preflight: bool | None = None  # None: the cheap checks only
     max_restarts: int = 0
     training_cfg: TrainingCfg | None = None

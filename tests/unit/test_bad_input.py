@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -311,9 +312,12 @@ def test_relaunch_keeps_the_earlier_launch(tmp_path: Path) -> None:
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     job_dir = tmp_path / "allreduce-smoke"
     assert "--nproc-per-node=3" in (job_dir / "train_script.sh").read_text()
-    (archived,) = (job_dir / "launches").iterdir()
-    assert "--nproc-per-node=2" in (archived / "train_script.sh").read_text()
-    assert (archived / "job.json").is_file() and (archived / "launcher_cmd.log").is_file()
+    newest = json.loads((job_dir / "job.json").read_text())["launch_id"]
+    launches = {d.name: d for d in (job_dir / "launches").iterdir()}
+    assert len(launches) == 2 and newest in launches
+    (earlier,) = (d for name, d in launches.items() if name != newest)
+    assert "--nproc-per-node=2" in (earlier / "train_script.sh").read_text()
+    assert (earlier / "launcher_cmd.log").is_file()
 
 
 def test_custom_script_may_start_fewer_processes_than_devices(tmp_path: Path) -> None:

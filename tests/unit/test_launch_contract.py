@@ -28,11 +28,14 @@ def test_dry_run_writes_every_artifact_and_prints_the_sbatch_command(tmp_path: P
     )
     assert proc.returncode == 0, proc.stderr
     job_dir = tmp_path / "llama-8b"
-    submission = job_dir / "sagemaker-llama-8b_submission.sh"
+    record = json.loads((job_dir / "job.json").read_text())
+    launch_dir = job_dir / "launches" / record["launch_id"]
+    # The job reads its launch's own files; the top level shows them under HyperPod's names.
+    submission = launch_dir / "sagemaker-llama-8b_submission.sh"
     assert f"submit with: sbatch --parsable {submission}" in proc.stdout
     for name in ("train_script.sh", "llama-8b_hydra.yaml", "launcher_cmd.log", "job.json"):
         assert (job_dir / name).is_file(), name
-    record = json.loads((job_dir / "job.json").read_text())
+        assert (launch_dir / name).read_bytes() == (job_dir / name).read_bytes(), name
     assert record["submit"]["status"] == "dry_run"
     assert record["job_id"] is None if "job_id" in record else True
     assert not (job_dir / "code").exists(), "a dry run must not fetch code"

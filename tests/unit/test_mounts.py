@@ -99,11 +99,10 @@ def test_pyxis_and_docker_mount_the_recipes_paths(tmp_path: Path) -> None:
 
 def test_the_launchers_own_entry_script_travels_in_the_job_folder(tmp_path: Path) -> None:
     the_plan = plan(["cluster=slurm", f"base_results_dir={tmp_path}", "container=pytorch:24.01"])
-    job_dir = tmp_path / "allreduce-smoke"
     shipped = the_plan.request.files["scripts/allreduce_smoke.py"].text
     assert shipped == (REPO / "hyperpod_launcher" / "examples" / "allreduce_smoke.py").read_text()
     train = the_plan.request.files["train_script.sh"].text
-    assert f"{job_dir}/scripts/allreduce_smoke.py" in train
+    assert f"{the_plan.spec.launch_dir}/scripts/allreduce_smoke.py" in train
     node = the_plan.request.files["docker_node.sh"].text
     assert "examples" not in node  # nothing of the launcher's install is mounted
 

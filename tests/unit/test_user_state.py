@@ -3,31 +3,38 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from hyperpod_launcher import records
-from tests.conftest import REPO, USER_INDEX, added_to_user_index, require, run_cli, run_launcher
+from hyperpod_launcher import job_index, records
+from tests.conftest import (
+    REPO,
+    USER_INDEX,
+    added_to_user_index,
+    require,
+    run_cli,
+    run_launcher,
+    user_index_mark,
+)
 
 
 def test_every_test_and_its_subprocesses_get_their_own_state(isolated_state: Path) -> None:
-    assert records.index_path() == isolated_state / "state" / "jobs.jsonl"
-    assert records.index_path() != USER_INDEX
+    assert job_index.index_path() == isolated_state / "state" / "jobs.db"
+    assert job_index.index_path() != USER_INDEX
     seen = subprocess.run(
         [
             sys.executable,
             "-c",
-            "from hyperpod_launcher import records; print(records.index_path())",
+            "from hyperpod_launcher import job_index; print(job_index.index_path())",
         ],
         capture_output=True,
         text=True,
         cwd=REPO,
         check=True,
     ).stdout.strip()
-    assert seen == str(isolated_state / "state" / "jobs.jsonl")
+    assert seen == str(isolated_state / "state" / "jobs.db")
     assert os.environ["XDG_CACHE_HOME"].startswith(str(isolated_state))
 
 
@@ -35,7 +42,7 @@ def test_a_real_launch_is_indexed_here_and_not_in_the_users_index(
     isolated_state: Path, tmp_path: Path
 ) -> None:
     require(importlib.util.find_spec("torch") is not None, "torch (torchrun)")
-    before = USER_INDEX.stat().st_size if USER_INDEX.exists() else 0
+    before = user_index_mark()
     proc = run_launcher(
         f"base_results_dir={tmp_path / 'results'}",
         f"training_cfg.entry_script={REPO / 'tests' / 'fixtures' / 'scripts' / 'ranks.py'}",
@@ -44,14 +51,14 @@ def test_a_real_launch_is_indexed_here_and_not_in_the_users_index(
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert added_to_user_index(before, str(tmp_path)) == []
-    (entry,) = records.index_entries()
+    (entry,) = job_index.latest(None)
     assert entry.name == "isolated"
     assert entry.job_dir == str(tmp_path / "results" / "isolated")
 
 
 def _index(tmp_path: Path, *entries: dict[str, object]) -> None:
-    records.index_path().parent.mkdir(parents=True, exist_ok=True)
-    records.index_path().write_text("".join(json.dumps(e) + "\n" for e in entries))
+    for entry in entries:
+        job_index.put(records.JobRecord.from_dict(entry))
 
 
 def _entry(tmp_path: Path, name: str, backend: str, job_id: str | None) -> dict[str, object]:

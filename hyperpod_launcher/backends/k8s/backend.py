@@ -86,7 +86,7 @@ def values_header(spec: JobSpec, name: str) -> str:
 
 
 def chart_path(spec: JobSpec) -> str:
-    return os.path.join(spec.job_dir, CHART_DIR)
+    return os.path.join(spec.launch_dir, CHART_DIR)
 
 
 def install_argv(spec: JobSpec, name: str, extra: list[str]) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from hyperpod_launcher import records
+from hyperpod_launcher import job_index
 from hyperpod_launcher import status as st
 from hyperpod_launcher.errors import BackendError
 from hyperpod_launcher.logfiles import Note
@@ -454,7 +454,7 @@ class K8sJobs:
         return self._clusters[ref.context]
 
     def _status(self, record: JobRecord, detailed: bool) -> st.JobStatus:
-        full = records.full(record)
+        full = job_index.full(record)
         early = unsubmitted(full)
         if early is not None:
             return early
@@ -484,7 +484,7 @@ class K8sJobs:
     def logs(self, record: JobRecord, follow: bool, rank: int | None) -> Iterator[str]:
         from hyperpod_launcher.logfiles import rank_filter
 
-        full = records.full(record)
+        full = job_index.full(record)
         early = unsubmitted(full)
         if early is not None:
             raise BackendError(f"no logs: {early.describe()}")
@@ -512,7 +512,7 @@ class K8sJobs:
             yield from filter(keep, text.splitlines())
 
     def cancel(self, record: JobRecord) -> str:
-        full = records.full(record)
+        full = job_index.full(record)
         early = unsubmitted(full)
         if early is not None:
             return f"nothing to cancel: {early.describe()}"
@@ -564,18 +564,15 @@ def _helm_uninstall(ref: Ref) -> bool:
 
 
 def _mark_cancelled(record: JobRecord) -> None:
-    """Write cancelled_at into the launch's job.json (the folder's, or the archived one)."""
+    """Write cancelled_at into the launch's job.json (in its launch folder, and on top while
+    it is the newest launch)."""
     import datetime as dt
 
     from hyperpod_launcher.jobdir import JobDir
 
-    folder = record.job_dir
-    current = records.read_record(folder)
-    if current is None or current.launch_id != record.launch_id:
-        folder = os.path.join(folder, records.ARCHIVE, str(record.launch_id))
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     cancelled = dataclasses.replace(record, cancelled_at=now)
-    JobDir(folder, str(record.launch_id)).write_record(cancelled)
+    JobDir(record.job_dir, str(record.launch_id)).write_record(cancelled)
 
 
 class _Follower:

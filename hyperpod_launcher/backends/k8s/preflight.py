@@ -266,7 +266,7 @@ def check_helm_dry_run(plan: Plan) -> Result:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(file.text)
-        argv[3] = os.path.join(folder, os.path.relpath(chart_dir, plan.spec.job_dir))
+        argv[3] = os.path.join(folder, os.path.relpath(chart_dir, plan.spec.launch_dir))
         try:
             proc = subprocess.run(
                 [helm, *argv[1:], "--dry-run=server"], capture_output=True, text=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -40,6 +41,10 @@ class LocalRequest(Request):
         how = "in the background" if self.detach else "in the foreground"
         return [f"runs {how}; output: {self.log}"]
 
+    @property
+    def runs_in_foreground(self) -> bool:
+        return not self.detach
+
 
 def log_name(spec: JobSpec) -> str:
     return f"log-{spec.name}_{spec.launch_id}.out"
@@ -47,6 +52,10 @@ def log_name(spec: JobSpec) -> str:
 
 def exit_file(job_dir: str, launch_id: str) -> Path:
     return Path(job_dir) / f"local-{launch_id}.exit"
+
+
+def pid_file(job_dir: str, launch_id: str) -> Path:
+    return Path(job_dir) / f"local-{launch_id}.pid"
 
 
 def _alive(pid: int, job_dir: str) -> bool:
@@ -57,6 +66,39 @@ def _alive(pid: int, job_dir: str) -> bool:
     except OSError:
         return False
     return job_dir.encode() in cmdline and stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def process_group(record: JobRecord) -> int | None:
+    """The job's process group: its run script's pid (it leads its own session), from the
+    record or, when the launcher ended before recording it, from the file the script wrote."""
+    if record.job_id and str(record.job_id).isdigit():
+        return int(str(record.job_id))
+    try:
+        text = pid_file(record.job_dir, str(record.launch_id)).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def survivors(pgid: int) -> list[int]:
+    """Live processes of a process group (not zombies)."""
+    try:
+        os.killpg(pgid, 0)  # cheap: most groups asked about are long gone
+    except ProcessLookupError:
+        return []
+    except PermissionError:
+        pass  # another user's group exists
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(int(entry.name))
+    return found
 
 
 def local_status(record: JobRecord) -> st.JobStatus:
@@ -70,8 +112,20 @@ def local_status(record: JobRecord) -> st.JobStatus:
         code = int(word)
         status = st.JobStatus(st.SUCCEEDED if code == 0 else st.FAILED, "exited", code)
         return status.with_cause([Path(record.details.get("log") or "/dev/null")])
-    if record.job_id and _alive(int(record.job_id), record.job_dir):
+    pgid = process_group(record)
+    if pgid is not None and _alive(pgid, record.job_dir):
         return st.JobStatus(st.RUNNING, "running")
+    left = survivors(pgid) if pgid is not None else []
+    if left:
+        return st.JobStatus(
+            st.RUNNING,
+            "runner gone",
+            detail=f"{len(left)} process(es) of group {pgid} still run; `cancel` stops them",
+        )
+    if pgid is None and record.submit_status == "submitting":
+        return st.JobStatus(
+            st.FAILED, "not started", detail="the launcher ended before the job started"
+        )
     return st.JobStatus(st.FAILED, "gone", detail="the process ended without an exit status")
 
 
@@ -95,11 +149,12 @@ class LocalBackend(Backend):
             "local/run.sh.j2",
             spec=spec,
             version=__version__,
-            train_script=os.path.join(spec.job_dir, TRAIN_SCRIPT),
+            train_script=os.path.join(spec.launch_dir, TRAIN_SCRIPT),
             exit_file=str(exit_file(spec.job_dir, spec.launch_id)),
+            pid_file=str(pid_file(spec.job_dir, spec.launch_id)),
         )
         files = {RUN_SCRIPT: RenderedFile(text, 0o755), TRAIN_SCRIPT: train_script(spec)}
-        argv = ("bash", os.path.join(spec.job_dir, RUN_SCRIPT))
+        argv = ("bash", os.path.join(spec.launch_dir, RUN_SCRIPT))
         summary = f"local job {spec.name}: {spec.procs_per_node} process(es) on this machine"
         return LocalRequest(
             files,
@@ -142,17 +197,26 @@ class LocalBackend(Backend):
 
     def cancel(self, record: JobRecord) -> str:
         current = local_status(record)
-        if current.finished:
-            return f"local job {record.job_id} already finished: {current.describe()}"
-        pid = int(str(record.job_id))
-        os.killpg(pid, signal.SIGTERM)  # the job runs in its own session: pgid == pid
+        pgid = process_group(record)
+        if current.finished or pgid is None:
+            return f"local job {record.job_id or pgid} already finished: {current.describe()}"
+        # The job runs in its own session (pgid == its run script's pid); every process of
+        # the group goes, also when the run script itself is already gone.
+        _signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while _alive(pid, record.job_dir) and time.monotonic() < deadline:
+        while survivors(pgid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid, record.job_dir):
-            os.killpg(pid, signal.SIGKILL)
+        if survivors(pgid):
+            _signal_group(pgid, signal.SIGKILL)
+        if not os.path.isdir(record.job_dir):
+            return f"cancelled local job {pgid} (its job folder {record.job_dir} is gone)"
         exit_file(record.job_dir, str(record.launch_id)).write_text("cancelled\n")
-        return f"cancelled local job {pid}"
+        return f"cancelled local job {pgid}"
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group ended meanwhile
+        os.killpg(pgid, signum)
 
 
 def _run_foreground(

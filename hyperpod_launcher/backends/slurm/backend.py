@@ -25,7 +25,7 @@ from hyperpod_launcher.backends.base import (
 )
 from hyperpod_launcher.backends.slurm.options import SlurmOptions
 from hyperpod_launcher.errors import BackendError, UserError
-from hyperpod_launcher.job import JobSpec, Mount, Secrets
+from hyperpod_launcher.job import JobSpec, Mount, Secrets, launch_folder
 from hyperpod_launcher.records import JobRecord
 
 # Slurm's job states in the launcher's vocabulary.
@@ -176,7 +176,7 @@ def _ship_entry(spec: JobSpec) -> tuple[JobSpec, dict[str, RenderedFile]]:
     if not script or not os.path.isabs(script) or not resources.is_example(script):
         return spec, {}
     relpath = os.path.join(SHIPPED_DIR, os.path.basename(script))
-    entry = dataclasses.replace(spec.entry, script=os.path.join(spec.job_dir, relpath))
+    entry = dataclasses.replace(spec.entry, script=os.path.join(spec.launch_dir, relpath))
     text = Path(script).read_text(encoding="utf-8")  # the one file read of this render
     return dataclasses.replace(spec, entry=entry), {relpath: RenderedFile(text, 0o644)}
 
@@ -249,8 +249,9 @@ class SlurmBackend(Backend):
         _check_prefix(prefix)
         job_name = f"{prefix}{spec.name}"
         submission = f"{prefix}{spec.name}_submission.sh"
-        train_path = os.path.join(spec.job_dir, TRAIN_SCRIPT)
-        submit_argv = ("sbatch", "--parsable", os.path.join(spec.job_dir, submission))
+        # The job reads only its launch's own folder: a relaunch cannot change what it runs.
+        train_path = os.path.join(spec.launch_dir, TRAIN_SCRIPT)
+        submit_argv = ("sbatch", "--parsable", os.path.join(spec.launch_dir, submission))
         runtime = container_runtime(spec)
         spec, shipped = _ship_entry(spec)
         sbatch = templating.render(
@@ -260,7 +261,7 @@ class SlurmBackend(Backend):
             sbatch_flags=sbatch_flags(spec, job_name),
             srun_flags=srun_flags(spec, runtime),
             runtime=runtime,
-            docker_script=os.path.join(spec.job_dir, DOCKER_SCRIPT),
+            docker_script=os.path.join(spec.launch_dir, DOCKER_SCRIPT),
             train_script=train_path,
             writable_sources=_writable_sources(spec) if runtime else [],
         )
@@ -289,7 +290,13 @@ class SlurmBackend(Backend):
         env = {**os.environ, **secrets.env}
         try:
             proc = subprocess.run(
-                request.submit_argv, env=env, capture_output=True, text=True, check=False
+                request.submit_argv,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                # The job's working folder is then its launch folder: find_submitted's key.
+                cwd=os.path.dirname(request.submit_argv[-1]),
             )
         except FileNotFoundError:
             raise BackendError(
@@ -301,6 +308,22 @@ class SlurmBackend(Backend):
             raise BackendError(f"sbatch failed (exit {proc.returncode}): {message}")
         job_id = proc.stdout.strip().split(";")[0]
         return Submitted(job_id=job_id, details={"sbatch_stdout": proc.stdout.strip()})
+
+    def find_submitted(self, record: JobRecord) -> str | None:
+        """The queued or running job of a launch whose launcher ended before recording it:
+        the one whose working folder is the launch's folder (sbatch runs there)."""
+        launch_dir = launch_folder(record.job_dir, str(record.launch_id))
+        proc = subprocess.run(
+            ["squeue", "--me", "--noheader", "--format=%i|%Z"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        for line in proc.stdout.splitlines():
+            job_id, _, workdir = line.strip().partition("|")
+            if workdir == launch_dir:
+                return job_id
+        return None
 
     def status(self, records: list[JobRecord], detailed: bool = False) -> list[st.JobStatus]:
         states = query([str(r.job_id) for r in records])

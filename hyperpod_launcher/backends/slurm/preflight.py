@@ -126,7 +126,7 @@ def _script_copy(plan: Plan, folder: str) -> list[str]:
     """The exact sbatch argv, with the batch script written into `folder` instead."""
     argv = list(plan.request.submit_argv)
     script = argv[-1]
-    relpath = os.path.relpath(script, plan.spec.job_dir)
+    relpath = os.path.relpath(script, plan.spec.launch_dir)
     copy = os.path.join(folder, os.path.basename(relpath))
     with open(copy, "w", encoding="utf-8") as handle:
         handle.write(plan.request.files[relpath].text)

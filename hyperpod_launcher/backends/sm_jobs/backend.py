@@ -155,12 +155,13 @@ class SageMakerBackend(Backend):
             0o755,
         )
         result = os.path.join(spec.job_dir, f"sm_result-{spec.launch_id}.json")
-        argv = (sys.executable, os.path.join(spec.job_dir, LAUNCH_PY), "--result", result)
+        # launch.py runs in the launch's own folder: what it uploads is this launch's.
+        argv = (sys.executable, os.path.join(spec.launch_dir, LAUNCH_PY), "--result", result)
         return SageMakerRequest(
             files,
             argv,
             job.summary,
-            job_dir=spec.job_dir,
+            job_dir=spec.launch_dir,
             launch_id=spec.launch_id,
             job_name=job.job_name,
             mode=job.mode,

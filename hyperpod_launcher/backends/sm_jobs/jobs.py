@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from hyperpod_launcher import records
+from hyperpod_launcher import job_index
 from hyperpod_launcher import status as st
 from hyperpod_launcher.errors import BackendError
 from hyperpod_launcher.records import JobRecord
@@ -34,7 +34,7 @@ def _client(service: str, record: JobRecord) -> Any:
         raise BackendError(
             "boto3 is not installed: pip install 'hyperpod-launcher[sagemaker]'"
         ) from None
-    region = records.full(record).details.get("region")
+    region = job_index.full(record).details.get("region")
     return _call(boto3.client, service_name=service, **({"region_name": region} if region else {}))
 
 

@@ -354,7 +354,7 @@ def _shared(spec: JobSpec, opts: SmJobsConfig) -> Shared:
         kwargs=kwargs,
         estimator=estimator,
         overrides=_recipe_overrides(opts.recipe_overrides or {}),
-        checkout=os.path.relpath(spec.code.checkout_dir, spec.job_dir)
+        checkout=os.path.relpath(spec.code.checkout_dir, spec.launch_dir)
         if spec.code.location
         else None,
         source_dir=f"{SOURCE_ROOT}/{spec.launch_id}",

@@ -35,8 +35,8 @@ fi
 mkdir -p /fsx/results/llama-8b /fsx/exp/llama-8b
 
 # Every node must see the job folder: it holds the scripts, the recipe and the code.
-if ! srun --ntasks-per-node=1 test -r /fsx/results/llama-8b/train_script.sh; then
-  echo 'error: /fsx/results/llama-8b/train_script.sh is not readable on every node; put base_results_dir on a filesystem all nodes share' >&2
+if ! srun --ntasks-per-node=1 test -r /fsx/results/llama-8b/launches/golden/train_script.sh; then
+  echo 'error: /fsx/results/llama-8b/launches/golden/train_script.sh is not readable on every node; put base_results_dir on a filesystem all nodes share' >&2
   exit 1
 fi
 
@@ -46,7 +46,7 @@ attempt=0
 while true; do
   export HPL_RESTART_COUNT="$(( ${SLURM_RESTART_COUNT:-0} + attempt ))"
   status=0
-  srun --kill-on-bad-exit=1 --auto-resume=1 '--container-image=nvcr.io#nvidia/pytorch:24.01-py3' --container-mounts=/fsx/data:/data:ro,/fsx/results/llama-8b:/fsx/results/llama-8b,/fsx/exp/llama-8b:/fsx/exp/llama-8b --no-container-mount-home bash /fsx/results/llama-8b/train_script.sh || status=$?
+  srun --kill-on-bad-exit=1 --auto-resume=1 '--container-image=nvcr.io#nvidia/pytorch:24.01-py3' --container-mounts=/fsx/data:/data:ro,/fsx/results/llama-8b:/fsx/results/llama-8b,/fsx/exp/llama-8b:/fsx/exp/llama-8b --no-container-mount-home bash /fsx/results/llama-8b/launches/golden/train_script.sh || status=$?
   if [ "$status" -eq 0 ] || [ "$attempt" -ge 2 ]; then
     break
   fi

@@ -33,13 +33,13 @@ fi
 mkdir -p /shared/results/trn-custom
 
 # Every node must see the job folder: it holds the scripts, the recipe and the code.
-if ! srun --ntasks-per-node=1 test -r /shared/results/trn-custom/train_script.sh; then
-  echo 'error: /shared/results/trn-custom/train_script.sh is not readable on every node; put base_results_dir on a filesystem all nodes share' >&2
+if ! srun --ntasks-per-node=1 test -r /shared/results/trn-custom/launches/golden/train_script.sh; then
+  echo 'error: /shared/results/trn-custom/launches/golden/train_script.sh is not readable on every node; put base_results_dir on a filesystem all nodes share' >&2
   exit 1
 fi
 
 status=0
-srun --kill-on-bad-exit=1 --cpus-per-task=8 --mpi=pmi2 bash /shared/results/trn-custom/docker_node.sh || status=$?
+srun --kill-on-bad-exit=1 --cpus-per-task=8 --mpi=pmi2 bash /shared/results/trn-custom/launches/golden/docker_node.sh || status=$?
 # A step ended by SIGKILL skips its nodes' traps: remove the containers it left behind.
-srun --ntasks-per-node=1 --kill-on-bad-exit=0 bash /shared/results/trn-custom/docker_node.sh --remove-all || true
+srun --ntasks-per-node=1 --kill-on-bad-exit=0 bash /shared/results/trn-custom/launches/golden/docker_node.sh --remove-all || true
 exit "$status"

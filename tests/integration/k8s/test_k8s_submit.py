@@ -77,7 +77,7 @@ def test_submit_creates_the_secret_then_installs_with_the_exact_argv(
     argv = shlex.split(rec["submit"]["command"])
     release = argv[2]
     assert argv == [
-        "helm", "install", release, str(job_dir / "k8s_template"),
+        "helm", "install", release, str(job_dir / "launches" / rec["launch_id"] / "k8s_template"),
         "--namespace", "team-a", "--kube-context", "test-ctx",
     ]  # fmt: skip
     (call,) = helm.calls()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -101,11 +103,13 @@ def test_a_job_slurm_no_longer_knows_does_not_hide_the_others(
     ok = launch(env, tmp_path, "known", "ranks.py", "training_cfg.run.nodes=1")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     known = status(env, "known")
-    index = Path(env["HPL_STATE_DIR"]) / "jobs.jsonl"
-    entry = {**json.loads(index.read_text().splitlines()[-1]), "name": "forgotten"}
-    entry.update(job_id="99999999", launch_id="forgotten-launch")
-    with index.open("a") as handle:
-        handle.write(json.dumps(entry) + "\n")
+    with closing(sqlite3.connect(Path(env["HPL_STATE_DIR"]) / "jobs.db")) as index, index:
+        index.execute(
+            "INSERT INTO launches (launch_id, name, backend, job_id, job_dir, submitted_at, "
+            "submit_status, record) SELECT 'forgotten-launch', 'forgotten', backend, "
+            "'99999999', job_dir, submitted_at, submit_status, record FROM launches "
+            "ORDER BY seq DESC LIMIT 1"
+        )
     listing = subprocess.run(
         ["squeue", "--noheader", "--jobs=99999999"], capture_output=True, text=True, check=False
     )
