@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from hyperpod_launcher import recipe_checks, resources
+from hyperpod_launcher import job_build, recipe_checks, resources
 from hyperpod_launcher.dotted import get as _get
 from hyperpod_launcher.errors import UserError, did_you_mean
 
@@ -129,7 +129,9 @@ def describe(name: str, cfg: Mapping[str, Any]) -> RecipeInfo:
     """RecipeInfo from the resolved top-level config of `recipes=<name>`."""
     recipe = cfg.get("recipes")
     if not isinstance(recipe, Mapping):  # custom-script example
-        run = _get(cfg, "training_cfg.run") or {}
+        custom = _get(cfg, "training_cfg") or {}
+        run = custom.get("run") or {}
+        entry = (custom.get("entry_script"), custom.get("module"))
         return RecipeInfo(
             name=name,
             family=family_of(name),
@@ -138,9 +140,9 @@ def describe(name: str, cfg: Mapping[str, Any]) -> RecipeInfo:
             accelerator="any",
             instance_type=None,
             nodes=int(run.get("nodes") or 1),
-            devices=int(run.get("ntasks_per_node") or 1),
+            devices=int(run.get("ntasks_per_node") or cfg.get("cpu_processes") or 1),
             parallelism="-",
-            run_name=str(run.get("name", "")),
+            run_name=str(run.get("name") or job_build.name_from_entry(*entry)),
             summary=summary_line(name),
         )
     nodes = int(_get(recipe, "trainer.num_nodes", 1))

@@ -8,8 +8,9 @@
 # (e.g. dry_run=true recipes.trainer.max_steps=100).
 set -euo pipefail
 
-# The launcher checkout this script belongs to (two levels up), unless set.
-HYPERPOD_LAUNCHER_DIR="${HYPERPOD_LAUNCHER_DIR:-$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)}"
+# The launcher checkout: HYPERPOD_LAUNCHER_DIR, else SAGEMAKER_TRAINING_LAUNCHER_DIR (as in
+# SageMaker HyperPod's scripts), else the checkout this script belongs to (two levels up).
+HYPERPOD_LAUNCHER_DIR="${HYPERPOD_LAUNCHER_DIR:-${SAGEMAKER_TRAINING_LAUNCHER_DIR:-$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)}}"
 
 args=(
   recipes=evaluation/nova/nova_micro_p5_48xl_bring_your_own_dataset_eval

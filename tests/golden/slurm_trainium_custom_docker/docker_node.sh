@@ -12,6 +12,13 @@ if [ "${1:-}" = "--remove-all" ]; then
   exit 0
 fi
 
+# One pull per node before the container starts, so a missing image or credential fails here.
+image=public.ecr.aws/neuron/pytorch-training-neuronx:2.1.2
+if ! out="$(docker pull "$image" 2>&1)"; then
+  echo "error: cannot pull ${image} on ${SLURMD_NODENAME}: ${out##*$'\n'}" >&2
+  exit 1
+fi
+
 name="hpl-${SLURM_JOB_ID}-${SLURMD_NODENAME}-${HPL_RESTART_COUNT}"
 remove() { docker rm -f "$name" >/dev/null 2>&1 || true; }
 trap 'remove; exit 143' TERM INT HUP
@@ -19,7 +26,7 @@ remove  # one of the same name, left by an earlier run of this job on this node
 
 docker run --rm --init --name="$name" --label="$label" \
   --ulimit=memlock=-1 --ulimit=stack=67108864 --network=host --ipc=host --privileged --volume=/shared/results/trn-custom:/shared/results/trn-custom --env=HPL_NNODES --env=HPL_RDZV_HOST --env=HPL_RDZV_PORT --env=HPL_RDZV_ID --env=HPL_RESTART_COUNT --env=WANDB_API_KEY --ulimit=memlock=-1 \
-  public.ecr.aws/neuron/pytorch-training-neuronx:2.1.2 bash -c 'pip install -e . && exec bash /shared/results/trn-custom/launches/golden/train_script.sh' &
+  "$image" bash -c 'pip install -e . && exec bash /shared/results/trn-custom/launches/golden/train_script.sh' &
 client=$!
 wait "$client"
 status=$?
