@@ -152,7 +152,7 @@ def _secret_request(spec: JobSpec, values: Mapping[str, Any], release: str) -> S
     return SecretRequest(values["secretName"], env_keys, git_key, labels)
 
 
-class K8sBackend(Backend):
+class K8sBackend(Backend[K8sRequest]):
     name = "k8s"
     preflight_checks = "hyperpod_launcher.backends.k8s.preflight"  # what `preflight` asks
     capabilities = frozenset({STATUS, LOGS, CANCEL})
@@ -167,7 +167,7 @@ class K8sBackend(Backend):
     def cancel(self, record: JobRecord) -> str:
         return K8sJobs().cancel(record)
 
-    def render(self, spec: JobSpec) -> Request:
+    def render(self, spec: JobSpec) -> K8sRequest:
         chart = k8s_values.build(spec)
         name, values = chart.name, chart.values
         files = {
@@ -211,7 +211,7 @@ class K8sBackend(Backend):
             secret=_secret_request(spec, values, name),
         )
 
-    def dry_run(  # type: ignore[override]
+    def dry_run(
         self, spec: JobSpec, request: K8sRequest, jobdir: Any, say: Callable[[str], None]
     ) -> list[str]:
         """What `helm template` renders, as manifests.yaml; skipped (and said why) without helm."""
@@ -232,7 +232,7 @@ class K8sBackend(Backend):
         jobdir.write(MANIFESTS, header + proc.stdout)
         return [MANIFESTS]
 
-    def submit(self, request: K8sRequest, secrets: Secrets) -> Submitted:  # type: ignore[override]
+    def submit(self, request: K8sRequest, secrets: Secrets) -> Submitted:
         helm = shutil.which("helm")
         if helm is None:
             raise BackendError(f"{HELM_MISSING}; the chart is kept in {request.chart_dir}")
