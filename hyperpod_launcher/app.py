@@ -271,11 +271,11 @@ def _config_files_masked() -> Iterator[None]:
         else:
             f.write(text)
 
-    OmegaConf.save = staticmethod(save)  # type: ignore[assignment]
+    OmegaConf.save = staticmethod(save)  # type: ignore[method-assign]
     try:
         yield
     finally:
-        OmegaConf.save = original
+        OmegaConf.save = original  # type: ignore[method-assign]
 
 
 def sweep_point(cfg: Any, num: int) -> None:

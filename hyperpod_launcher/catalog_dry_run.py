@@ -53,7 +53,8 @@ def _cluster_sections(composer: catalog.Composer, names: Iterable[str]) -> dict[
     from omegaconf import OmegaConf
 
     names = list(names)
-    args, top_level = ["~recipes"], {}
+    args: list[str] = ["~recipes"]
+    top_level: dict[str, list[str]] = {}
     for name in names:
         args.append(f"+cluster@{catalog.SLOT}.{name}={name}")
         top_level[name] = []
@@ -70,8 +71,8 @@ def _cluster_sections(composer: catalog.Composer, names: Iterable[str]) -> dict[
     sections = {}
     for name in names:
         section = {**resolved, "cluster": clusters[name]}
-        for override in OverridesParser.create().parse_overrides(top_level[name]):
-            section[override.key_or_group] = override.value()
+        for parsed in OverridesParser.create().parse_overrides(top_level[name]):
+            section[parsed.key_or_group] = parsed.value()
         sections[name] = section
     return sections
 

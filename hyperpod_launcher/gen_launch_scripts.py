@@ -114,7 +114,8 @@ PLACEHOLDERS = (
 
 def placeholder_overrides(recipe: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
     """The overrides a recipe's script adds for the (non-empty) placeholder values in `env`."""
-    plain, secret = [], []
+    plain: list[str] = []
+    secret: list[str] = []
     for p in PLACEHOLDERS:
         found = p.key_for(recipe)
         if found is None or not env.get(p.env):

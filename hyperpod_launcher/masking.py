@@ -80,7 +80,7 @@ def values_in_environment(environ: Mapping[str, str] | None = None) -> set[str]:
 
 def remember(values: Iterable[str | None]) -> None:
     """Mask these values too from now on, in this process."""
-    _known.update(v for v in values if _maskable(v))
+    _known.update(v for v in values if v is not None and _maskable(v))
 
 
 def _maskable(value: str | None) -> bool:

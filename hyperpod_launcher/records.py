@@ -63,7 +63,7 @@ class JobRecord:
         """A record as written by any version (a line of the index, or job.json)."""
         names = {f.name for f in dataclasses.fields(cls)} - {"submit_command", "submit_status"}
         known = {k: v for k, v in data.items() if k in names and k != "extra" and v is not None}
-        submit = data.get("submit") if isinstance(data.get("submit"), Mapping) else {}
+        submit = data["submit"] if isinstance(data.get("submit"), Mapping) else {}
         for key in ("name", "backend", "job_dir"):
             if not isinstance(data.get(key), str):
                 raise ValueError(f"a job record needs {key}")

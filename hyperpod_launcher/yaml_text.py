@@ -18,7 +18,7 @@ def _dumper() -> type:
         style = "|" if "\n" in value else None
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
-    dumper = type("TextDumper", (base,), {})
+    dumper: Any = type("TextDumper", (base,), {})
     dumper.add_representer(str, text)
     return dumper
 

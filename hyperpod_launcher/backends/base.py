@@ -8,7 +8,7 @@ import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from hyperpod_launcher import __version__, templating
 from hyperpod_launcher.job import MASK, SECRET_ENV, JobSpec, Secrets
@@ -81,10 +81,14 @@ class Submitted:
     details: dict[str, object] = field(default_factory=dict)
 
 
-class Backend(ABC):
-    """One backend. `render` is pure (no network, no SDK import; it reads only the launcher's
-    own templates) and returns the request; `submit` sends that request. The job commands it
-    supports are named in `capabilities`; the CLI asks those, and prints what `logs` yields."""
+RequestT = TypeVar("RequestT", bound=Request)
+
+
+class Backend(ABC, Generic[RequestT]):
+    """One backend, generic over its request type. `render` is pure (no network, no SDK
+    import; it reads only the launcher's own templates) and returns the request; `submit`
+    sends that request. The job commands it supports are named in `capabilities`; the CLI
+    asks those, and prints what `logs` yields."""
 
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[str]] = frozenset()  # of STATUS, LOGS, CANCEL
@@ -98,13 +102,13 @@ class Backend(ABC):
     metrics_in_job_folder: ClassVar[bool] = False
 
     @abstractmethod
-    def render(self, spec: JobSpec) -> Request: ...
+    def render(self, spec: JobSpec) -> RequestT: ...
 
     @abstractmethod
-    def submit(self, request: Request, secrets: Secrets) -> Submitted:
+    def submit(self, request: RequestT, secrets: Secrets) -> Submitted:
         """Send `request` as it is (the request a dry run prints), with the secrets' values."""
 
-    def check_secrets(self, request: Request, secrets: Secrets) -> None:
+    def check_secrets(self, request: RequestT, secrets: Secrets) -> None:
         """Raise UserError if a secret value breaks a limit of the backend (never showing it);
         called before anything is written. Nothing by default."""
         return None
@@ -123,7 +127,7 @@ class Backend(ABC):
         return None
 
     def dry_run(
-        self, spec: JobSpec, request: Request, jobdir: Any, say: Callable[[str], None]
+        self, spec: JobSpec, request: RequestT, jobdir: Any, say: Callable[[str], None]
     ) -> list[str]:
         """What only a dry run adds to the job folder (file names); nothing by default."""
         return []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -21,7 +23,7 @@ def _divide_floor(a: float, b: float) -> int:
     return math.floor(a / b)
 
 
-RESOLVERS = {
+RESOLVERS: dict[str, Callable[..., Any]] = {
     "multiply": _multiply,
     "divide_ceil": _divide_ceil,
     "divide_floor": _divide_floor,

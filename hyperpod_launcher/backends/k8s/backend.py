@@ -163,7 +163,7 @@ def _secret_request(spec: JobSpec, values: Mapping[str, Any], release: str) -> S
     return SecretRequest(values["secretName"], env_keys, git_key, labels)
 
 
-class K8sBackend(Backend):
+class K8sBackend(Backend[K8sRequest]):
     name = "k8s"
     preflight_checks = "hyperpod_launcher.backends.k8s.preflight"  # what `preflight` asks
     capabilities = frozenset({STATUS, LOGS, CANCEL})
@@ -178,7 +178,7 @@ class K8sBackend(Backend):
     def cancel(self, record: JobRecord) -> str:
         return K8sJobs().cancel(record)
 
-    def render(self, spec: JobSpec) -> Request:
+    def render(self, spec: JobSpec) -> K8sRequest:
         followed = None
         if spec.nova is not None:
             from hyperpod_launcher.backends.k8s import nova_values
@@ -236,7 +236,7 @@ class K8sBackend(Backend):
             followed_job=followed if followed != name else None,
         )
 
-    def dry_run(  # type: ignore[override]
+    def dry_run(
         self, spec: JobSpec, request: K8sRequest, jobdir: Any, say: Callable[[str], None]
     ) -> list[str]:
         """What `helm template` renders, as manifests.yaml; skipped (and said why) without helm."""
@@ -257,7 +257,7 @@ class K8sBackend(Backend):
         jobdir.write(MANIFESTS, header + proc.stdout)
         return [MANIFESTS]
 
-    def submit(self, request: K8sRequest, secrets: Secrets) -> Submitted:  # type: ignore[override]
+    def submit(self, request: K8sRequest, secrets: Secrets) -> Submitted:
         helm = shutil.which("helm")
         if helm is None:
             raise BackendError(f"{HELM_MISSING}; the chart is kept in {request.chart_dir}")

@@ -88,7 +88,7 @@ def _check(value: Any, node: dict[str, Any], root: dict, path: Path, about: str 
             # The branch that fails deepest says most; null is only ever the alternative.
             said = [v for b, v in zip(branches, found, strict=True) if b != {"type": "null"}]
             said = said or found
-            return max(reversed(said), key=lambda v: len(v.path))  # type: ignore[union-attr]
+            return max(reversed(said), key=lambda v: len(v.path))
     if "not" in node and _check(value, node["not"], root, path, about) is None:
         required = node["not"].get("required")
         rule = f"not all of {', '.join(required)} together" if required else "a different value"

@@ -129,14 +129,14 @@ def local_status(record: JobRecord) -> st.JobStatus:
     return st.JobStatus(st.FAILED, "gone", detail="the process ended without an exit status")
 
 
-class LocalBackend(Backend):
+class LocalBackend(Backend[LocalRequest]):
     name = "local"
     capabilities = frozenset({STATUS, LOGS, CANCEL})
     metrics_in_job_folder = True
     checkout_hint = ""  # the job runs the launcher's checkout, which a dry run does not make
     preflight_checks = "hyperpod_launcher.backends.local.preflight"  # what `preflight` asks
 
-    def render(self, spec: JobSpec) -> Request:
+    def render(self, spec: JobSpec) -> LocalRequest:
         if spec.nodes != 1:
             key = "training_cfg.run.nodes" if spec.mode == "custom" else "recipes.trainer.num_nodes"
             raise UserError(f"{key}={spec.nodes}: cluster=local runs on this one machine; set 1")
@@ -164,7 +164,7 @@ class LocalBackend(Backend):
             detach=bool(spec.opts.detach) or spec.wait is False,
         )
 
-    def submit(self, request: LocalRequest, secrets: Secrets) -> Submitted:  # type: ignore[override]
+    def submit(self, request: LocalRequest, secrets: Secrets) -> Submitted:
         log_path = request.log
         env = {**os.environ, **secrets.env}
         if request.detach:
@@ -172,6 +172,7 @@ class LocalBackend(Backend):
 
             with open(log_path, "ab") as log:
                 relay = log_mask.start(log, secrets.values())  # masks the job's output
+                assert relay.stdin is not None  # started with stdin=PIPE
                 proc = subprocess.Popen(
                     request.submit_argv,
                     env=env,
@@ -180,7 +181,7 @@ class LocalBackend(Backend):
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
                 )
-                relay.stdin.close()  # type: ignore[union-attr]
+                relay.stdin.close()
             return Submitted(job_id=str(proc.pid), details={"log": log_path, "detached": True})
         return _run_foreground(request.submit_argv, env, log_path, secrets)
 

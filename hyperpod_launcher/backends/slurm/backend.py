@@ -229,7 +229,7 @@ def docker_command(spec: JobSpec, train_script_path: str) -> str:
     return " && ".join(steps)
 
 
-class SlurmBackend(Backend):
+class SlurmBackend(Backend[Request]):
     name = "slurm"
     preflight_checks = "hyperpod_launcher.backends.slurm.preflight"  # what `preflight` asks
     capabilities = frozenset({STATUS, LOGS, CANCEL})

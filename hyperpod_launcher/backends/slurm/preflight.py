@@ -159,7 +159,8 @@ def check_visible_from_a_node(plan: Plan) -> Result:
         return fail(
             f"cannot write to base_results_dir {root}: {err.strerror}", "pick a writable folder"
         )
-    image = plan.spec.image if (plan.spec.image or "").endswith(".sqsh") else ""
+    image = plan.spec.image or ""
+    image = image if image.endswith(".sqsh") else ""
     argv = ["srun", "-N1", "-n1", "--immediate=30", "--time=1", "--job-name=hpl-preflight"]
     partition = _partition(plan)
     if partition:

@@ -109,7 +109,7 @@ class SageMakerRequest(Request):
         return lines
 
 
-class SageMakerBackend(Backend):
+class SageMakerBackend(Backend[SageMakerRequest]):
     name = "sm_jobs"
     preflight_checks = "hyperpod_launcher.backends.sm_jobs.preflight"  # what `preflight` asks
     capabilities = frozenset({STATUS, LOGS, CANCEL})
@@ -170,7 +170,7 @@ class SageMakerBackend(Backend):
             wait=job.wait,
         )
 
-    def check_secrets(self, request: SageMakerRequest, secrets: Secrets) -> None:  # type: ignore[override]
+    def check_secrets(self, request: SageMakerRequest, secrets: Secrets) -> None:
         """Secrets sent in the job's Environment meet its value limit as plain values do."""
         from hyperpod_launcher.backends.sm_jobs.checks import MAX_ENV_VALUE
 
@@ -183,7 +183,7 @@ class SageMakerBackend(Backend):
                     "(CreateTrainingJob Environment)"
                 )
 
-    def submit(self, request: SageMakerRequest, secrets: Secrets) -> Submitted:  # type: ignore[override]
+    def submit(self, request: SageMakerRequest, secrets: Secrets) -> Submitted:
         if not sdk_installed():
             raise BackendError(f"the SageMaker Python SDK is not installed: {SDK_EXTRA}")
         log_path = os.path.join(request.job_dir, f"sm_submit-{request.launch_id}.log")
@@ -216,11 +216,12 @@ class SageMakerBackend(Backend):
             "log": log_path,
         }
         if request.wait:
-            details["exit_code"] = 0 if result.get("TrainingJobStatus") == "Completed" else 1
-            return Submitted(result["TrainingJobName"], details["exit_code"], details)
+            exit_code = 0 if result.get("TrainingJobStatus") == "Completed" else 1
+            details["exit_code"] = exit_code
+            return Submitted(result["TrainingJobName"], exit_code, details)
         return Submitted(result["TrainingJobName"], 0, details)
 
-    def dry_run(  # type: ignore[override]
+    def dry_run(
         self, spec: JobSpec, request: SageMakerRequest, jobdir: Any, say: Callable[[str], None]
     ) -> list[str]:
         """With the SDK, the exact CreateTrainingJob request launch.py would send, also kept as

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 from hyperpod_launcher.backends.sm_jobs import checks as sm_checks
@@ -21,6 +21,7 @@ from hyperpod_launcher.backends.sm_jobs.options import SmJobsConfig
 from hyperpod_launcher.preflight import Check, Result, fail, ok, warn
 
 if TYPE_CHECKING:
+    from hyperpod_launcher.backends.sm_jobs.backend import SageMakerRequest
     from hyperpod_launcher.launch import Plan
 
 ECR_IMAGE = re.compile(
@@ -31,7 +32,8 @@ DOCUMENTED_HP_VALUE = 256
 
 
 def _estimator(plan: Plan) -> dict[str, Any]:
-    return plan.request.estimator_arguments()  # type: ignore[attr-defined]
+    # These checks run only for cluster=sm_jobs, whose backend renders a SageMakerRequest.
+    return cast("SageMakerRequest", plan.request).estimator_arguments()
 
 
 def _options(plan: Plan) -> SmJobsConfig:
