@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from hyperpod_launcher.job import launch_folder
+
 HYPERPOD_API = "sagemaker.amazonaws.com/v1"
 CRD_DIR = Path(__file__).resolve().parents[2] / "k8s_crds"
 KUBE_VERSION = "1.30.0"
@@ -139,13 +141,13 @@ def manifest_errors(text: str) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def write_and_template(the_plan: Any, helm: str) -> tuple[list[dict[str, Any]], list[str], str]:
-    """Write a launch plan's files into its job folder, run `helm template` on the chart with
+    """Write a launch plan's files into its launch folder, run `helm template` on the chart with
     the launcher's own release/chart/namespace arguments, and check what it renders:
     (objects, schema errors, manifests text)."""
     import subprocess
 
     for relpath, (text, mode) in the_plan.files.items():
-        path = Path(the_plan.spec.job_dir) / relpath
+        path = Path(launch_folder(the_plan.spec.job_dir, the_plan.spec.launch_id)) / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         path.chmod(mode)

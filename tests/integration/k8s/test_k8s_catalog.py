@@ -12,7 +12,7 @@ import k8s_schemas
 import pytest
 import yaml
 
-from hyperpod_launcher import catalog_dry_run, gen_launch_scripts
+from hyperpod_launcher import backends, catalog_dry_run, gen_launch_scripts
 from hyperpod_launcher.compose import compose, plan
 from tests.conftest import REPO, require_tool
 
@@ -65,7 +65,9 @@ def test_catalog_recipe_renders_a_valid_chart(recipe: str, kind: str, tmp_path: 
     switch, chart, job_kind = KINDS[kind]
     base: tuple[str, ...] = (f"recipes={recipe}", f"instance_type={instance_for(recipe)}")
     base += placeholders_for(recipe)
-    the_plan = plan((*base, "cluster=k8s", *switch, "container=example.com/train:1",
+    # The catalog's own k8s overrides: a claim mounted at /fsx, where the placeholders point.
+    claims = [o for o in backends.entry("k8s").catalog_overrides if "volume_claims" in o]
+    the_plan = plan((*base, "cluster=k8s", *switch, "container=example.com/train:1", *claims,
                      f"base_results_dir={tmp_path}"))  # fmt: skip
     values = yaml.safe_load(the_plan.files["k8s_template/values.yaml"][0])
     values_validator(chart).validate(values)
