@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hyperpod_launcher import masking, resources
+from hyperpod_launcher import masking, resources, yaml_text
 from hyperpod_launcher.config import resolvers
 from hyperpod_launcher.errors import LauncherError, UserError, did_you_mean
 from hyperpod_launcher.hydra_errors import one_line
@@ -263,7 +263,8 @@ def _config_files_masked() -> Iterator[None]:
     original = OmegaConf.__dict__["save"]
 
     def save(config: Any, f: Any, resolve: bool = False) -> None:
-        text = masking.mask(OmegaConf.to_yaml(config, resolve=resolve))
+        plain = OmegaConf.to_container(config, resolve=resolve, enum_to_str=True)
+        text = masking.mask(yaml_text.dump(plain))
         if isinstance(f, (str, Path)):
             fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

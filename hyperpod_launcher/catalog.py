@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hyperpod_launcher import job_build, recipe_checks, resources
 from hyperpod_launcher.dotted import get as _get
@@ -250,6 +250,7 @@ class Composer:
         per_recipe = per_recipe or {}
         top = OmegaConf.to_container(self.raw(["~recipes", *overrides]), resolve=False)
         assert isinstance(top, dict)
+        top = cast(dict[str, Any], top)  # a config's keys are strings
         refs = _recipe_refs(top)
         batched = [n for n in names if not is_global(n)]
         for name in names:
@@ -302,7 +303,7 @@ def _with_top(
     )
     assert isinstance(resolved, dict)
     resolved["recipes"] = recipe
-    return resolved
+    return cast(dict[str, Any], resolved)  # a config's keys are strings
 
 
 def _cache_file(names: Sequence[str]) -> Path | None:

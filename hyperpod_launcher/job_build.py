@@ -612,6 +612,7 @@ def build(
     recipe, custom = cfg.get("recipes"), cfg.get("training_cfg")
     _check_one_mode(recipe, custom)
     if custom is None:  # keys, types and value rules of the recipe's kind
+        assert recipe is not None  # _check_one_mode: no training_cfg means a recipe
         kind = recipe_checks.stack_of(recipe)
         if kind == "nova":  # AWS's images: a job of services, no code or entry of ours
             from hyperpod_launcher import nova_spec
@@ -634,6 +635,7 @@ def build(
     if launch.git.get("token") and code.location and not git_location.is_remote(code.location):
         raise UserError("git.token is set but git.repo_url_or_path is a local path; drop the token")
     if custom is None:
+        assert recipe is not None  # _check_one_mode: no training_cfg means a recipe
         job = _recipe_job(launch, recipe, run, code, launch_folder(job_dir, launch_id))
     else:
         job = _custom_job(launch, custom, run, code)

@@ -23,7 +23,8 @@ from hyperpod_launcher.config.rules import (
     Steps,
 )
 
-NEURON_OPTIMIZERS = Literal[(*NEMO_OPTIMIZER_NAMES, "adamw_fp32OptState")]  # type: ignore[valid-type]
+NEURON_OPTIMIZER_NAMES = (*NEMO_OPTIMIZER_NAMES, "adamw_fp32OptState")
+NEURON_OPTIMIZERS = Literal[NEURON_OPTIMIZER_NAMES]  # type: ignore[valid-type]
 NEURON_PRECISION = Literal[
     "bf16SR", "fp32", "autocast", "mixed_precision", "mixed_precisionSR", "manual"
 ]

@@ -7,7 +7,7 @@ import types
 import typing
 from collections.abc import Collection
 from functools import cache
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, TypeVar, Union, cast
 
 from hyperpod_launcher.config.rules import Range, Section
 from hyperpod_launcher.errors import UserError, did_you_mean
@@ -151,7 +151,7 @@ def typed(data: Any, schema: type[T]) -> T:
     """A checked section (see check_section) as an instance of its schema dataclass: nested
     sections become their dataclasses, missing keys take the schema's defaults, so a reader
     names fields (a typo fails) and each default is written once, in the schema."""
-    hints = _hints(schema)
+    hints = _hints(cast(type, schema))  # a class is hashable; mypy can't see it in type[T]
     values: dict[str, Any] = {}
     for key, value in (data or {}).items():
         nested = _section_in(hints[key])

@@ -652,7 +652,7 @@ def load_model(recipe: dict[str, Any]) -> Any:
         kwargs["quantization_config"] = quant
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     elif mxfp4_checkpoint(source, model):
-        from transformers import Mxfp4Config
+        from transformers import Mxfp4Config  # type: ignore[attr-defined]  # not in its stubs
 
         kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
     return AutoModelForCausalLM.from_pretrained(source, **kwargs)
@@ -662,6 +662,7 @@ def build_trainer(
     recipe: dict[str, Any], config_path: str, callbacks: Sequence[Any] = ()
 ) -> tuple[Any, str]:
     import trl
+    from transformers import Trainer
 
     method = str(section(recipe, "method").get("name") or "sft")
     if method not in COLUMNS:
@@ -683,6 +684,7 @@ def build_trainer(
         "peft_config": peft_config(recipe),
         "callbacks": [metrics_printer(), *hpl_metrics(), identity_recorder(recipe), *callbacks],
     }
+    trainer: Trainer
     if method == "sft":
         trainer = trl.SFTTrainer(**common)
     elif method == "dpo":
@@ -690,7 +692,8 @@ def build_trainer(
     else:
         names = section(recipe, "method.grpo").get("reward_funcs") or ["format"]
         rewards = [reward_function(str(n)) for n in names]
-        trainer = trl.GRPOTrainer(reward_funcs=rewards, **common)
+        # trl types a reward's result as list[float | None] and lists are invariant
+        trainer = trl.GRPOTrainer(reward_funcs=rewards, **common)  # type: ignore[arg-type]
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # metrics_printer prints the same, as JSON
@@ -797,7 +800,7 @@ def merge_adapter(recipe: dict[str, Any], adapter: str, target: str) -> None:
         "dtype": load_dtype(recipe),
     }
     if mxfp4_checkpoint(source, model):
-        from transformers import Mxfp4Config
+        from transformers import Mxfp4Config  # type: ignore[attr-defined]  # not in its stubs
 
         kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
     base = AutoModelForCausalLM.from_pretrained(source, **kwargs)

@@ -51,7 +51,7 @@ def hpl_metrics_callback() -> Any:
     over every rank, so each step's tokens are counted once)."""
     from transformers import TrainerCallback
 
-    class MetricsLine(TrainerCallback):  # type: ignore[misc]
+    class MetricsLine(TrainerCallback):
         def __init__(self) -> None:
             install_stack_dump()
             self.tokens = 0

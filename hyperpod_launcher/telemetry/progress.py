@@ -61,11 +61,11 @@ def last_step(record: JobRecord, tail_bytes: int = 4096) -> fig.Figures:
             step, max_steps = found.get("step"), found.get("max_steps")
             if not isinstance(step, int):
                 break
-            known = isinstance(max_steps, int) and max_steps > 0
+            known = max_steps if isinstance(max_steps, int) and max_steps > 0 else None
             return fig.Figures(
                 step=step,
-                max_steps=max_steps if known else None,
-                percent=100.0 * step / max_steps if known else None,
+                max_steps=known,
+                percent=100.0 * step / known if known else None,
             )
     return fig.Figures()
 

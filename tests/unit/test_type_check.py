@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tests.conftest import REPO
+import importlib.util
+import subprocess
+import sys
+
+from tests.conftest import REPO, require
 
 
 def test_no_override_is_suppressed():
@@ -14,3 +18,11 @@ def test_no_override_is_suppressed():
         if "type: ignore[override]" in line
     ]
     assert offenders == []
+
+
+def test_mypy_is_clean():
+    require(importlib.util.find_spec("mypy") is not None, "mypy")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy"], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

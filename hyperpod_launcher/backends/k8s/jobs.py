@@ -102,7 +102,7 @@ class Ref:
             namespace=details.get("namespace") or namespace,
             name=details.get("job_name") or release,
             release=release,
-            kind=details.get("kind") if details.get("kind") in KINDS else DEFAULT_KIND,
+            kind=details["kind"] if details.get("kind") in KINDS else DEFAULT_KIND,
             context=details.get("kube_context") or None,
             secret=secret.get("name") if created else None,
             kept_secret=secret.get("name") if secret and not created else None,
@@ -272,7 +272,7 @@ def _faulty(job: dict[str, Any]) -> list[str]:
     pods = latest.get("faultyPodList") or []
     if not pods:
         return []
-    how = {"PLR": "process-level", "JLR": "job-level"}.get(latest.get("restartType"), "a")
+    how = {"PLR": "process-level", "JLR": "job-level"}.get(str(latest.get("restartType")), "a")
     return [f"last restart ({how}) for pod(s) {', '.join(map(str, pods[:4]))}"]
 
 

@@ -199,7 +199,8 @@ def check_queue(api: Api, plan: Plan) -> Result:
 def check_claims(api: Api, plan: Plan) -> Result:
     namespace = plan.spec.opts.namespace
     items = plan.spec.opts.persistent_volume_claims or []
-    claims = [typed(item, K8sClaim).claimName for item in items]
+    named = [typed(item, K8sClaim).claimName for item in items]
+    claims = [claim for claim in named if claim is not None]  # values.py requires a name
     if not claims:
         return ok("no PersistentVolumeClaim named")
     missing = []

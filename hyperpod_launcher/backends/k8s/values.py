@@ -601,6 +601,7 @@ def _user_key(path: chart_schema.Path, values: dict[str, Any]) -> tuple[str, str
             elif part == "K":
                 key = key.replace(".K", f".{name}", 1)
         if "TERM" in key:
+            assert isinstance(path[0], str)  # matched the shape's named first key
             key = key.replace("TERM", values[path[0]][path[1]][path[2]]["key"])
         return key, what
     return "values." + ".".join(str(p) for p in path), None

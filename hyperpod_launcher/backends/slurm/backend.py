@@ -105,7 +105,7 @@ def sbatch_flags(spec: JobSpec, job_name: str) -> list[str]:
     if "%" in spec.job_dir:
         raise UserError(f"base_results_dir: '%' is not allowed in {spec.job_dir!r} (Slurm pattern)")
     log = os.path.join(spec.job_dir, "log-%x_%j")
-    flags = {
+    flags: dict[str, str | None] = {
         "job-name": _sbatch_value("cluster.job_name_prefix", job_name),
         "nodes": str(spec.nodes),
         "ntasks-per-node": "1",

@@ -370,15 +370,15 @@ def request_limits(
             f"launcher's own and the secrets included); SageMaker takes at most "
             f"{MAX_ENVIRONMENT} (CreateTrainingJob Environment)"
         )
-    for name, value in environment.items():
+    for name, setting in environment.items():
         if len(name) > MAX_ENV_KEY or not ENV_NAME.match(name):
             raise UserError(
                 f"env_vars.{_shown(name)}: SageMaker takes environment variable names of at "
                 f"most {MAX_ENV_KEY} characters matching [a-zA-Z_][a-zA-Z0-9_]*"
             )
-        if value is not None and len(value) > MAX_ENV_VALUE:
+        if setting is not None and len(setting) > MAX_ENV_VALUE:
             raise UserError(
-                f"env_vars.{name}={_shown(value)}: {len(value)} characters; SageMaker takes "
+                f"env_vars.{name}={_shown(setting)}: {len(setting)} characters; SageMaker takes "
                 f"environment values of at most {MAX_ENV_VALUE} (CreateTrainingJob Environment)"
             )
     if isinstance(tags, (list, dict)) and len(tags) > MAX_TAGS:

@@ -102,7 +102,7 @@ def _resolved_recipe(spec: JobSpec, overrides: Mapping[str, Any]) -> dict[str, A
     recipe = yaml.safe_load(spec.recipe_yaml or "") or {}
     recipe = _merge(recipe, overrides)
     for path in RECIPE_SECRETS:
-        parent = recipe
+        parent: Any = recipe
         for part in path[:-1]:
             parent = parent.get(part) if isinstance(parent, dict) else None
         if isinstance(parent, dict) and path[-1] in parent:
@@ -355,7 +355,7 @@ def _shared(spec: JobSpec, opts: SmJobsConfig) -> Shared:
         estimator=estimator,
         overrides=_recipe_overrides(opts.recipe_overrides or {}),
         checkout=os.path.relpath(spec.code.checkout_dir, spec.launch_dir)
-        if spec.code.location
+        if spec.code.location and spec.code.checkout_dir
         else None,
         source_dir=f"{SOURCE_ROOT}/{spec.launch_id}",
         notes=[run_note] if run_note and "max_run" not in kwargs else [],
@@ -529,7 +529,7 @@ def plan(spec: JobSpec) -> Plan:
         {"HPL_SECRETS_REGION": "", "HPL_ENTRY_POINT": ""} if secret_refs else {}
     )  # what runner.py adds at submit (the secrets come from its environment)
     checks.request_limits(
-        part.script["hyperparameters"] if part.mode == "custom" else {},
+        part.script["hyperparameters"] if part.mode == "custom" and part.script else {},
         {**environment, **at_submit},
         shared.estimator.get("tags"),
     )

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import types
 from pathlib import Path
+from typing import Any, cast
 
 ROLE_PLACEHOLDER = "arn:aws:iam::000000000000:role/resolved-by-get-execution-role-at-submit"
 # Minimal answers for calls the SDK makes before CreateTrainingJob (uploads, identity).
@@ -124,7 +125,7 @@ def _serve_clones_locally(scratch: Path) -> None:
 
     estimator._run_clone_command = clone
     names = {n: getattr(shutil, n) for n in dir(shutil) if not n.startswith("__")}
-    estimator.shutil = types.SimpleNamespace(
+    cast(Any, estimator).shutil = types.SimpleNamespace(  # a stand-in for the module
         **{**names, "copyfile": copyfile, "copytree": copytree}
     )
 
