@@ -300,7 +300,7 @@ def test_full_error_env_keeps_a_user_error_on_one_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: unknown key 'instance_typ' (did you mean 'instance_type'?); "
+        "error: unknown key 'instance_typ' (did you mean 'instance_type' or 'instance_devices'?); "
         "to add a new key use +instance_typ=..."
     ]
 

@@ -85,6 +85,7 @@ def test_a_mapping_key_takes_hyperpods_form(tmp_path: Path) -> None:
         f"base_results_dir={tmp_path}",
         "recipes.run.name=labels",
         f"recipes.model.hf_model_name_or_path={tmp_path / 'model'}",
+        f"+cluster.persistent_volume_claims=[{{claimName:fsx,mountPath:{tmp_path}}}]",
         "cluster.custom_labels={team: a}",
         "cluster.label_selector={required: {node.kubernetes.io/instance-type: [ml.p5.48xlarge]}}",
         "dry_run=true",

@@ -267,10 +267,13 @@ def test_preflight_finds_the_stack_with_the_python_behind_torchrun(tmp_path: Pat
     import os
     import sys
 
+    (tmp_path / "model").mkdir()
+    (tmp_path / "data").mkdir()
     argv = (
         "preflight",
         SFT,
-        *COMPLETE,
+        f"recipes.model.hf_model_name_or_path={tmp_path / 'model'}",
+        f"recipes.model.data.train_dir={tmp_path / 'data'}",
         "cluster=local",
         "recipes.trainer.devices=1",
         f"base_results_dir={tmp_path / 'results'}",
