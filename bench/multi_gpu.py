@@ -39,13 +39,16 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import open_sft_mfu as perf  # noqa: E402
 from tests import tiny_lm  # noqa: E402
+
+if TYPE_CHECKING:
+    from hyperpod_launcher.instances import InstanceType
 
 RECIPE = "fine-tuning/hf/open_causal_lm_gpu_sft"
 HANG_ENTRY = REPO / "tests" / "fixtures" / "scripts" / "stall_one_rank.py"
@@ -79,15 +82,22 @@ def strategy_overrides(strategy: str, gpus: int) -> tuple[str, ...]:
     )
 
 
-def instance_for(card: str, gpus: int) -> str | None:
-    """The catalog's instance type with this card and GPU count (its peak gives `status` its
-    MFU), or None."""
+def instance_for(card: str, gpus: int | None = None) -> InstanceType | None:
+    """The catalog's instance type with this card (and GPU count): its peak gives `status` its
+    MFU."""
     from hyperpod_launcher import instances
 
     for row in instances.INSTANCES.values():
-        if row.accelerator == "gpu" and row.devices == gpus and row.model in card:
-            return row.name
+        if row.accelerator == "gpu" and row.model in card and gpus in (None, row.devices):
+            return row
     return None
+
+
+def peak_flops(card: str) -> float:
+    """The card's dense bf16 peak from the catalog (the one `status` uses), else the MFU
+    benchmark's."""
+    row = instance_for(card)
+    return row.peak_bf16_tflops * 1e12 if row else perf.PEAK_BF16
 
 
 def cases(gpus: int, steps: int, model: Path, data: Path, card: str) -> list[Case]:
@@ -126,7 +136,7 @@ def cases(gpus: int, steps: int, model: Path, data: Path, card: str) -> list[Cas
                     *sft,
                     f"recipes.trainer.devices={count}",
                     *strategy_overrides(strategy, count),
-                    *((f"instance_type={instance}",) if instance else ()),
+                    *((f"instance_type={instance.name}",) if instance else ()),
                 ),
             )
         )
@@ -343,6 +353,15 @@ def scaling(rows: list[dict[str, Any]], gpus: int) -> dict[str, float]:
     return {s: round(by[(s, gpus)] / by[(s, 1)], 3) for s in ("ddp", "fsdp")}
 
 
+def zero3_over_zero2(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """ZeRO-3's throughput and highest per-GPU memory over ZeRO-2's (on N GPUs)."""
+    by = {r["strategy"]: r for r in rows if r["strategy"] in ("zero2", "zero3")}
+    most = {s: max(r["peak_gpu_memory_gib"].values(), default=0.0) for s, r in by.items()}
+    speed = by["zero3"]["tokens_per_s_per_gpu"] / by["zero2"]["tokens_per_s_per_gpu"]
+    memory = most["zero3"] / most["zero2"] if most["zero2"] else float("nan")
+    return {"tokens_per_s": round(speed, 3), "peak_gpu_memory": round(memory, 3)}
+
+
 def version(name: str) -> str:
     try:
         return metadata.version(name)
@@ -364,7 +383,7 @@ def measure(gpus: int, steps: int, out_dir: Path) -> None:
         if case.strategy == "hang":
             hang = hang_row(case, run)
         else:
-            rows.append(training_row(case, run, fpt, perf.PEAK_BF16))
+            rows.append(training_row(case, run, fpt, peak_flops(card)))
             if case.gpus > 1:
                 nccl += [f"# {case.name}"]
                 nccl += [x for x in run["log"].splitlines() if NCCL_TRANSPORT.search(x)]
@@ -388,10 +407,11 @@ def measure(gpus: int, steps: int, out_dir: Path) -> None:
             for n in ("torch", "transformers", "trl", "accelerate", "deepspeed", "liger-kernel")
         },
         "model": {"parameters_without_embedding": params, "flops_per_token": fpt},
-        "peak_bf16_flops": perf.PEAK_BF16,
+        "peak_bf16_flops": peak_flops(card),
         "steps": steps,
         "rows": rows,
         "scaling_efficiency": scaling(rows, gpus),
+        "zero3_over_zero2": zero3_over_zero2(rows),
         "hang": hang,
         "nccl_log": nccl_log.name,
     }
