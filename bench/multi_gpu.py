@@ -302,9 +302,6 @@ def training_row(case: Case, run: dict[str, Any], fpt: float, peak: float) -> di
     step_s = statistics.median(gaps)
     per_gpu = perf.MICRO * perf.SEQ / step_s
     mfu = per_gpu * fpt / peak
-    figures = run["after"].get("progress") or {}
-    status_mfu = figures.get("mfu")
-    trained = perf.MICRO * perf.SEQ * case.gpus * max(r["step"] for r in step_lines(run["log"]))
     return {
         "case": case.name,
         "strategy": case.strategy,
@@ -312,16 +309,28 @@ def training_row(case: Case, run: dict[str, Any], fpt: float, peak: float) -> di
         "step_s": round(step_s, 4),
         "tokens_per_s_per_gpu": round(per_gpu),
         "mfu": round(mfu, 4),
-        "status_mfu": None if status_mfu is None else round(status_mfu, 4),
-        "status_mfu_within_2pct": None
+        "status_during": status_check(run["during"], case.gpus, mfu),
+        "status_after": status_check(run["after"], case.gpus, mfu),
+        "peak_gpu_memory_gib": {i: m for i, m in run["gpu_peak_gib"].items() if i < case.gpus},
+        "rank0_peak_allocated_gib": steps[-1].get("memory_gib"),
+    }
+
+
+def status_check(answer: dict[str, Any], gpus: int, mfu: float) -> dict[str, Any]:
+    """What `status --json` said at one moment against the benchmark's own figures: the
+    tokens of the steps it reached (each step's once across ranks) and the MFU."""
+    figures = answer.get("progress") or {}
+    step, tokens, status_mfu = figures.get("step"), figures.get("tokens"), figures.get("mfu")
+    trained = perf.MICRO * perf.SEQ * gpus * step if step else None
+    return {
+        "step": step,
+        "tokens": tokens,
+        "tokens_trained": trained,
+        "tokens_counted_once": trained is not None and tokens == trained,
+        "mfu": None if status_mfu is None else round(status_mfu, 4),
+        "mfu_within_2pct": None
         if status_mfu is None
         else abs(status_mfu - mfu) <= MFU_TOLERANCE * mfu,
-        "status_tokens": figures.get("tokens"),
-        "tokens_trained": trained,
-        "status_tokens_counted_once": figures.get("tokens") == trained,
-        "status_during": (run["during"].get("progress") or {}).get("step"),
-        "peak_gpu_memory_gib": run["gpu_peak_gib"],
-        "rank0_peak_allocated_gib": steps[-1].get("memory_gib"),
     }
 
 
