@@ -131,3 +131,30 @@ def test_sockets_on_an_efa_job_fail_the_attempt_when_efa_is_required(
     assert data["causes"] == [
         "network: NCCL chose TCP sockets instead of EFA on " + data["progress"]["network"]["host"]
     ]
+
+
+def test_one_stuck_rank_trips_the_watchdog_with_every_ranks_stack(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Rank 1 stops stepping; rank 0 waits for it in an all-reduce. The stacks file holds both
+    ranks' Python stacks (each line carries torchrun's rank prefix)."""
+    proc = run_launcher(
+        f"base_results_dir={tmp_path / 'results'}",
+        f"training_cfg.entry_script={SCRIPTS / 'stall_one_rank.py'}",
+        "training_cfg.run.name=stuck-rank",
+        "training_cfg.run.ntasks_per_node=2",
+        "+env_vars.HPL_HANG_TIMEOUT=2",
+        env=env,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == HANG_EXIT, output[-4000:]
+    assert "rank 1 attempt 0 stops stepping at step 3" in output
+    job = tmp_path / "results" / "stuck-rank"
+    (stacks,) = job.glob("stacks-*-attempt0-*.txt")
+    text = stacks.read_text()
+    assert re.search(r"^\[rank1\]:.* in stop_stepping_on_this_rank$", text, re.M), text
+    assert re.search(r"^\[rank0\]:.* in all_reduce$", text, re.M), text
+    assert re.search(r"^\[rank0\]:.* in step_together$", text, re.M), text
+    data = json.loads(run_cli("status", "stuck-rank", "--json", env=env).stdout)
+    assert data["exit_code"] == HANG_EXIT and data["progress"]["step"] == 2
+    assert data["progress"]["hang"]["stacks"] == str(stacks)
