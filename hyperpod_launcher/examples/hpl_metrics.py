@@ -1,16 +1,24 @@
 """The open and DeepSpeed entries' side of the metrics contract: a Transformers Trainer
 callback printing one `hpl-metrics {...}` line per logging step on rank 0, and the stack dump
-the hang watchdog asks for (SIGUSR2)."""
+the hang watchdog asks for (SIGUSR2).
+
+Standard library and the training stack only: every backend ships this file beside the entry
+script, so the lines appear in job images that lack the launcher."""
 
 from __future__ import annotations
 
 import faulthandler
+import json
 import signal
 import sys
 import time
 from typing import Any
 
-from hyperpod_launcher.telemetry.node_watch import format_line
+PREFIX = "hpl-metrics "  # the same as the per-node watcher's (node_watch.py)
+
+
+def format_line(record: dict[str, Any]) -> str:
+    return PREFIX + json.dumps(record, separators=(",", ":"))
 
 
 def install_stack_dump() -> None:
