@@ -56,6 +56,7 @@ class Figures:
     network: Mapping[str, Any] | None = None  # a fall back to TCP sockets, where reported
     peak_tflops: float | None = None
     accelerators: int | None = None
+    mfu_note: str | None = None  # why MFU is missing (or what it leaves out)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,6 +154,7 @@ def derive(
         network=network,
         peak_tflops=peak_tflops,
         accelerators=accelerators,
+        mfu_note=last.get("mfu_note"),
     )
 
 
