@@ -54,6 +54,18 @@ def _memory_gib() -> float | None:
     return None
 
 
+def _device_name() -> str | None:
+    """The accelerator's name (MFU's peak where the job has no instance type, e.g. local)."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return str(torch.cuda.get_device_name())
+    except ImportError:
+        pass
+    return None
+
+
 def hpl_metrics_callback() -> Any:
     """A TrainerCallback for the contract; it also turns on the Trainer's token count (summed
     over every rank, so each step's tokens are counted once)."""
@@ -67,6 +79,7 @@ def hpl_metrics_callback() -> Any:
             self.step = 0
             self.clock = time.time()
             self.shape: dict[str, int | None] | None = None
+            self.device: str | None = None
 
         def on_init_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
             if args.include_num_input_tokens_seen in ("no", False, None):
@@ -80,6 +93,7 @@ def hpl_metrics_callback() -> Any:
             if state.is_world_process_zero and model is not None:
                 seq = getattr(args, "max_length", None) or getattr(args, "max_seq_length", None)
                 self.shape = model_shape(model, seq)
+                self.device = _device_name()
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any) -> None:
             logs = logs or {}
@@ -101,6 +115,7 @@ def hpl_metrics_callback() -> Any:
                 "step_time_s": (now - self.clock) / steps,
                 "time": now,
                 "memory_gib": _memory_gib(),
+                "device": self.device,
                 "model": self.shape,
             }
             self.tokens, self.step, self.clock = state.num_input_tokens_seen, state.global_step, now

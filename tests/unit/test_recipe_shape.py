@@ -123,3 +123,15 @@ def test_the_skip_reason_reaches_the_figures(tmp_path: Path) -> None:
     found = fig.derive(records, submitted_at=None, accelerators=8, peak_tflops=989.0,
                        now=0.0, finished=True)  # fmt: skip
     assert found.mfu is None and found.as_dict()["mfu_note"] == "no MFU: why"
+
+
+def test_a_job_without_an_instance_type_takes_the_peak_of_the_named_gpu() -> None:
+    model = {"params": 1_000_000, "layers": 2, "hidden": 64, "seq": 128}
+    line = {"event": "step", "step": 1, "tokens": 1000, "step_time_s": 1.0, "time": 1.0,
+            "model": model, "device": "NVIDIA H100 80GB HBM3"}  # fmt: skip
+    found = fig.derive([line], submitted_at=None, accelerators=1, peak_tflops=None, now=1.0,
+                       finished=True)  # fmt: skip
+    assert found.peak_tflops == 989.0
+    assert found.mfu == pytest.approx(1000 * fig.flops_per_token(model) / 989e12)
+    assert fig.device_peak_tflops("NVIDIA A100-SXM4-40GB") == 312.0
+    assert fig.device_peak_tflops("cpu") is None
