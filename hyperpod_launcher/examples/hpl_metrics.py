@@ -66,9 +66,10 @@ def _device_name() -> str | None:
     return None
 
 
-def hpl_metrics_callback() -> Any:
+def hpl_metrics_callback(count_tokens: bool = True) -> Any:
     """A TrainerCallback for the contract; it also turns on the Trainer's token count (summed
-    over every rank, so each step's tokens are counted once)."""
+    over every rank, so each step's tokens are counted once). `count_tokens=False` leaves the
+    Trainer's count off and reports samples x sequence length instead."""
     from transformers import TrainerCallback
 
     class MetricsLine(TrainerCallback):  # type: ignore[misc]
@@ -82,7 +83,7 @@ def hpl_metrics_callback() -> Any:
             self.device: str | None = None
 
         def on_init_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
-            if args.include_num_input_tokens_seen in ("no", False, None):
+            if count_tokens and args.include_num_input_tokens_seen in ("no", False, None):
                 args.include_num_input_tokens_seen = "all"
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
@@ -94,6 +95,11 @@ def hpl_metrics_callback() -> Any:
                 seq = getattr(args, "max_length", None) or getattr(args, "max_seq_length", None)
                 self.shape = model_shape(model, seq)
                 self.device = _device_name()
+
+        def step_tokens(self, state: Any, samples: int) -> int:
+            if count_tokens:
+                return int(state.num_input_tokens_seen - self.tokens)
+            return samples * int((self.shape or {}).get("seq") or 0)
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any) -> None:
             logs = logs or {}
@@ -109,7 +115,7 @@ def hpl_metrics_callback() -> Any:
                 "max_steps": state.max_steps,
                 "loss": logs.get("loss"),
                 "lr": logs.get("learning_rate"),
-                "tokens": state.num_input_tokens_seen - self.tokens,
+                "tokens": self.step_tokens(state, samples * world),
                 "samples": samples * world,
                 "steps": steps,
                 "step_time_s": (now - self.clock) / steps,
