@@ -5,7 +5,7 @@ what does the `hpl-metrics` callback cost?
 
 The ~1.1B open SFT case of bench/open_sft_mfu.py (recipe defaults: fused AdamW, no
 checkpointing). 1) Through the launcher (`cluster=local`): the benchmark's own MFU from the
-median step time of the entry's `open_ft step` lines against `status --json`'s
+mean step time of the entry's `open_ft step` lines after warm-up against `status --json`'s
 `progress.mfu` (the callback's token count, model shape and GPU name). 2) The bare TRL script
 without the callback, with it (the Trainer's cross-rank token count on) and with it counting
 samples x sequence length instead, in turns (off, on, samples, off, on, samples): the
@@ -85,7 +85,10 @@ def main() -> None:
         f"recipes.trainer.max_steps={args.steps}", "recipes.trainer.log_every_n_steps=1",
         "recipes.exp_manager.save_every_n_steps=0", "recipes.exp_manager.tensorboard=false",
     ]  # fmt: skip
-    launcher_step = statistics.median(base.step_times(launcher, env))
+    # The mean interval, i.e. the span from the first step after warm-up to the last over the
+    # steps: torchrun --tee relays the lines by polling every 0.1 s, so single intervals come
+    # in multiples of 0.1 s and their median is off by up to that much.
+    launcher_step = statistics.mean(base.step_times(launcher, env))
     bench_mfu = base.MICRO * base.SEQ / launcher_step * flops_per_token / base.PEAK_BF16
     status = subprocess.run(
         [sys.executable, "-m", "hyperpod_launcher", "status", name, "--json"],
