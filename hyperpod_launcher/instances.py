@@ -199,6 +199,13 @@ def _table() -> dict[str, InstanceType]:
 INSTANCES = _table()
 
 
+def chip_of_device(device_name: str | None) -> Chip | None:
+    """The chip of a device as CUDA names it (`NVIDIA H100 80GB HBM3`), where known."""
+    words = set((device_name or "").replace("-", " ").split())
+    chips = (H100, H200, B200, A100_80, A10G, L4, L40S)  # the A100s share one peak
+    return next((chip for chip in chips if chip.model.split()[0] in words), None)
+
+
 def normalize(name: str) -> str:
     """`ml.p5.48xlarge` (SageMaker spelling) -> `p5.48xlarge` (EC2 spelling)."""
     return name[3:] if name.startswith("ml.") else name

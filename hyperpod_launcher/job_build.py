@@ -54,6 +54,7 @@ from hyperpod_launcher.mounts import check_sources as check_mount_sources
 from hyperpod_launcher.mounts import parse as parse_mount
 from hyperpod_launcher.resume import Resume
 from hyperpod_launcher.resume import rule as resume_rule
+from hyperpod_launcher.telemetry.knobs import watch_env
 
 CPU_PROCESSES = "cpu_processes"  # processes per node where the job has no accelerator
 # A run name becomes a folder, a Slurm job name and (on k8s) part of object names.
@@ -675,7 +676,11 @@ def _assemble(
 ) -> tuple[JobSpec, Secrets]:
     machine = job.machine
     facts = job_env.JobFacts(machine.accelerator, machine.instance, run.nodes, job.stack)
-    shared_env = {**job_env.default_env(facts), **required.cache_env(launch.backend, launch.cfg)}
+    shared_env = {
+        **job_env.default_env(facts),
+        **required.cache_env(launch.backend, launch.cfg),
+        **watch_env(launch.cfg.get("watch")),
+    }
     env, secret_env = _split_env(launch.cfg.get("env_vars") or {}, shared_env)
     secret_env.update(job.secret_env)
     secrets = Secrets(env=secret_env, git_token=launch.git.get("token"))

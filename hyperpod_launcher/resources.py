@@ -48,3 +48,17 @@ def example_path(name: str) -> str:
 def is_example(path: str) -> bool:
     """The path is one of the launcher's own example scripts (shipped with the job)."""
     return Path(path).resolve().parent == _PACKAGE_DIR / "examples"
+
+
+# Modules an example imports from its own folder: they ship with it (the job's image need not
+# have the launcher).
+_EXAMPLE_COMPANIONS = {"open_ft.py": ("hpl_metrics.py",)}
+
+
+def example_companions(script: str) -> list[str]:
+    """Absolute paths of the files that ship beside a built-in example script (none for other
+    scripts)."""
+    if not is_example(script):
+        return []
+    folder = _PACKAGE_DIR / "examples"
+    return [str(folder / name) for name in _EXAMPLE_COMPANIONS.get(Path(script).name, ())]

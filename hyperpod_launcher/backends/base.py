@@ -169,8 +169,21 @@ def train_script(spec: JobSpec, launcher: str = "torchrun") -> RenderedFile:
         launcher=launcher,
         launch=LAUNCH_COMMANDS[launcher],
         node_watch=node_watch_source(),
+        mfu_inputs=watcher_mfu_inputs(spec),
     )
     return RenderedFile(text, 0o755)
+
+
+def watcher_mfu_inputs(spec: JobSpec) -> str:
+    """The recipe's model shape and tokens per step, as the watcher's --mfu-inputs (JSON), for
+    the stacks whose progress lines it converts; empty for the others."""
+    import json
+
+    from hyperpod_launcher.telemetry.recipe_shape import mfu_inputs
+    from hyperpod_launcher.train_stack import recipe_of
+
+    found = mfu_inputs(recipe_of(spec.recipe_yaml), spec.nodes * spec.procs_per_node)
+    return json.dumps(found, separators=(",", ":")) if found else ""
 
 
 def node_watch_source() -> str:

@@ -43,6 +43,16 @@ class TrainingCfg:
 
 
 @dataclass
+class WatchConfig:
+    """The per-node watcher's hang watchdog and EFA tripwire (set as HPL_* variables)."""
+
+    hang_timeout: float | None = None  # seconds without a step line; 0: no watchdog
+    hang_floor: float | None = None  # the shortest window when derived from the step times
+    hang_factor: float | None = None  # the window as a multiple of the median step interval
+    require_efa: bool = False  # end the attempt when NCCL falls back to TCP sockets
+
+
+@dataclass
 class LauncherConfig:
     """Top level of recipes_collection/config.yaml (recipes and cluster are checked apart)."""
 
@@ -56,6 +66,7 @@ class LauncherConfig:
     container_mounts: list[str | None] = field(default_factory=list)
     git: GitConfig = field(default_factory=GitConfig)
     env_vars: dict[str, str | int | float | bool] = field(default_factory=dict)
+    watch: WatchConfig = field(default_factory=WatchConfig)
     dry_run: bool = False
     force_fp8: bool = False  # launch fp8 recipes off the p5 family anyway
     wait: bool | None = None

@@ -760,10 +760,10 @@ def metrics_printer() -> Any:
 
 def hpl_metrics() -> list[Any]:
     """The launcher's `hpl-metrics` line (status, jobs, --wait read it), where importable."""
-    try:
-        from hyperpod_launcher.telemetry.callback import hpl_metrics_callback
-    except ImportError:  # the entry runs without the launcher installed
-        return []
+    try:  # shipped beside this script (the job's image need not have the launcher)
+        from hpl_metrics import hpl_metrics_callback
+    except ImportError:  # imported as a module of the launcher (tests, in-process runs)
+        from hyperpod_launcher.examples.hpl_metrics import hpl_metrics_callback
     return [hpl_metrics_callback()]
 
 

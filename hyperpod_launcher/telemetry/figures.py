@@ -20,6 +20,15 @@ def dense_bf16_peak_tflops(instance_type: str | None) -> float | None:
     return instance.peak_bf16_tflops
 
 
+def device_peak_tflops(device_name: str | None) -> float | None:
+    """The dense bf16 peak of the device a step line names (jobs without an instance type,
+    e.g. local ones), in TFLOP/s."""
+    from hyperpod_launcher import instances
+
+    chip = instances.chip_of_device(device_name)
+    return chip.peak_bf16_tflops if chip is not None else None
+
+
 def flops_per_token(model: Mapping[str, Any] | None) -> float | None:
     """Model FLOPs per trained token: 6 x parameters without the input embedding, plus
     12 x layers x hidden x sequence for attention (recomputation not counted)."""
@@ -56,6 +65,7 @@ class Figures:
     network: Mapping[str, Any] | None = None  # a fall back to TCP sockets, where reported
     peak_tflops: float | None = None
     accelerators: int | None = None
+    mfu_note: str | None = None  # why MFU is missing (or what it leaves out)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +117,8 @@ def derive(
             accelerators=accelerators,
         )
     last = steps[-1]
+    if not peak_tflops and last.get("device"):
+        peak_tflops = device_peak_tflops(str(last["device"]))
     # A step redone after a restart counts once: its last run is the one that stood.
     step_time: dict[int, float] = {}
     for record in steps:
@@ -153,6 +165,7 @@ def derive(
         network=network,
         peak_tflops=peak_tflops,
         accelerators=accelerators,
+        mfu_note=last.get("mfu_note"),
     )
 
 

@@ -11,9 +11,10 @@ import dataclasses
 import hashlib
 import os
 import re
+from pathlib import Path
 from typing import Any, TypeVar
 
-from hyperpod_launcher import image_ref, job
+from hyperpod_launcher import image_ref, job, resources
 from hyperpod_launcher.backends.base import train_script
 from hyperpod_launcher.backends.k8s import chart_schema
 from hyperpod_launcher.backends.k8s import hyperpod as k8s_hyperpod
@@ -464,6 +465,12 @@ def _shipped_entry(spec: JobSpec) -> tuple[str, str] | None:
         raise UserError(f"{key}={script!r}: cannot read it ({err.strerror})") from None
 
 
+def _example_companions(script: str) -> dict[str, str]:
+    """The modules a built-in example imports from its folder, beside it in the ConfigMap."""
+    paths = resources.example_companions(script)
+    return {os.path.basename(path): Path(path).read_text(encoding="utf-8") for path in paths}
+
+
 def pod_spec(spec: JobSpec, shipped: tuple[str, str] | None) -> JobSpec:
     """The job as its pods see it: recipe in /hpl/job, code in /hpl/code, scripts beside."""
     pod = job.relocate(spec, POD_PATHS["job"], POD_PATHS["code"] if spec.code.location else None)
@@ -652,6 +659,7 @@ def build(spec: JobSpec) -> ChartValues:
             scripts[file] = text
     if shipped is not None:
         scripts[shipped[0]] = shipped[1]
+        scripts.update(_example_companions(spec.entry.script or ""))
     plain_env, secret_env = _env(spec)
     restart, backoff = restarts(spec) if not hyperpod else (None, None)
     uses_secret = bool(secret_env) or code["repo"] is not None

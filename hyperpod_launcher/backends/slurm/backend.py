@@ -177,8 +177,11 @@ def _ship_entry(spec: JobSpec) -> tuple[JobSpec, dict[str, RenderedFile]]:
         return spec, {}
     relpath = os.path.join(SHIPPED_DIR, os.path.basename(script))
     entry = dataclasses.replace(spec.entry, script=os.path.join(spec.launch_dir, relpath))
-    text = Path(script).read_text(encoding="utf-8")  # the one file read of this render
-    return dataclasses.replace(spec, entry=entry), {relpath: RenderedFile(text, 0o644)}
+    shipped = {}
+    for path in [script, *resources.example_companions(script)]:
+        name = os.path.join(SHIPPED_DIR, os.path.basename(path))
+        shipped[name] = RenderedFile(Path(path).read_text(encoding="utf-8"), 0o644)
+    return dataclasses.replace(spec, entry=entry), shipped
 
 
 def srun_flags(spec: JobSpec, runtime: str | None) -> list[str]:

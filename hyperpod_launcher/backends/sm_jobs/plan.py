@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hyperpod_launcher import __version__, templating, train_stack, yaml_text
+from hyperpod_launcher import __version__, resources, templating, train_stack, yaml_text
 from hyperpod_launcher.backends.base import RenderedFile, train_script
 from hyperpod_launcher.backends.sm_jobs import checks
 from hyperpod_launcher.backends.sm_jobs.defaults import CHECKPOINTS
@@ -273,8 +273,10 @@ def _entry_source(script: str, checkout: str | None) -> tuple[str, list[list[str
             f"entry script {script!r}: SageMaker needs the code here to upload it; set "
             "git.repo_url_or_path, or give an absolute path to a script on this machine"
         )
-    # A script on this machine is uploaded alone (launch.py says if it does not exist).
-    return os.path.basename(script), [[script, os.path.basename(script)]]
+    # A script on this machine is uploaded alone (launch.py says if it does not exist), with
+    # the modules a built-in example imports from its folder.
+    paths = [script, *resources.example_companions(script)]
+    return os.path.basename(script), [[path, os.path.basename(path)] for path in paths]
 
 
 def _torch_distributed() -> dict[str, Any]:

@@ -199,6 +199,15 @@ def _env_float(name: str) -> float | None:
         return None
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        found = json.loads(text) if text else {}
+    except ValueError:
+        print(f"hyperpod-launcher: ignoring --mfu-inputs {text!r} (not JSON)", file=sys.stderr)
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def _truthy(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -257,6 +266,7 @@ class Watch:
         self.floor = _env_float("HPL_HANG_FLOOR") or DEFAULT_HANG_FLOOR_S
         self.factor = _env_float("HPL_HANG_FACTOR") or DEFAULT_HANG_FACTOR
         self.disabled = self.explicit is not None and self.explicit <= 0
+        self.mfu_inputs = _json_object(getattr(args, "mfu_inputs", ""))
 
     # -- contract lines ---------------------------------------------------------------
     def metrics_path(self) -> str | None:
@@ -306,6 +316,7 @@ class Watch:
                 steps = converted["step"] - self.parsed_step if self.parsed_step else 1
                 self.parsed_step = converted["step"]
                 converted.update(steps=steps, time=now, attempt=self.attempt, source="parsed")
+                self.add_mfu_inputs(converted)
                 self.emit(converted)
                 self.step_seen(now)
                 return
@@ -314,6 +325,16 @@ class Watch:
             if net is not None:
                 self.network_seen = True
                 self.on_network(net, stop)
+
+    def add_mfu_inputs(self, record: dict[str, Any]) -> None:
+        """The recipe's model shape and the step's tokens (the stacks' lines lack both)."""
+        inputs = self.mfu_inputs
+        if isinstance(inputs.get("model"), dict):
+            record["model"] = inputs["model"]
+        if isinstance(inputs.get("tokens_per_step"), int):
+            record["tokens"] = inputs["tokens_per_step"] * record["steps"]
+        if inputs.get("note"):
+            record["mfu_note"] = str(inputs["note"])
 
     def on_network(self, net: str, stop: Callable[[int], None]) -> None:
         socket_chosen = net.lower().startswith("socket")
@@ -501,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-dir", default="")
     parser.add_argument("--launch-id", default="")
     parser.add_argument("--efa", action="store_true", help="check NCCL's network choice")
+    parser.add_argument("--mfu-inputs", default="", help="JSON: model, tokens_per_step, note")
     parser.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
     parser.add_argument("--self-delete", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("command", nargs=argparse.REMAINDER)
@@ -519,6 +541,7 @@ if __name__ == "__main__":
     sys.exit(main())
 HPL_NODE_WATCH
   watch=(python3 "$watch_py" --self-delete --job-dir /fsx/results/llama-8b --launch-id golden)
+  watch+=(--mfu-inputs '{"model":{"params":7504924672,"layers":32,"hidden":4096,"seq":8192},"tokens_per_step":1048576}')  # the recipe's model shape and tokens per step
   if [ "${FI_PROVIDER:-}" = efa ]; then watch+=(--efa); fi
   watch+=(--)
 fi
