@@ -40,14 +40,18 @@ from hyperpod_launcher.dotted import get as _get
 from hyperpod_launcher.errors import UserError, did_you_mean
 from hyperpod_launcher.instances import InstanceType
 from hyperpod_launcher.job import (
-    ENV_NAME,
     RECIPE_SECRETS,
-    SECRET_ENV,
     CodeSource,
     Entry,
     JobSpec,
     Secrets,
     launch_folder,
+)
+from hyperpod_launcher.launch_values import (
+    SAFE_NAME,
+    non_negative_int,
+    positive_int,
+    split_env,
 )
 from hyperpod_launcher.mounts import Mount, recipe_mounts
 from hyperpod_launcher.mounts import check_sources as check_mount_sources
@@ -58,7 +62,6 @@ from hyperpod_launcher.telemetry.knobs import watch_env
 
 CPU_PROCESSES = "cpu_processes"  # processes per node where the job has no accelerator
 # A run name becomes a folder, a Slurm job name and (on k8s) part of object names.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 DEFAULT_FAMILY_BY_MODEL_TYPE = {
     "llama_v3": "llama",
     "llama_v4": "llama",
@@ -102,40 +105,12 @@ def cluster_origin(backend: str, recipe_choice: str | None, overrides: tuple[str
     return f"cluster={backend}: default of recipes={recipe_choice}"
 
 
-def _split_env(
-    env_vars: Mapping[str, Any], defaults: Mapping[str, str]
-) -> tuple[dict[str, str], dict[str, str]]:
-    plain = dict(defaults)
-    secret: dict[str, str] = {}
-    for key, value in env_vars.items():
-        if not ENV_NAME.match(key):
-            raise UserError(f"env_vars.{key}: not a valid environment variable name")
-        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-        if SECRET_ENV.search(key):
-            secret[key] = text
-        else:
-            plain[key] = text
-    return plain, secret
-
-
-def _positive_int(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise UserError(f"{key}: must be a positive integer, got {value!r}")
-    return value
-
-
-def _non_negative_int(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise UserError(f"{key}: must be 0 or a positive integer, got {value!r}")
-    return value
-
-
 def _procs_per_node(explicit: Any, key: str, instance: InstanceType | None, exact: bool) -> int:
     """Processes per node: explicit, or one per device. Recipes must use every device; a
     custom script may start fewer processes (one process can drive several devices)."""
     if explicit is None:
         return instance.processes_per_node if instance else 1
-    count = _positive_int(explicit, key)
+    count = positive_int(explicit, key)
     too_many = count > (instance.processes_per_node if instance else count)
     if instance is not None and (too_many or (exact and count != instance.processes_per_node)):
         unit = "NeuronCores" if instance.accelerator == "neuron" else "devices"
@@ -312,7 +287,7 @@ def _run(
     limit: tuple[str, Any],
 ) -> _Run:
     """Each argument is (key, value) as the mode's section spells it."""
-    node_count = _positive_int(nodes[1], nodes[0])
+    node_count = positive_int(nodes[1], nodes[0])
     normalized_limit = time_limit.normalize(limit[1], limit[0])
     if not isinstance(name[1], str) or not SAFE_NAME.match(name[1]):
         raise UserError(
@@ -391,7 +366,7 @@ def _instance(launch: _Launch, chosen: instance_choice.InstanceChoice) -> Instan
 
 def _cpu_processes(launch: _Launch) -> int | None:
     value = launch.cfg.get(CPU_PROCESSES)
-    return None if value is None else _positive_int(value, CPU_PROCESSES)
+    return None if value is None else positive_int(value, CPU_PROCESSES)
 
 
 def _recipe_machine(launch: _Launch, recipe: dict[str, Any], run: _Run) -> _Machine:
@@ -681,7 +656,7 @@ def _assemble(
         **required.cache_env(launch.backend, launch.cfg),
         **watch_env(launch.cfg.get("watch")),
     }
-    env, secret_env = _split_env(launch.cfg.get("env_vars") or {}, shared_env)
+    env, secret_env = split_env(launch.cfg.get("env_vars") or {}, shared_env)
     secret_env.update(job.secret_env)
     secrets = Secrets(env=secret_env, git_token=launch.git.get("token"))
     cfg = launch.cfg
@@ -716,7 +691,7 @@ def _assemble(
         dry_run=bool(cfg.get("dry_run")),
         wait=cfg.get("wait"),
         allow_concurrent=bool(cfg.get("allow_concurrent")),
-        max_restarts=_non_negative_int(cfg.get("max_restarts", 0), "max_restarts"),
+        max_restarts=non_negative_int(cfg.get("max_restarts", 0), "max_restarts"),
         resume=job.resume,
         config_files=job.config_files,
         open_files=job_env.open_files_limit(facts),

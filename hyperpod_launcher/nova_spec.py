@@ -15,6 +15,7 @@ from hyperpod_launcher.config.recipe_schema import recipe_schema
 from hyperpod_launcher.config.validate import check_section, typed
 from hyperpod_launcher.errors import UserError
 from hyperpod_launcher.job import CodeSource, Entry, JobSpec, Secrets
+from hyperpod_launcher.launch_values import SAFE_NAME, non_negative_int, split_env
 
 INSTANCE_TYPE = "p5.48xlarge"
 
@@ -30,9 +31,7 @@ def check_backend(backend: str, stack: str, recipe_choice: str | None) -> None:
 
 
 def _env(env_vars: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    from hyperpod_launcher.job_build import _split_env
-
-    plain, secret = _split_env(env_vars, {})
+    plain, secret = split_env(env_vars, {})
     if secret:
         raise UserError(
             f"env_vars.{sorted(secret)[0]}: Nova jobs take no secrets (AWS's images read "
@@ -45,8 +44,6 @@ def build(
     launch: Any, recipe: dict[str, Any], added: frozenset[str], origin: str
 ) -> tuple[JobSpec, Secrets]:
     """`launch` is job_build's checked launcher settings; `recipe` the resolved recipe."""
-    from hyperpod_launcher.job_build import SAFE_NAME, _non_negative_int
-
     check_section(recipe, recipe_schema("nova"), "recipes", added=added)
     nova.check(recipe)
     cfg = launch.cfg
@@ -99,7 +96,7 @@ def build(
         overrides=tuple(launch.overrides),
         dry_run=bool(cfg.get("dry_run")),
         wait=cfg.get("wait"),
-        max_restarts=_non_negative_int(cfg.get("max_restarts", 0), "max_restarts"),
+        max_restarts=non_negative_int(cfg.get("max_restarts", 0), "max_restarts"),
         origins=(origin, f"instance_type={INSTANCE_TYPE}: Nova"),
         nova=job,
     )

@@ -45,7 +45,7 @@ def test_slurm_uses_the_recipes_instance_for_environment_and_says_so(tmp_path: P
     assert "instance_type=p5.48xlarge: recipes.run.instance_type" in line
     script = (tmp_path / "results" / L8B_DIR / "train_script.sh").read_text()
     for exported in ("FI_PROVIDER", "FI_EFA_USE_DEVICE_RDMA", "NCCL_SOCKET_IFNAME"):
-        assert exported in script, exported
+        assert f"export {exported}=" in script, exported
 
 
 def test_an_explicit_instance_type_says_command_line(tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_opt_out_on_slurm_skips_the_device_checks(tmp_path: Path) -> None:
     )
     assert "16 node(s) x 2 process(es)" in line
     script = (tmp_path / "results" / L8B_DIR / "train_script.sh").read_text()
-    assert "FI_PROVIDER" not in script  # no EFA on plain nodes
+    assert "export FI_PROVIDER" not in script  # no EFA on plain nodes
 
 
 def test_sagemaker_uses_the_recipes_instance_type(tmp_path: Path) -> None:
