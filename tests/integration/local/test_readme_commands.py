@@ -137,12 +137,16 @@ def argv(example: Example, tmp_path: Path) -> tuple[list[str], dict[str, str]]:
         base = [sys.executable, "-m", "hyperpod_launcher"]
         if args and args[0] in JOB_COMMANDS:
             return [*base, *args], env
-    local = not any(a.startswith(("recipes=", "cluster=")) for a in args) or "cluster=local" in args
+    chosen = ("recipes=", "cluster=", "--config-name=")  # another config picks its own cluster
+    local = not any(a.startswith(chosen) for a in args) or "cluster=local" in args
     args = [a for a in args if not a.startswith("base_results_dir=")]
-    ours = [f"base_results_dir={tmp_path / 'results'}"]  # before flags such as --cfg
+    # Hydra reads its overrides as one run of words: flags (and --cfg's value) go first.
+    flags = [a for a in args if a.startswith("-") or "=" not in a]
+    overrides = [a for a in args if a not in flags]
+    ours = [f"base_results_dir={tmp_path / 'results'}"]
     if not local and "--cfg" not in args:
         ours.append("dry_run=true")
-    return [*base, *ours, *args], env
+    return [*base, *flags, *ours, *overrides], env
 
 
 @pytest.fixture(scope="module")
