@@ -1,8 +1,9 @@
 """The Python stack an open fine-tuning job (examples/open_ft.py) imports, and its checks.
 
 SageMaker jobs get it as a requirements.txt beside the entry (the framework image installs it
-before the entry starts); Kubernetes and Slurm containers must hold it (the README's image
-contract); `preflight` looks for it with the job's own Python where that Python is on this host.
+before the entry starts); Kubernetes and Slurm containers must hold it (the image contract of
+docs/open-fine-tuning.md); `preflight` looks for it with the job's own Python where that Python
+is on this host.
 """
 
 from __future__ import annotations
@@ -96,7 +97,10 @@ def check(spec: Any) -> Any:
     if not is_open_ft(recipe):
         return ok("not an open fine-tuning job")
     if spec.image:
-        return ok(f"image {spec.image}: it must hold the [train] stack (README: job image)")
+        return ok(
+            f"image {spec.image}: it must hold the [train] stack"
+            " (docs/open-fine-tuning.md: job image)"
+        )
     python = job_python()
     if python is None:
         return fail("no torchrun on PATH", "install the [train] extra: pip install '.[train]'")

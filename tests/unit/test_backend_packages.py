@@ -18,7 +18,7 @@ import hyperpod_launcher.backends
 from hyperpod_launcher import backends
 from tests.conftest import REPO
 
-# The layout README.md and CONTRIBUTING.md describe.
+# The layout docs/development.md and CONTRIBUTING.md describe.
 MODULES = (
     "hyperpod_launcher.backends.base",
     "hyperpod_launcher.backends.slurm.backend",

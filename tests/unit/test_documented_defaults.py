@@ -1,6 +1,7 @@
 """Each cluster option's default is stated once, in its backend's options class: the shipped
-cluster files and README.md's key tables are checked against it (a value, a `(default)` in a
-table, or a `A | B` list of choices in a comment that disagrees with the class fails here)."""
+cluster files and the key tables of docs/backends/ are checked against it (a value, a
+`(default)` in a table, or a `A | B` list of choices in a comment that disagrees with the class
+fails here)."""
 
 from __future__ import annotations
 
@@ -96,42 +97,35 @@ def test_choices_in_the_cluster_file_comments_are_the_schema_choices(name: str) 
             assert named <= allowed, f"{name}.yaml {dotted}: {sorted(named - allowed)}"
 
 
-def _readme_tables() -> list[tuple[str, str, str]]:
-    """(backend, key prefix, first cell) of each row of the key tables under the README's
-    `cluster/<name>.yaml` headings (a later heading without a cluster file keeps the backend)."""
+def _documented_tables() -> list[tuple[str, str, str]]:
+    """(backend, key prefix, first cell) of each row of the key tables of the backends' pages,
+    docs/backends/<name>.md."""
     rows: list[tuple[str, str, str]] = []
-    backend, prefix = None, ""
-    for line in (REPO / "README.md").read_text().splitlines():
-        heading = re.match(r"^#{2,3} ", line)
-        if heading:
-            found = re.search(r"cluster/(\w+)\.yaml", line)
-            if found:
-                backend = found[1]
-            elif line.startswith("## "):
-                backend = None
-            continue
-        if backend is None or not line.startswith("| "):
-            continue
-        first = line.split("|")[1].strip()
-        if first.startswith("key"):
-            under = re.search(r"under `([\w.]+)`", first)
-            prefix = under[1] + "." if under else ""
-            continue
-        if not first.startswith("---"):
-            rows.append((backend, prefix, first))
+    for page in sorted((REPO / "docs" / "backends").glob("*.md")):
+        prefix = ""
+        for line in page.read_text().splitlines():
+            if not line.startswith("| "):
+                continue
+            first = line.split("|")[1].strip()
+            if first.startswith("key"):
+                under = re.search(r"under `([\w.]+)`", first)
+                prefix = under[1] + "." if under else ""
+                continue
+            if not first.startswith("---"):
+                rows.append((page.stem, prefix, first))
     return rows
 
 
 ROW_KEY = re.compile(r"`([A-Za-z_][\w.]*)`(?: \(([^)]*)\))?")
 
 
-def test_the_readme_has_key_tables_for_the_cluster_files() -> None:
-    assert {backend for backend, _, _ in _readme_tables()} >= {"slurm", "k8s", "sm_jobs"}
+def test_the_docs_have_key_tables_for_the_cluster_files() -> None:
+    assert {backend for backend, _, _ in _documented_tables()} >= {"slurm", "k8s", "sm_jobs"}
 
 
-def test_keys_and_defaults_in_the_readme_tables_are_the_schemas() -> None:
+def test_keys_and_defaults_in_the_documented_tables_are_the_schemas() -> None:
     problems = []
-    for backend, prefix, cell in _readme_tables():
+    for backend, prefix, cell in _documented_tables():
         schema = backends.options_schema(backend)
         for key, stated in ROW_KEY.findall(cell):
             try:

@@ -4,7 +4,7 @@ tests/fixtures/hyperpod_v1_recipes.json holds every leaf key path and value of H
 recipe files. Each recipe of ours with that name is composed as `python main.py recipes=<name>`
 composes it (catalog.Composer, the composition `recipes show` and the catalog dry run use) and
 compared key by key. A difference passes only when tests/fixtures/hyperpod_v1_deviations.yaml
-declares it (the same table the README shows), and every declared row must still be needed.
+declares it (the same table docs/recipes.md shows), and every declared row must still be needed.
 Per-launch values (run names, data/experiment/model paths, tokens) are compared by presence only.
 A key HyperPod's adapter recipe leaves out takes the adapter schema's default there, so where
 ours sets it, it must set that default (tests/fixtures/training_code/adapter_config_fields.json).
@@ -47,8 +47,8 @@ DEVIATIONS: list[dict[str, Any]] = yaml.safe_load(
 ADAPTER_SECTIONS = json.loads(
     (FIXTURES / "training_code" / "adapter_config_fields.json").read_text()
 )["sections"]
-README = REPO / "README.md"
-SECTION = "### Differences from SageMaker HyperPod v1 recipes"
+RECIPES_DOC = REPO / "docs" / "recipes.md"
+SECTION = "## Differences from SageMaker HyperPod v1 recipes"
 
 # Values a user sets per launch: the key must exist, its value is theirs.
 PER_LAUNCH = {
@@ -225,8 +225,8 @@ def test_comparison_catches_a_changed_value_and_a_missing_key() -> None:
     ]
 
 
-def readme_table() -> str:
-    """The deviation table as the README shows it, rendered from the data file."""
+def documented_table() -> str:
+    """The deviation table as docs/recipes.md shows it, rendered from the data file."""
     lines = ["| recipe | key | HyperPod v1 | ours | why |", "|---|---|---|---|---|"]
     for row in DEVIATIONS:
         ours = json.dumps(row["ours"])
@@ -240,12 +240,13 @@ def readme_table() -> str:
     return "\n".join(lines)
 
 
-def test_readme_shows_the_deviation_table() -> None:
-    text = README.read_text()
+def test_the_docs_show_the_deviation_table() -> None:
+    text = RECIPES_DOC.read_text()
     assert SECTION in text
     section = text.split(SECTION, 1)[1]
     section = re.split(r"\n#{2,3} ", section, maxsplit=1)[0]
-    assert readme_table() in section, "README table differs; paste:\n" + readme_table()
+    table = documented_table()
+    assert table in section, "docs/recipes.md table differs; paste:\n" + table
 
 
 CLI_CASES = {

@@ -222,8 +222,8 @@ def test_progress_line_and_causes() -> None:
     ]
 
 
-def test_readme_states_the_watchdog_and_tripwire_defaults() -> None:
-    readme = (REPO / "README.md").read_text()
+def test_the_docs_state_the_watchdog_and_tripwire_defaults() -> None:
+    readme = (REPO / "docs" / "watching-a-run.md").read_text()
     assert f"10 x the median time between step lines, at least {nw.DEFAULT_HANG_FLOOR_S:.0f} s" in (
         readme.replace("\n", " ")
     )

@@ -1,4 +1,4 @@
-"""The local backend with real torchrun processes: the README quickstart path."""
+"""The local backend with real torchrun processes: the README's quickstart path."""
 
 from __future__ import annotations
 

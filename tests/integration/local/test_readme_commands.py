@@ -1,4 +1,4 @@
-"""Every command in the README's code blocks runs and does what the text says.
+"""Every command in the code blocks of README.md and docs/ runs and does what the text says.
 
 Conventions (see CONTRIBUTING.md): a line `# error: <message>` right after a command means it
 must fail with `error: <message>` on stderr, and `# fails: <text>` that it must exit non-zero
@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import REPO
 
-README = (REPO / "README.md").read_text()
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 PROGRAMS = r"python main\.py|hyperpod-launch|bash launcher_scripts/\S+"
 COMMAND = re.compile(rf"^((?:[A-Z_][A-Z0-9_]*=\S*\s+)*)({PROGRAMS})(.*)$")
 PLACEHOLDERS = {
@@ -41,6 +41,7 @@ JOB_COMMANDS = ("jobs", "status", "logs", "cancel", "recipes", "preflight", "sch
 
 @dataclass(frozen=True)
 class Example:
+    page: str
     line: int
     env: tuple[tuple[str, str], ...]
     program: str
@@ -48,10 +49,10 @@ class Example:
     error: str | None
 
     def __str__(self) -> str:
-        return f"README.md:{self.line}: {self.program}{self.args}"
+        return f"{self.page}:{self.line}: {self.program}{self.args}"
 
 
-def examples(text: str = README) -> list[Example]:
+def examples(text: str, page: str = "README.md") -> list[Example]:
     found: list[Example] = []
     skip = False
     lines = text.splitlines()
@@ -82,16 +83,18 @@ def examples(text: str = README) -> list[Example]:
             if following.startswith(FAILS):
                 error = following[len(FAILS) :]
             env = tuple(tuple(a.split("=", 1)) for a in match.group(1).split())
-            found.append(Example(start + 1, env, match.group(2), args, error))
+            found.append(Example(page, start + 1, env, match.group(2), args, error))
         i += 1
     return found
 
 
-EXAMPLES = examples()
+EXAMPLES = [e for p in PAGES for e in examples(p.read_text(), str(p.relative_to(REPO)))]
 
 
-def test_the_readme_has_examples_to_run() -> None:
-    assert any(e.program == "python main.py" and not e.args.strip() for e in EXAMPLES)
+def test_the_docs_have_examples_to_run() -> None:
+    readme = [e for e in EXAMPLES if e.page == "README.md"]
+    assert any(e.program == "python main.py" and not e.args.strip() for e in readme)
+    assert {e.page for e in EXAMPLES} > {"README.md"}
     assert sum(e.program.startswith("bash launcher_scripts/") for e in EXAMPLES) >= 1
 
 
@@ -134,17 +137,21 @@ def argv(example: Example, tmp_path: Path) -> tuple[list[str], dict[str, str]]:
         base = [sys.executable, "-m", "hyperpod_launcher"]
         if args and args[0] in JOB_COMMANDS:
             return [*base, *args], env
-    local = not any(a.startswith(("recipes=", "cluster=")) for a in args) or "cluster=local" in args
+    chosen = ("recipes=", "cluster=", "--config-name=")  # another config picks its own cluster
+    local = not any(a.startswith(chosen) for a in args) or "cluster=local" in args
     args = [a for a in args if not a.startswith("base_results_dir=")]
-    ours = [f"base_results_dir={tmp_path / 'results'}"]  # before flags such as --cfg
+    # Hydra reads its overrides as one run of words: flags (and --cfg's value) go first.
+    flags = [a for a in args if a.startswith("-") or "=" not in a]
+    overrides = [a for a in args if a not in flags]
+    ours = [f"base_results_dir={tmp_path / 'results'}"]
     if not local and "--cfg" not in args:
         ours.append("dry_run=true")
-    return [*base, *ours, *args], env
+    return [*base, *flags, *ours, *overrides], env
 
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The README's shared filesystem (/fsx) and a finished local job named llama-8b, which
+    """The docs' shared filesystem (/fsx) and a finished local job named llama-8b, which
     the job commands' examples follow."""
     root = tmp_path_factory.mktemp("readme")
     (root / "fsx" / "code").mkdir(parents=True)
@@ -177,7 +184,7 @@ def environment(root: Path, extra: dict[str, str] | None = None) -> dict[str, st
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=str)
-def test_readme_example(example: Example, sandbox: Path) -> None:
+def test_documented_example(example: Example, sandbox: Path) -> None:
     command, env = argv(example, sandbox)
     proc = subprocess.run(
         command,

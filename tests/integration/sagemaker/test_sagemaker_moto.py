@@ -173,7 +173,8 @@ def test_secret_reaches_the_job_environment_only_on_opt_in(moto: Any, tmp_path: 
         ),
     )
     assert create["Environment"]["HF_TOKEN"] == HF
-    # AWS returns it again in DescribeTrainingJob's Environment (README); moto omits the field.
+    # AWS returns it again in DescribeTrainingJob's Environment (docs/backends/sm_jobs.md);
+    # moto omits the field.
     assert HF not in proc.stdout + proc.stderr
     for path in tmp_path.rglob("*"):
         if path.is_file():
