@@ -187,7 +187,9 @@ def test_one_replica_group_runs_hyperpodrun(chart: dict[str, Any]) -> None:
     assert env["NPROC_PER_NODE"] == str(spec.procs_per_node)
     assert "MASTER_ADDR" not in env and "HPL_RDZV_ID" not in env
     script = scripts_of(chart)["train_script.sh"]
-    assert "\nexec hyperpodrun " in script and "\ntorchrun " not in script
+    # hyperpodrun starts the workers (behind the run's watcher), never torchrun
+    assert '\nexec ${watch[@]+"${watch[@]}"} hyperpodrun ' in script
+    assert not [line for line in script.splitlines() if line.lstrip().startswith("torchrun ")]
     for flag in (
         "--tee=3",
         "--log_dir=/tmp/hyperpod",
@@ -277,7 +279,7 @@ def test_scripts_pass_shellcheck(governed: dict[str, Any], tmp_path: Path) -> No
             paths.append(tmp_path / file)
             paths[-1].write_text(text)
     spec = governed["plan"].spec
-    paths.append(Path(spec.job_dir) / f"{spec.name}_submission.sh")
+    paths.append(Path(spec.launch_dir) / f"{spec.name}_submission.sh")
     shellcheck(*paths)
 
 

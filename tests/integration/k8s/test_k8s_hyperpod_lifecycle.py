@@ -80,11 +80,23 @@ def test_status_reads_the_hyperpod_job_and_its_restart_counts(
         "restarting 2/5, full job restarts 1/2",
     )
     assert got["detail"] == f"last restart (process-level) for pod(s) {name}-pod-1"
-    assert cluster.calls() == [
+    pods_call = (
+        "GET",
+        f"/api/v1/namespaces/{NAMESPACE}/pods",
+        {"labelSelector": [f"HPJob={name}"]},
+    )
+    assert cluster.calls()[:2] == [
         ("GET", f"/apis/sagemaker.amazonaws.com/v1/namespaces/{NAMESPACE}/hyperpodpytorchjobs/"
                 f"{name}", {}),
-        ("GET", f"/api/v1/namespaces/{NAMESPACE}/pods", {"labelSelector": [f"HPJob={name}"]}),
+        pods_call,
     ]  # fmt: skip
+    # Then the progress: the pods again, and the logs of this job's pods only.
+    calls = cluster.calls()[2:]
+    assert calls[0] == pods_call
+    assert calls[1:] and all(
+        path.startswith(f"/api/v1/namespaces/{NAMESPACE}/pods/{name}-") and path.endswith("/log")
+        for _, path, _ in calls[1:]
+    )
     plain = run_cli("status", record["job_id"], env=env.vars)
     assert "running (restarting 2/5, full job restarts 1/2)" in plain.stdout
 
