@@ -69,6 +69,9 @@ WRITTEN_KEYS = frozenset(
         "exp_manager.checkpoint_dir",
         "exp_manager.explicit_log_dir",
         "exp_manager.export_full_model.final_export_dir",
+        "exp_manager.summary_writer_kwargs.save_dir",  # the loggers write under exp_dir
+        "exp_manager.wandb_logger_kwargs.save_dir",
+        "exp_manager.mlflow_logger_kwargs.tracking_uri",
         "compiler_cache_url",
     }
 )

@@ -355,7 +355,7 @@ def test_chart_scripts_pass_shellcheck(options_chart: dict[str, Any], tmp_path: 
         if file.endswith(".sh") and file not in ("pre_script.sh", "post_script.sh"):
             paths.append(tmp_path / file)
             paths[-1].write_text(text)
-    paths.append(Path(chart["plan"].spec.job_dir) / f"{chart['plan'].spec.name}_submission.sh")
+    paths.append(Path(chart["plan"].spec.launch_dir) / f"{chart['plan'].spec.name}_submission.sh")
     shellcheck(*paths)
 
 

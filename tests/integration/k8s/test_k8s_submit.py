@@ -197,7 +197,7 @@ def test_git_code_is_pinned_and_its_token_goes_to_the_secret_only(
             env=env,
         )
     assert proc.returncode == 0, proc.stderr
-    job_dir = tmp_path / "results" / "allreduce-smoke"
+    job_dir = tmp_path / "results" / "train"  # a custom script's run is named after it
     values = yaml.safe_load((job_dir / "k8s_template" / "values.yaml").read_text())
     assert values["code"]["commit"] == sha
     assert values["code"]["repo"] == f"{url}/train.git"

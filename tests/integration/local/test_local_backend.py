@@ -41,7 +41,7 @@ def test_failing_job_returns_its_exit_status(tmp_path: Path) -> None:
     )
     assert proc.returncode != 0
     assert "failed with exit status" in proc.stdout
-    record = json.loads((tmp_path / "allreduce-smoke" / "job.json").read_text())
+    record = json.loads((tmp_path / "fail" / "job.json").read_text())  # named after fail.py
     assert record["submit"]["status"] == "failed"
     assert record["details"]["exit_code"] == proc.returncode
 
