@@ -340,7 +340,6 @@ def hydra_task(cfg: Any, command_line: list[str], preflight_only: bool = False) 
             plan.backend.check_submit_host(plan.spec)
         preflight.before_launch(plan, resolved.get("preflight"))  # type: ignore[union-attr]
         doing = f"launching {plan.spec.name} on {plan.spec.backend}"
-        job_folder.prepare(job_dir)
         returncode = execute(plan, command_line, defaults=defaults)
     except LauncherError as err:
         sys.exit(_report(str(err), err.exit_code))

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from hyperpod_launcher import masking
+from hyperpod_launcher import job_folder, masking
 from hyperpod_launcher.job import LAUNCHES, launch_folder
 from hyperpod_launcher.records import RECORD, JobRecord, read_record
 
@@ -60,7 +60,7 @@ def locked(job_dir: str | Path) -> Iterator[None]:
     """Hold the job folder's launch lock (waits for another launch of the name to finish
     writing its files and record)."""
     folder = Path(job_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    job_folder.prepare(str(folder))  # checked, and created 0755 if missing
     fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

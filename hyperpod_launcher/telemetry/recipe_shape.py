@@ -71,8 +71,8 @@ def _tokens_per_step(model: Mapping[str, Any], seq: int, accelerators: int) -> i
 def mfu_inputs(recipe: Mapping[str, Any], accelerators: int) -> dict[str, Any]:
     """{"model": ..., "tokens_per_step": ..., "note": ...} for the watcher; {"note": why}
     where the recipe does not state enough; {} for stacks whose lines carry their own."""
-    run = recipe.get("run") if isinstance(recipe.get("run"), Mapping) else {}
-    stack = str(run.get("model_type") or "")
+    run = recipe.get("run")
+    stack = str(run.get("model_type") or "") if isinstance(run, Mapping) else ""
     model = recipe.get("model")
     if stack not in _STACKS or not isinstance(model, Mapping):
         return {}

@@ -3,6 +3,7 @@ recipes_collection/, the shared templates/ and every backend package's templates
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -90,8 +91,9 @@ def test_wheel_ships_config_and_templates_and_the_console_script_runs(tmp_path: 
     assert proc.returncode == 0, proc.stderr
     job_dir = elsewhere / "results" / "allreduce-smoke"
     train = (job_dir / "train_script.sh").read_text()
-    # The example script travels in the job folder, copied from the installed package.
-    shipped = job_dir / "scripts" / "allreduce_smoke.py"
+    # The example script travels in the launch's folder, copied from the installed package.
+    launch_id = json.loads((job_dir / "job.json").read_text())["launch_id"]
+    shipped = job_dir / "launches" / launch_id / "scripts" / "allreduce_smoke.py"
     assert str(shipped) in train
     installed = next(venv.rglob("hyperpod_launcher/examples/allreduce_smoke.py"))
     assert shipped.read_bytes() == installed.read_bytes()
@@ -103,7 +105,7 @@ def test_wheel_ships_config_and_templates_and_the_console_script_runs(tmp_path: 
     # The chart a Kubernetes launch copies comes from the installed backend package.
     proc = console("cluster=k8s", "container=example.com/train:1", "dry_run=true")
     assert proc.returncode == 0, proc.stderr
-    (chart_yaml,) = (elsewhere / "results").rglob("k8s_template/Chart.yaml")
+    chart_yaml = elsewhere / "results" / "allreduce-smoke" / "k8s_template" / "Chart.yaml"
     installed = next(venv.rglob("hyperpod_launcher/backends/k8s/charts/pytorchjob/Chart.yaml"))
     assert chart_yaml.read_bytes() == installed.read_bytes()
     assert (chart_yaml.parent / "charts" / "hpl-common" / "Chart.yaml").is_file()
