@@ -110,7 +110,11 @@ def output_dir(recipe: dict[str, Any], config_path: str) -> str:
     if exp.get("exp_dir"):
         name = str(section(recipe, "run").get("name") or "open-ft")
         return os.path.join(str(exp["exp_dir"]), name, "checkpoints")
-    return os.path.join(config_path, "checkpoints")
+    folder = os.path.abspath(config_path)
+    if os.path.basename(os.path.dirname(folder)) == "launches":
+        # the recipe sits in its launch's own folder: checkpoints stay with the run, two up
+        folder = os.path.dirname(os.path.dirname(folder))
+    return os.path.join(folder, "checkpoints")
 
 
 def training_keys(recipe: dict[str, Any]) -> dict[str, Any]:
