@@ -55,7 +55,7 @@ def launch(tmp_path: Path, recipe: str, tiny: tiny_lm.TinyLM, *overrides: str) -
 def steps(output: str) -> list[tuple[int, dict[str, float]]]:
     """The metrics rank 0 logged at each optimizer step (the run's summary line excluded)."""
     rows = [(int(step), json.loads(body)) for step, body in STEP_LINE.findall(output)]
-    return [(step, logs) for step, logs in rows if "loss" in logs]  # the summary line has train_loss
+    return [(step, logs) for step, logs in rows if "loss" in logs]  # the summary: train_loss
 
 
 def assert_loss_falls(output: str) -> None:
