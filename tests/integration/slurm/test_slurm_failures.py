@@ -53,13 +53,14 @@ def rows(listing: str) -> dict[str, list[str]]:
         "BACKEND",
         "JOB ID",
         "STATE",
+        "PROGRESS",
         "SUBMITTED",
         "JOB FOLDER",
     ], header
     table = {}
     for line in lines:
         cells = re.split(r"\s{2,}", line)
-        assert len(cells) == 6, f"columns run together: {line!r}"
+        assert len(cells) == 7, f"columns run together: {line!r}"
         table[cells[0]] = cells
     return table
 
@@ -94,7 +95,8 @@ def test_jobs_agrees_with_status_and_names_the_first_failed_rank(
     assert table["two-nodes"][3] == "succeeded (COMPLETED)"
     assert table["rank1-fails"][3] == "failed (FAILED) rank 1 on node2: exit 3"
     for name, cells in table.items():
-        assert cells[4].endswith("+00:00") and cells[5] == str(tmp_path / name)
+        assert cells[4] == "-"  # progress shows for running jobs only
+        assert cells[5].endswith("+00:00") and cells[6] == str(tmp_path / name)
 
 
 def test_a_job_slurm_no_longer_knows_does_not_hide_the_others(
