@@ -39,6 +39,8 @@ BACKENDS = {
         "cluster=k8s",
         "instance_type=p5.48xlarge",
         "recipes.model.data.train_dir=/fsx/d",
+        "+cluster.persistent_volume_claims=[{claimName:fsx,mountPath:/fsx}]",
+        "recipes.exp_manager.exp_dir=/fsx/exp",
         "container=public.ecr.aws/docker/library/python:3.11-slim",
     ),
     "sm_jobs": (
@@ -101,9 +103,11 @@ class Watch:
 
     def files(self) -> Iterator[Path]:
         """Every file under the results, state, cache and temporary folders, except torchrun's
-        own per-rank copies of the job's output (torchelastic_*), which the job writes."""
+        own per-rank copies of the job's output (a launch folder's torchrun/, or torchelastic_*
+        in the temp folder): torchrun writes the job's raw output there, unmasked."""
         for path in self.root.rglob("*"):
-            if "torchelastic_" in str(path.relative_to(self.root)):
+            relative = path.relative_to(self.root)
+            if "torchelastic_" in str(relative) or "torchrun" in relative.parts:
                 continue
             if path.is_file() and not path.is_symlink():
                 yield path

@@ -36,6 +36,7 @@ def test_tiny_open_sft_shows_every_figure(env: dict[str, str], tmp_path: Path) -
         f"base_results_dir={tmp_path / 'results'}",
         "recipes.run.name=tiny",
         "recipes.trainer.devices=2",
+        "cpu_processes=2",  # no GPU here: the recipe's 2 processes run on the CPU
         f"recipes.model.hf_model_name_or_path={tiny.model}",
         f"recipes.model.data.train_dir={tiny.text}",
         "recipes.model.max_context_width=32",

@@ -109,8 +109,10 @@ def test_trainium_recipe_clones_nxd_training_from_the_pinned_checkout(
             "instance_type=ml.trn1.32xlarge",
             "recipes.trainer.num_nodes=1",
             f"git.commit={moto.adapter.first}",
-            "recipes.data.train_dir=/fsx/data/train",  # NxD Training needs both
-            "recipes.model.model_config=/fsx/models/llama3-8b/config.json",
+            # NxD Training needs both, where the job sees them: in the train channel
+            "+cluster.sm_jobs_config.inputs.s3.train=s3://bucket/train",
+            "recipes.data.train_dir=/opt/ml/input/data/train",
+            "recipes.model.model_config=/opt/ml/input/data/train/llama3-8b/config.json",
             tmp_path=tmp_path,
         ),
     )
