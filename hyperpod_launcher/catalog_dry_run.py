@@ -124,6 +124,14 @@ def _with_defaults(full: dict[str, Any], backend: str, name: str) -> dict[str, A
         node[leaf] = value
 
     stack = recipe_checks.stack_of(full["recipes"])
+    entry = backends.entry(backend)
+    if stack in entry.own_stacks:  # they bring their own chart: the catalog's cluster options
+        added = {  # (e.g. a claim for the placeholder paths) are not theirs
+            o.lstrip("+~").split("=", 1)[0].removeprefix("cluster.")
+            for o in entry.catalog_overrides
+            if o.lstrip("+~").startswith("cluster.")
+        }
+        full["cluster"] = {k: v for k, v in full["cluster"].items() if k not in added}
     required.apply_defaults(lambda key: dotted.get(full, key), put, stack, backend, name)
     return full
 
