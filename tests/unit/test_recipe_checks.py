@@ -235,7 +235,8 @@ def test_deepspeed_job_folder_holds_ds_config_and_the_entry_reads_it(tmp_path: P
     assert json.loads((job_dir / "ds_config.json").read_text())["train_batch_size"] == 64
     assert "ds_config.json" in json.loads((job_dir / "job.json").read_text())["artifacts"]
     train = (job_dir / "train_script.sh").read_text()
-    assert f"{job_dir}/scripts/open_ft.py --config-path=" in train  # copied into the job folder
+    assert "/scripts/open_ft.py --config-path=" in train  # copied into the launch's folder
+    assert f"{job_dir}/launches/" in train
     assert "resume_from_checkpoint" not in train  # the entry resumes by itself
     from hyperpod_launcher.examples import open_ft
 

@@ -1,14 +1,15 @@
 """Recipe schemas: every catalog recipe and every HyperPod v1 recipe value passes its kind's
 schema, and violating values are one line naming the key, the value and the rule.
 
-tests/fixtures/hyperpod_v1_recipes.json holds each leaf key and value of the 47 recipes of
-aws/sagemaker-hyperpod-recipes at commit 0a556d9 (its v1 catalog, Apache-2.0).
+tests/fixtures/hyperpod_v1_recipes.json holds each leaf key and value of the 120 recipes of
+aws/sagemaker-hyperpod-recipes at v1.5.1 (its final v1 catalog, Apache-2.0).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from hyperpod_launcher.config.validate import check_section
 from hyperpod_launcher.errors import UserError
 from tests.conftest import REPO
 
+EXPONENT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 V1_RECIPES = REPO / "tests" / "fixtures" / "hyperpod_v1_recipes.json"
 L8B = "training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
 
@@ -58,18 +60,21 @@ def _nested(flat: dict[str, Any]) -> dict[str, Any]:
         node = tree
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = value
+        # `2e-4` is a string to YAML 1.1 (the reference's reader) and a float to OmegaConf
+        node[leaf] = float(value) if isinstance(value, str) and EXPONENT.fullmatch(value) else value
     return tree
 
 
 def test_every_hyperpod_v1_key_and_value_is_accepted() -> None:
     v1 = json.loads(V1_RECIPES.read_text())
-    assert len(v1) == 47
+    assert len(v1) == 120
     for name, flat in v1.items():
+        recipe = _nested(flat)
         model_type = flat.get("run.model_type")
         kind = recipe_checks.STACKS.get(model_type, "nemo" if "nemo" in name else None)
+        kind = kind or recipe_checks.stack_of(recipe)  # Nova recipes: by their model
         assert kind is not None, name
-        check_section(_nested(flat), recipe_schema(kind), "recipes", added=())
+        check_section(recipe, recipe_schema(kind), "recipes", added=())
 
 
 def _set(recipe: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
