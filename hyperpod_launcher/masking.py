@@ -54,7 +54,8 @@ def values_in_overrides(overrides: Iterable[str]) -> set[str]:
     found: set[str] = set()
     for arg in overrides:
         key, sep, value = arg.partition("=")
-        if sep and is_secret_key(key):
+        reference = re.fullmatch(r"\$\{[^{}]*\}", value.strip().strip("'\""))
+        if sep and is_secret_key(key) and not reference:  # `${oc.env:X}` names, holds nothing
             found.update(_variants(value))
         elif sep and key.lstrip("+~") == "git.repo_url_or_path":
             found.update(_url_secret(value.strip("'\"")))
