@@ -16,14 +16,20 @@ HYPERPOD_NAMES = {
     "cluster.instance_type": "instance_type=<type>",
     "cluster.cluster_type": "cluster=<name>",
     "cluster.cluster_config": "cluster.<key> (cluster_config's keys sit directly under cluster)",
-    "slurm_docker_cfg": "cluster.slurm_docker_cfg (cluster=slurm)",
+    "slurm_docker_cfg": "",  # a cluster key of ours under the same name: see _ours
 }
+
+
+def _ours(key: str) -> str:
+    where = " or ".join(f"cluster={name}" for name in backends.names() if _has(name, key))
+    return f"cluster.{key} ({where})"
 
 
 def hyperpod_name(dotted: str) -> str | None:
     """For a key by SageMaker HyperPod's name: the one-line advice naming ours."""
     for theirs, ours in HYPERPOD_NAMES.items():
         if dotted == theirs or dotted.startswith(theirs + "."):
+            ours = ours or _ours(theirs)
             return f"'{dotted}' is SageMaker HyperPod's name; here it is {ours}"
     return None
 
