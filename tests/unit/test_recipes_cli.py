@@ -67,8 +67,8 @@ def test_list_table_has_a_header_and_a_row_per_recipe(run_cli: Any) -> None:
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["RECIPE", "METHOD", "ACCEL"]
-    assert len(lines) == 1 + 8
-    assert err.strip() == f"8 of {len(catalog.recipe_names())} recipes"
+    assert len(lines) == 1 + 10
+    assert err.strip() == f"10 of {len(catalog.recipe_names())} recipes"
 
 
 @pytest.mark.parametrize(
@@ -94,6 +94,12 @@ def test_list_filters(run_cli: Any, filters: tuple[str, str], expected: set[str]
 def test_list_combines_filters(run_cli: Any) -> None:
     rows = listed(run_cli, "--family", "llama", "--method", "lora", "--instance", "p5.48xlarge")
     assert {r["name"] for r in rows} == {
+        "fine-tuning/llama/hf_llama3_3_70b_seq16k_gpu_lora",
+        "fine-tuning/llama/hf_llama3_3_70b_seq8k_gpu_lora",
+        "fine-tuning/llama/hf_llama4_17b_16e_seq4k_gpu_lora_multimodal_finetuning",
+        "fine-tuning/llama/hf_llama4_17b_16e_seq4k_gpu_lora_text_to_text",
+        "fine-tuning/llama/hf_llama4_17b_16e_seq8k_gpu_lora_multimodal_finetuning",
+        "fine-tuning/llama/hf_llama4_17b_16e_seq8k_gpu_lora_text_to_text",
         "fine-tuning/llama/hf_llama3_405b_seq16k_gpu_lora",
         "fine-tuning/llama/hf_llama3_405b_seq8k_gpu_lora",
         "fine-tuning/llama/hf_llama3_70b_seq16k_gpu_lora",
