@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MASK = "****"
-SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSW(OR)?D|API_?KEY|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
+# TOKENIZER_* names a tokenizer, not a token
+SECRET_ENV = re.compile(
+    r"TOKEN(?!IZER)|SECRET|PASSW(OR)?D|API_?KEY|ACCESS_KEY|CREDENTIAL", re.IGNORECASE
+)
 HF_TOKEN_ENV = "HF_TOKEN"
 # The recipe key that carries a Hugging Face token, and how the written recipe refers to it.
 RECIPE_SECRETS = {("model", "hf_access_token"): HF_TOKEN_ENV}
