@@ -74,7 +74,9 @@ def awaiting_nova(script: str) -> bool:
 
 def command_line(script: str, launcher_dir: Path) -> list[str]:
     args = [fill(a, user_values(launcher_dir)) for a in SCRIPTS[script]]
-    return [*args, *(["cluster=k8s"] if is_nova(script) else []), "dry_run=true"]
+    # Nova: on k8s, with the Nova image a user names (HyperPod's lines leave it to its values)
+    nova = ["cluster=k8s", "container=example.com/nova:1"] if is_nova(script) else []
+    return [*args, *nova, "dry_run=true"]
 
 
 def launcher_checkout(root: Path) -> Path:
