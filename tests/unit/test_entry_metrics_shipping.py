@@ -20,8 +20,8 @@ from hyperpod_launcher.telemetry.node_watch import PREFIX, parse_line
 OPEN_SFT = (
     "recipes=fine-tuning/hf/open_causal_lm_gpu_sft_lora",
     "recipes.model.hf_model_name_or_path=Qwen/Qwen3-8B",
-    "recipes.model.data.train_dir=/fsx/data/sft",
 )
+FSX_DATA = "recipes.model.data.train_dir=/fsx/data/sft"
 CALLBACK = Path(resources.example_path("hpl_metrics.py")).read_text()
 ENTRY = Path(resources.example_path("open_ft.py")).read_text()
 
@@ -51,7 +51,7 @@ def _probe(folder: Path) -> list[str]:
 def test_slurm_job_folder_carries_the_callback_and_the_entry_imports_it_alone(
     tmp_path: Path,
 ) -> None:
-    the_plan = plan((*OPEN_SFT, "cluster=slurm", f"base_results_dir={tmp_path}"))
+    the_plan = plan((*OPEN_SFT, FSX_DATA, "cluster=slurm", f"base_results_dir={tmp_path}"))
     shipped = {path: text for path, (text, _) in the_plan.files.items() if "scripts/" in path}
     names = {os.path.basename(path): text for path, text in shipped.items()}
     assert names == {"open_ft.py": ENTRY, "hpl_metrics.py": CALLBACK}
@@ -65,7 +65,9 @@ def test_slurm_job_folder_carries_the_callback_and_the_entry_imports_it_alone(
 
 
 def test_k8s_scripts_configmap_carries_the_callback(tmp_path: Path) -> None:
-    the_plan = plan((*OPEN_SFT, "cluster=k8s", "container=example.com/train:1",
+    the_plan = plan((*OPEN_SFT, FSX_DATA, "cluster=k8s", "container=example.com/train:1",
+                     "+cluster.persistent_volume_claims=[{claimName:fsx,mountPath:/fsx}]",
+                     "recipes.exp_manager.exp_dir=/fsx/exp",
                      f"base_results_dir={tmp_path}"))  # fmt: skip
     values = yaml.safe_load(the_plan.files["k8s_template/values.yaml"][0])
     assert values["scripts"]["open_ft.py"] == ENTRY
@@ -73,7 +75,8 @@ def test_k8s_scripts_configmap_carries_the_callback(tmp_path: Path) -> None:
 
 
 def test_sagemaker_source_folder_carries_the_callback(tmp_path: Path) -> None:
-    the_plan = plan((*OPEN_SFT, "cluster=sm_jobs", "instance_type=ml.p5.48xlarge",
+    the_plan = plan((*OPEN_SFT, "recipes.model.data.train_dir=s3://bucket/sft",
+                     "cluster=sm_jobs", "instance_type=ml.p5.48xlarge",
                      "cluster.sm_jobs_config.output_path=s3://bucket/out",
                      f"base_results_dir={tmp_path}"))  # fmt: skip
     (request_path,) = [p for p in the_plan.files if p.endswith(runner.REQUEST)]
