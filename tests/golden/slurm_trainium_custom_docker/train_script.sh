@@ -392,6 +392,26 @@ class Watch:
         return os.path.join(folder, name)
 
 
+class Quiet:
+    """An output stream that goes quiet once its reader is gone (a killed launcher was
+    reading it): the job runs on, and the job folder's files keep its lines."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, data: Any) -> None:
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(data)
+            self.stream.flush()
+        except (OSError, ValueError):  # a broken pipe, or a closed stream
+            self.stream = None
+
+    def flush(self) -> None:
+        pass
+
+
 def _pump(fd: int, sink: Any, watch: Watch, stop: Callable[[int], None]) -> None:
     """Copy the command's output as it comes; hand each line to the watch. Progress bars
     redraw with a carriage return and no newline, so both end a line here."""
@@ -425,7 +445,7 @@ def run(args: argparse.Namespace) -> int:
     import subprocess
     import threading
 
-    watch = Watch(args)
+    watch = Watch(args, out=Quiet(sys.stdout))  # type: ignore[arg-type]
     env = dict(os.environ)
     if args.efa:
         env["NCCL_DEBUG"] = "INFO"
@@ -446,8 +466,8 @@ def run(args: argparse.Namespace) -> int:
     pumps = [
         threading.Thread(target=_pump, args=(fd, sink, watch, stop), daemon=True)
         for fd, sink in (
-            (proc.stdout.fileno(), sys.stdout.buffer),  # type: ignore[union-attr]
-            (proc.stderr.fileno(), sys.stderr.buffer),  # type: ignore[union-attr]
+            (proc.stdout.fileno(), Quiet(sys.stdout.buffer)),  # type: ignore[union-attr]
+            (proc.stderr.fileno(), Quiet(sys.stderr.buffer)),  # type: ignore[union-attr]
         )
     ]
     for pump in pumps:
