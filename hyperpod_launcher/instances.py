@@ -109,6 +109,19 @@ def _cpu_family(family: str, sizes: tuple[tuple[str, int, int], ...]) -> list[In
     return [_row(f"{family}.{s}", "cpu", NO_CHIP, 0, v, m) for s, v, m in sizes]
 
 
+# g5 and g6 come in the same sizes: (size, GPUs, vCPUs, memory GiB, EFA interfaces)
+G5_G6_SIZES = (
+    ("xlarge", 1, 4, 16, 0),
+    ("2xlarge", 1, 8, 32, 0),
+    ("4xlarge", 1, 16, 64, 0),
+    ("8xlarge", 1, 32, 128, 1),
+    ("16xlarge", 1, 64, 256, 1),
+    ("12xlarge", 4, 48, 192, 1),
+    ("24xlarge", 4, 96, 384, 1),
+    ("48xlarge", 8, 192, 768, 1),
+)
+
+
 def _table() -> dict[str, InstanceType]:
     rows = [
         _row("p4d.24xlarge", "gpu", A100_40, 8, 96, 1152, efa=4),
@@ -120,30 +133,12 @@ def _table() -> dict[str, InstanceType]:
         *_gpu_family(
             "g5",
             A10G,
-            (
-                ("xlarge", 1, 4, 16, 0),
-                ("2xlarge", 1, 8, 32, 0),
-                ("4xlarge", 1, 16, 64, 0),
-                ("8xlarge", 1, 32, 128, 1),
-                ("16xlarge", 1, 64, 256, 1),
-                ("12xlarge", 4, 48, 192, 1),
-                ("24xlarge", 4, 96, 384, 1),
-                ("48xlarge", 8, 192, 768, 1),
-            ),
+            G5_G6_SIZES,
         ),
         *_gpu_family(
             "g6",
             L4,
-            (
-                ("xlarge", 1, 4, 16, 0),
-                ("2xlarge", 1, 8, 32, 0),
-                ("4xlarge", 1, 16, 64, 0),
-                ("8xlarge", 1, 32, 128, 1),
-                ("16xlarge", 1, 64, 256, 1),
-                ("12xlarge", 4, 48, 192, 1),
-                ("24xlarge", 4, 96, 384, 1),
-                ("48xlarge", 8, 192, 768, 1),
-            ),
+            G5_G6_SIZES,
         ),
         *_gpu_family(
             "g6e",
