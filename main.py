@@ -3,7 +3,7 @@
 The same command line as `hyperpod-launch`: `python main.py --help`, `python main.py jobs`.
 """
 
-from hyperpod_launcher.cli import console
+from hyperpod_launcher.cli.main import console
 
 if __name__ == "__main__":
     console()

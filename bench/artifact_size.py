@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hyperpod_launcher.compose import plan
+from hyperpod_launcher.launch.compose import plan
 
 RECIPE = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
 

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD = """
 import json, time
 start = time.perf_counter()
-from hyperpod_launcher import catalog_dry_run
+from hyperpod_launcher.catalog import dry_run as catalog_dry_run
 timings = {}
 outcomes = catalog_dry_run.run(timings=timings)
 timings["total_in_process"] = time.perf_counter() - start

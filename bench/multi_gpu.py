@@ -48,7 +48,7 @@ from bench import open_sft_mfu as perf  # noqa: E402
 from tests import tiny_lm  # noqa: E402
 
 if TYPE_CHECKING:
-    from hyperpod_launcher.instances import InstanceType
+    from hyperpod_launcher.config.instances import InstanceType
 
 RECIPE = "fine-tuning/hf/open_causal_lm_gpu_sft"
 HANG_ENTRY = REPO / "tests" / "fixtures" / "scripts" / "stall_one_rank.py"
@@ -85,7 +85,7 @@ def strategy_overrides(strategy: str, gpus: int) -> tuple[str, ...]:
 def instance_for(card: str, gpus: int | None = None) -> InstanceType | None:
     """The catalog's instance type with this card (and GPU count): its peak gives `status` its
     MFU."""
-    from hyperpod_launcher import instances
+    from hyperpod_launcher.config import instances
 
     for row in instances.INSTANCES.values():
         if row.accelerator == "gpu" and row.model in card and gpus in (None, row.devices):
@@ -430,7 +430,7 @@ def measure(gpus: int, steps: int, out_dir: Path) -> None:
 
 
 def gpu_count() -> int:
-    from hyperpod_launcher import local_gpus
+    from hyperpod_launcher.spec import local_gpus
 
     return local_gpus.count()
 

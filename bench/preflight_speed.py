@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hyperpod_launcher import preflight
-from hyperpod_launcher.compose import plan
+from hyperpod_launcher.launch.compose import plan
+from hyperpod_launcher.prepare import preflight
 
 CASES = {
     "slurm": ("cluster=slurm", "training_cfg.run.nodes=2"),

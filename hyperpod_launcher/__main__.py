@@ -1,5 +1,5 @@
 """`python -m hyperpod_launcher ...` is the `hyperpod-launch` command."""
 
-from hyperpod_launcher.cli import console
+from hyperpod_launcher.cli.main import console
 
 console()

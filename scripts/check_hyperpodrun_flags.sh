@@ -25,7 +25,7 @@ import tempfile
 from torch.distributed.run import get_args_parser
 
 from hyperpod_elastic_agent.run import add_additional_hyperpod_args
-from hyperpod_launcher.compose import plan
+from hyperpod_launcher.launch.compose import plan
 
 with tempfile.TemporaryDirectory() as tmp:
     the_plan = plan(("cluster=k8s", "cluster.use_hyperpod_pytorch_job=true",

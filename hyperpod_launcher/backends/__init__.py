@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hyperpod_launcher import lazy
+from hyperpod_launcher.util import lazy
 
 if TYPE_CHECKING:
     from hyperpod_launcher.backends.base import Backend
@@ -24,7 +24,7 @@ class Entry:
     options: str  # "module:Class" of the dataclass listing the cluster file's keys
     catalog_overrides: tuple[str, ...] = ()  # what a catalog-wide dry run adds (no real cluster)
     # "module:NAME" of the required.BackendDefaults this backend fills missing values with
-    required_defaults: str = "hyperpod_launcher.required:JOB_FOLDER_DEFAULTS"
+    required_defaults: str = "hyperpod_launcher.spec.required:JOB_FOLDER_DEFAULTS"
     runs_here: bool = False  # the job runs on this machine: its GPUs are the job's hardware
     # recipe kinds that run only on the backends naming them here (Nova: AWS's EKS images)
     own_stacks: tuple[str, ...] = ()

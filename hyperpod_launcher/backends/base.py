@@ -10,12 +10,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from hyperpod_launcher import __version__, templating
-from hyperpod_launcher.job import MASK, SECRET_ENV, JobSpec, Secrets
-from hyperpod_launcher.records import JobRecord
+from hyperpod_launcher import __version__
+from hyperpod_launcher.jobs.records import JobRecord
+from hyperpod_launcher.spec.job import MASK, SECRET_ENV, JobSpec, Secrets
+from hyperpod_launcher.util import templating
 
 if TYPE_CHECKING:
-    from hyperpod_launcher.status import JobStatus
+    from hyperpod_launcher.jobs.status import JobStatus
 
 STATUS, LOGS, CANCEL = "status", "logs", "cancel"
 
@@ -95,7 +96,7 @@ class Backend(ABC, Generic[RequestT]):
     # Set when the job runs the submit host's checkout (which a dry run does not make): how to
     # write the files with the checkout made; "" when there is no such way.
     checkout_hint: ClassVar[str | None] = None
-    # The module `preflight` asks about this backend's cluster (hyperpod_launcher.preflight).
+    # The module `preflight` asks about this backend's cluster (see prepare/preflight.py).
     preflight_checks: ClassVar[str | None] = None
     # The job's nodes see its job folder, where the watcher writes the metrics file that
     # `status` and `jobs` read (else they read the metrics lines from the job's logs).
@@ -179,8 +180,8 @@ def watcher_mfu_inputs(spec: JobSpec) -> str:
     the stacks whose progress lines it converts; empty for the others."""
     import json
 
+    from hyperpod_launcher.stacks.train_stack import recipe_of
     from hyperpod_launcher.telemetry.recipe_shape import mfu_inputs
-    from hyperpod_launcher.train_stack import recipe_of
 
     found = mfu_inputs(recipe_of(spec.recipe_yaml), spec.nodes * spec.procs_per_node)
     return json.dumps(found, separators=(",", ":")) if found else ""

@@ -88,7 +88,7 @@ def document(name: str) -> dict[str, Any]:
     from hyperpod_launcher import backends
     from hyperpod_launcher.config import schema
     from hyperpod_launcher.config.recipe_schema import recipe_schema
-    from hyperpod_launcher.errors import UserError, did_you_mean
+    from hyperpod_launcher.util.errors import UserError, did_you_mean
 
     kind, _, which = name.partition("/")
     names = all_names()

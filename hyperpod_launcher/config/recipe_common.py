@@ -51,7 +51,7 @@ class RunSection(Section):
 
     name: str | None
     results_dir: str | None
-    time_limit: str | int | None  # forms: hyperpod_launcher.time_limit
+    time_limit: str | int | None  # forms: hyperpod_launcher.config.time_limit
     model_type: str | None
     instance_type: str | None  # what the recipe was sized for
     entry_script: str | None

@@ -33,6 +33,6 @@ def kinds() -> tuple[str, ...]:
 
 
 def recipe_schema(kind: str) -> type:
-    from hyperpod_launcher import lazy
+    from hyperpod_launcher.util import lazy
 
     return lazy.load(RECIPE_SCHEMAS[kind])

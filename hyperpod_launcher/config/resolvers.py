@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from hyperpod_launcher import resources
+from hyperpod_launcher.util import resources
 
 
 def _multiply(a: float, b: float) -> float:

@@ -30,7 +30,7 @@ class CustomRun:
     name: str | None = None  # None: from the entry script's file name
     nodes: Count = 1
     ntasks_per_node: Count | None = None
-    time_limit: str | int | None = None  # checked by hyperpod_launcher.time_limit
+    time_limit: str | int | None = None  # checked by hyperpod_launcher.config.time_limit
 
 
 @dataclass

@@ -10,7 +10,7 @@ from functools import cache
 from typing import Annotated, Any, Literal, TypeVar, Union, cast
 
 from hyperpod_launcher.config.rules import Range, Section
-from hyperpod_launcher.errors import UserError, did_you_mean
+from hyperpod_launcher.util.errors import UserError, did_you_mean
 
 T = TypeVar("T")
 
@@ -99,7 +99,7 @@ def _choice_hint(value: Any, tp: Any) -> str:
 
 def _shown(key: str, value: Any) -> str:
     """The value for an error message; a secret key's only by its type."""
-    from hyperpod_launcher.masking import is_secret_key
+    from hyperpod_launcher.util.masking import is_secret_key
 
     if is_secret_key(key):
         return f"a {type(value).__name__} (not shown)"

@@ -12,7 +12,7 @@ RECENT_LINES = 5  # the step lines that throughput, MFU and the ETA look at
 
 def dense_bf16_peak_tflops(instance_type: str | None) -> float | None:
     """The dense bf16 peak of one accelerator of this instance type, in TFLOP/s."""
-    from hyperpod_launcher import instances
+    from hyperpod_launcher.config import instances
 
     instance = instances.lookup(instance_type)
     if instance is None or not instance.peak_bf16_tflops:
@@ -23,7 +23,7 @@ def dense_bf16_peak_tflops(instance_type: str | None) -> float | None:
 def device_peak_tflops(device_name: str | None) -> float | None:
     """The dense bf16 peak of the device a step line names (jobs without an instance type,
     e.g. local ones), in TFLOP/s."""
-    from hyperpod_launcher import instances
+    from hyperpod_launcher.config import instances
 
     chip = instances.chip_of_device(device_name)
     return chip.peak_bf16_tflops if chip is not None else None

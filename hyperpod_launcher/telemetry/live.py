@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from hyperpod_launcher.records import JobRecord
+from hyperpod_launcher.jobs.records import JobRecord
 from hyperpod_launcher.telemetry import progress
 from hyperpod_launcher.telemetry.node_watch import parse_line
 

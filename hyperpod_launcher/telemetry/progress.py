@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from hyperpod_launcher.records import JobRecord
+from hyperpod_launcher.jobs.records import JobRecord
 from hyperpod_launcher.telemetry import figures as fig
 from hyperpod_launcher.telemetry.node_watch import HANG_EXIT, NO_EFA_EXIT, parse_line
 
@@ -81,7 +81,7 @@ def records_of(record: JobRecord) -> list[dict[str, Any]]:
     if in_job_folder(record.backend):
         return list(_file_records(metrics_file(record)))
     from hyperpod_launcher import backends
-    from hyperpod_launcher.errors import LauncherError
+    from hyperpod_launcher.util.errors import LauncherError
 
     impl = backends.get(record.backend)
     if "logs" not in impl.capabilities:

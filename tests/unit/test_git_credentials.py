@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from hyperpod_launcher import code
-from hyperpod_launcher.errors import BackendError, UserError
-from hyperpod_launcher.git_location import code_source
-from hyperpod_launcher.job import CodeSource, Secrets
+from hyperpod_launcher.prepare import checkout as code
+from hyperpod_launcher.spec.code_source import code_source
+from hyperpod_launcher.spec.job import CodeSource, Secrets
+from hyperpod_launcher.util.errors import BackendError, UserError
 from tests.conftest import require_tool
 from tests.https_serving import HOSTS, certificate, https_server
 

@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 import yaml
 
-from hyperpod_launcher import catalog, recipe_checks
-from hyperpod_launcher.dotted import get as _get
+from hyperpod_launcher.catalog import recipes as catalog
+from hyperpod_launcher.spec import recipe_checks
+from hyperpod_launcher.util.dotted import get as _get
 from tests.conftest import REPO, run_launcher
 
 FIXTURES = REPO / "tests" / "fixtures"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hyperpod_launcher import instances
-from hyperpod_launcher.errors import UserError
+from hyperpod_launcher.config import instances
+from hyperpod_launcher.util.errors import UserError
 
 TRAINING_TYPES = [
     "p4d.24xlarge",

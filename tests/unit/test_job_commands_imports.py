@@ -14,8 +14,8 @@ from tests.conftest import REPO
 
 HEAVY = (
     *("hydra", "omegaconf", "jinja2", "yaml", "boto3", "botocore", "kubernetes", "sagemaker"),
-    *("hyperpod_launcher.job_build", "hyperpod_launcher.recipe_checks"),
-    *("hyperpod_launcher.config.schema", "hyperpod_launcher.required"),
+    *("hyperpod_launcher.spec.build", "hyperpod_launcher.spec.recipe_checks"),
+    *("hyperpod_launcher.config.schema", "hyperpod_launcher.spec.required"),
 )
 
 
@@ -44,6 +44,6 @@ def test_job_commands_import_nothing_heavy(command: list[str], tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "succeeded (exited)" in proc.stdout
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
-    assert "hyperpod_launcher.lifecycle" in imported  # the job commands ran
+    assert "hyperpod_launcher.jobs.follow" in imported  # the job commands ran
     for heavy in HEAVY:
         assert not any(m == heavy or m.startswith(heavy + ".") for m in imported), heavy

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from hyperpod_launcher import instances
-from hyperpod_launcher.compose import plan
-from hyperpod_launcher.job_env import ENV_TABLE, JobFacts, default_env, open_files_limit
+from hyperpod_launcher.config import instances
+from hyperpod_launcher.launch.compose import plan
+from hyperpod_launcher.spec.env import ENV_TABLE, JobFacts, default_env, open_files_limit
 from tests.unit import node_script
 
 GPU_MULTI_NODE = {

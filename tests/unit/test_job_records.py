@@ -10,9 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from hyperpod_launcher import cli, commands, job_index, lifecycle, records
-from hyperpod_launcher.jobdir import JobDir
-from hyperpod_launcher.records import JobRecord
+from hyperpod_launcher.cli import job_commands as commands
+from hyperpod_launcher.cli import main as cli
+from hyperpod_launcher.jobs import follow as lifecycle
+from hyperpod_launcher.jobs import index as job_index
+from hyperpod_launcher.jobs import records
+from hyperpod_launcher.jobs.records import JobRecord
+from hyperpod_launcher.prepare.jobdir import JobDir
 from tests.conftest import run_cli
 
 # An index line exactly as launches before JobRecord wrote it.

@@ -12,8 +12,10 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from hyperpod_launcher import catalog, recipe_checks, resources
+from hyperpod_launcher.catalog import recipes as catalog
 from hyperpod_launcher.config import json_schema
+from hyperpod_launcher.spec import recipe_checks
+from hyperpod_launcher.util import resources
 from tests.conftest import run_launcher
 
 

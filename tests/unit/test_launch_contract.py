@@ -150,8 +150,8 @@ def test_rendering_imports_no_cloud_sdk(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert "hyperpod_launcher.backends.base" in imported
-    # The launch's own checks ran (hyperpod_launcher.app applies hyperpod_launcher.required).
-    assert {"hyperpod_launcher.app", "hyperpod_launcher.required"} <= imported
+    # The launch's own checks ran: the app applies the required values.
+    assert {"hyperpod_launcher.cli.app", "hyperpod_launcher.spec.required"} <= imported
     assert "dry run: wrote" in proc.stdout
     for sdk in SDKS:
         assert not any(m == sdk or m.startswith(sdk + ".") for m in imported), sdk
@@ -159,7 +159,7 @@ def test_rendering_imports_no_cloud_sdk(tmp_path: Path) -> None:
 
 def test_planning_in_process_loads_no_cloud_sdk() -> None:
     code = (
-        "import sys; from hyperpod_launcher.compose import plan; "
+        "import sys; from hyperpod_launcher.launch.compose import plan; "
         f"plan([{LLAMA!r}, {NAME!r}, 'cluster=slurm', 'instance_type=p5.48xlarge']); "
         f"print([m for m in sys.modules if m.split('.')[0] in {SDKS!r}])"
     )

@@ -7,8 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from hyperpod_launcher.jobdir import JobDir
-from hyperpod_launcher.records import JobRecord
+from hyperpod_launcher.jobs.records import JobRecord
+from hyperpod_launcher.prepare.jobdir import JobDir
 from tests.conftest import run_launcher
 
 

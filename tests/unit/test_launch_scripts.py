@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from hyperpod_launcher import catalog, gen_launch_scripts
-from hyperpod_launcher.compose import plan
-from hyperpod_launcher.launch import execute
+from hyperpod_launcher.catalog import launch_scripts as gen_launch_scripts
+from hyperpod_launcher.catalog import recipes as catalog
+from hyperpod_launcher.launch.compose import plan
+from hyperpod_launcher.launch.execute import execute
 from tests.conftest import REPO, shellcheck
 
 TOKEN = "hf_launch_script_token_not_real"
@@ -44,7 +45,7 @@ def test_every_recipe_has_a_script_and_none_is_stale(scripts: dict[str, str]) ->
     )
     problems = gen_launch_scripts.stale(REPO, scripts)
     assert not problems, (
-        f"stale launch scripts {problems}: run `python -m hyperpod_launcher.gen_launch_scripts`"
+        f"stale launch scripts {problems}: run `python -m hyperpod_launcher.catalog.launch_scripts`"
     )
     for rel in scripts:
         assert os.access(REPO / rel, os.X_OK), rel

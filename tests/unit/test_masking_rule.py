@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from hyperpod_launcher import masking
+from hyperpod_launcher.util import masking
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hyperpod_launcher.compose import plan
-from hyperpod_launcher.mounts import Mount, fold, recipe_mounts
+from hyperpod_launcher.launch.compose import plan
+from hyperpod_launcher.spec.mounts import Mount, fold, recipe_mounts
 from tests.conftest import REPO
 
 ADAPTER = (

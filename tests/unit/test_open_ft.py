@@ -199,7 +199,7 @@ def test_built_in_rewards_and_dotted_paths() -> None:
 
 
 def test_deepspeed_schedule_is_the_recipes() -> None:
-    from hyperpod_launcher import ds_config
+    from hyperpod_launcher.stacks import deepspeed_config as ds_config
 
     def schedule(name: str) -> dict | None:
         recipe = {
@@ -253,7 +253,7 @@ def test_final_model_goes_where_sagemaker_uploads_it(monkeypatch: pytest.MonkeyP
 def test_stack_check_names_what_the_jobs_python_lacks() -> None:
     import sys
 
-    from hyperpod_launcher import train_stack
+    from hyperpod_launcher.stacks import train_stack
 
     assert train_stack.missing_modules(sys.executable, ("json", "no_such_module_x")) == [
         "no_such_module_x"

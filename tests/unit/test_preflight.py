@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from hyperpod_launcher import preflight
-from hyperpod_launcher.errors import UserError
+from hyperpod_launcher.prepare import preflight
+from hyperpod_launcher.util.errors import UserError
 
 
 def test_a_check_past_its_timeout_fails_with_a_clear_message() -> None:

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from hyperpod_launcher import catalog, recipe_checks, resources
+from hyperpod_launcher.catalog import recipes as catalog
+from hyperpod_launcher.spec import recipe_checks
+from hyperpod_launcher.util import resources
 from tests.conftest import REPO
 
 FACTS = REPO / "tests" / "fixtures" / "recipe_catalog.md"

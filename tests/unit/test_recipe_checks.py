@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from hyperpod_launcher import ds_config, recipe_checks
-from hyperpod_launcher.errors import UserError
+from hyperpod_launcher.spec import recipe_checks
+from hyperpod_launcher.stacks import deepspeed_config as ds_config
+from hyperpod_launcher.util.errors import UserError
 from tests.conftest import run_launcher
 
 L8B = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"

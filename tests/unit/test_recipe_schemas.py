@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from hyperpod_launcher import catalog, recipe_checks
+from hyperpod_launcher.catalog import recipes as catalog
 from hyperpod_launcher.config.recipe_schema import RECIPE_SCHEMAS, kinds, recipe_schema
 from hyperpod_launcher.config.validate import check_section
-from hyperpod_launcher.errors import UserError
+from hyperpod_launcher.spec import recipe_checks
+from hyperpod_launcher.util.errors import UserError
 from tests.conftest import REPO
 
 EXPONENT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from hyperpod_launcher.compose import plan
+from hyperpod_launcher.launch.compose import plan
+from hyperpod_launcher.stacks.train_stack import recipe_of
 from hyperpod_launcher.telemetry import figures as fig
 from hyperpod_launcher.telemetry import node_watch
 from hyperpod_launcher.telemetry.recipe_shape import mfu_inputs, params_without_input_embedding
-from hyperpod_launcher.train_stack import recipe_of
 from tests.conftest import REPO
 
 FIXTURES = REPO / "tests" / "fixtures" / "telemetry"

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hyperpod_launcher import catalog, cli
+from hyperpod_launcher.catalog import recipes as catalog
+from hyperpod_launcher.cli import main as cli
 from tests.conftest import REPO
 
 L8B = "training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
@@ -233,7 +234,7 @@ def test_show_errors_are_one_line_exit_2(
 def test_recipes_commands_load_no_cloud_sdk(tmp_path: Path) -> None:
     script = (
         "import sys\n"
-        "from hyperpod_launcher import cli\n"
+        "from hyperpod_launcher.cli import main as cli\n"
         "assert cli.main(['recipes', 'list']) == 0\n"
         f"assert cli.main(['recipes', 'show', '{L8B}']) == 0\n"
         "sdks = ('boto3', 'botocore', 'sagemaker', 'kubernetes')\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hyperpod_launcher.compose import plan
+from hyperpod_launcher.launch.compose import plan
 from tests.conftest import REPO, shellcheck
 
 GOLDEN = REPO / "tests" / "golden"

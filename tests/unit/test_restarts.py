@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hyperpod_launcher.compose import plan
-from hyperpod_launcher.errors import UserError
+from hyperpod_launcher.launch.compose import plan
+from hyperpod_launcher.util.errors import UserError
 
 SM = (
     "cluster=sm_jobs",

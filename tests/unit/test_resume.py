@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hyperpod_launcher import recipe_checks
-from hyperpod_launcher.compose import plan
-from hyperpod_launcher.resume import RULES
+from hyperpod_launcher.launch.compose import plan
+from hyperpod_launcher.spec import recipe_checks
+from hyperpod_launcher.stacks.resume import RULES
 from tests.unit import node_script
 
 ADAPTER = (

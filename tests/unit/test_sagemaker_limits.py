@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hyperpod_launcher.compose import plan
+from hyperpod_launcher.launch.compose import plan
 
 SM = (
     "cluster=sm_jobs",
@@ -125,7 +125,7 @@ def test_request_limits_are_the_sdk_models() -> None:
 def test_an_environment_name_over_512_characters_is_one_line() -> None:
     """(A config file can hold one; the command line takes keys of at most 200 characters.)"""
     from hyperpod_launcher.backends.sm_jobs import checks
-    from hyperpod_launcher.errors import UserError
+    from hyperpod_launcher.util.errors import UserError
 
     with pytest.raises(UserError) as err:
         checks.request_limits({}, {"N" * 513: "1"}, None)
@@ -142,7 +142,7 @@ def test_any_safe_run_name_becomes_a_job_name_sagemaker_takes(
 ) -> None:
     import botocore.session
 
-    from hyperpod_launcher.launch import new_launch_id
+    from hyperpod_launcher.launch.execute import new_launch_id
 
     model = botocore.session.get_session().get_service_model("sagemaker")
     shape = model.operation_model("CreateTrainingJob").input_shape.members["TrainingJobName"]

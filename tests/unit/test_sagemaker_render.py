@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hyperpod_launcher.backends.sm_jobs import checks as sagemaker_checks
-from hyperpod_launcher.errors import UserError
+from hyperpod_launcher.util.errors import UserError
 from tests.conftest import REPO, run_launcher
 
 LLAMA = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
@@ -151,7 +151,7 @@ def test_dry_run_without_the_sdk_renders_and_prints_the_request(tmp_path: Path) 
 
 def test_rendering_imports_no_sdk() -> None:
     code = (
-        "import sys; from hyperpod_launcher.compose import plan; "
+        "import sys; from hyperpod_launcher.launch.compose import plan; "
         f"p = plan({list(SM_LLAMA)!r}); "
         "assert 'launch.py' in p.request.files; "
         "print([m for m in sys.modules if m.split('.')[0] in ('sagemaker', 'boto3', 'botocore')])"
@@ -162,7 +162,7 @@ def test_rendering_imports_no_sdk() -> None:
 
 
 def _plan(*overrides: str):
-    from hyperpod_launcher.compose import plan
+    from hyperpod_launcher.launch.compose import plan
 
     return plan(list(overrides))
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from hyperpod_launcher import compose, launch
 from hyperpod_launcher.backends.base import Backend, Request, Submitted
-from hyperpod_launcher.errors import BackendError
-from hyperpod_launcher.job import JobSpec, Secrets
+from hyperpod_launcher.launch import compose
+from hyperpod_launcher.launch import execute as launch
+from hyperpod_launcher.spec.job import JobSpec, Secrets
+from hyperpod_launcher.util.errors import BackendError
 
 GIT_CANARY = "ghp_canary_git_0123456789"
 HF_CANARY = "hf_canary_hub_9876543210"

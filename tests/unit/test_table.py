@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from hyperpod_launcher.table import format_table
+from hyperpod_launcher.cli.table import format_table
 
 
 def test_columns_are_aligned_and_at_least_two_spaces_apart() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hyperpod_launcher.errors import UserError
-from hyperpod_launcher.time_limit import normalize, time_limit_seconds
+from hyperpod_launcher.config.time_limit import normalize, time_limit_seconds
+from hyperpod_launcher.util.errors import UserError
 
 SECONDS = {
     "90": 90 * 60,  # minutes
@@ -72,7 +72,7 @@ def test_a_limit_before_the_first_checkpoint_warns_with_both_numbers(tmp_path) -
 
 
 def test_without_a_way_to_resume_it_is_an_error() -> None:
-    from hyperpod_launcher.time_limit import before_first_checkpoint
+    from hyperpod_launcher.config.time_limit import before_first_checkpoint
 
     recipe = {
         "exp_manager": {"checkpoint_callback_params": {"every_n_train_steps": 5000}},

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from hyperpod_launcher import catalog, recipe_checks
+from hyperpod_launcher.catalog import recipes as catalog
+from hyperpod_launcher.spec import recipe_checks
 from tests.conftest import REPO
 from tests.unit.test_hyperpod_fidelity import DEVIATIONS, REFERENCE, deviation
 

@@ -11,10 +11,11 @@ from typing import get_type_hints
 import pytest
 import yaml
 
-from hyperpod_launcher import catalog, recipe_checks
-from hyperpod_launcher.compose import plan
+from hyperpod_launcher.catalog import recipes as catalog
 from hyperpod_launcher.config.recipe_common import RunSection
-from hyperpod_launcher.training_code import PACKAGES
+from hyperpod_launcher.launch.compose import plan
+from hyperpod_launcher.spec import recipe_checks
+from hyperpod_launcher.stacks.training_code import PACKAGES
 from tests.conftest import REPO, run_launcher
 from tests.unit import node_script
 

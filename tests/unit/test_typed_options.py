@@ -18,8 +18,8 @@ from hyperpod_launcher.backends.sm_jobs.options import (
     SmJobsOptions,
     SmS3Inputs,
 )
-from hyperpod_launcher.compose import plan
 from hyperpod_launcher.config.validate import typed
+from hyperpod_launcher.launch.compose import plan
 from tests.conftest import REPO
 
 CUSTOM = (

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hyperpod_launcher import job_index, records
+from hyperpod_launcher.jobs import index as job_index
+from hyperpod_launcher.jobs import records
 from tests.conftest import (
     REPO,
     USER_INDEX,
@@ -27,7 +28,7 @@ def test_every_test_and_its_subprocesses_get_their_own_state(isolated_state: Pat
         [
             sys.executable,
             "-c",
-            "from hyperpod_launcher import job_index; print(job_index.index_path())",
+            "from hyperpod_launcher.jobs import index as job_index; print(job_index.index_path())",
         ],
         capture_output=True,
         text=True,

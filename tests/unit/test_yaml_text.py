@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hyperpod_launcher import recipe_commands, yaml_text
 from hyperpod_launcher.backends.k8s.backend import VALUES
-from hyperpod_launcher.compose import plan
+from hyperpod_launcher.cli import recipe_commands
+from hyperpod_launcher.launch.compose import plan
+from hyperpod_launcher.util import yaml_text
 
 PACKAGE = Path(yaml_text.__file__).parent
 

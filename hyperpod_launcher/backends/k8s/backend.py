@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from hyperpod_launcher import __version__, templating, yaml_text
+from hyperpod_launcher import __version__
 from hyperpod_launcher.backends.base import (
     CANCEL,
     LOGS,
@@ -31,12 +31,13 @@ from hyperpod_launcher.backends.k8s import secret as k8s_secret
 from hyperpod_launcher.backends.k8s import values as k8s_values
 from hyperpod_launcher.backends.k8s.chart_schema import CHARTS_DIR
 from hyperpod_launcher.backends.k8s.jobs import HELM_MISSING, K8sJobs
-from hyperpod_launcher.errors import BackendError
-from hyperpod_launcher.job import JobSpec, Secrets
-from hyperpod_launcher.records import JobRecord
+from hyperpod_launcher.jobs.records import JobRecord
+from hyperpod_launcher.spec.job import JobSpec, Secrets
+from hyperpod_launcher.util import templating, yaml_text
+from hyperpod_launcher.util.errors import BackendError
 
 if TYPE_CHECKING:
-    from hyperpod_launcher.status import JobStatus
+    from hyperpod_launcher.jobs.status import JobStatus
 
 CHART = "pytorchjob"
 LIBRARY_CHART = "hpl-common"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from hyperpod_launcher.required import BackendDefaults, Get
+from hyperpod_launcher.spec.required import BackendDefaults, Get
 
 
 def _claim_folder(get: Get) -> str | None:

@@ -16,11 +16,11 @@ import dataclasses
 import re
 from typing import Any
 
-from hyperpod_launcher import recipe_checks
 from hyperpod_launcher.backends.k8s.options import K8sLogMonitoringRule, K8sOptions
 from hyperpod_launcher.config.validate import check_section, typed
-from hyperpod_launcher.errors import UserError
-from hyperpod_launcher.job import JobSpec
+from hyperpod_launcher.spec import recipe_checks
+from hyperpod_launcher.spec.job import JobSpec
+from hyperpod_launcher.util.errors import UserError
 
 KIND = "HyperPodPyTorchJob"
 CONTAINER = "pytorch-job-container"  # the name the hyp CLI gives the training container

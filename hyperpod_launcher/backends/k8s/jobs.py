@@ -22,11 +22,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from hyperpod_launcher import job_index
-from hyperpod_launcher import status as st
-from hyperpod_launcher.errors import BackendError
-from hyperpod_launcher.logfiles import Note
-from hyperpod_launcher.records import JobRecord
+from hyperpod_launcher.jobs import index as job_index
+from hyperpod_launcher.jobs import status as st
+from hyperpod_launcher.jobs.logfiles import Note
+from hyperpod_launcher.jobs.records import JobRecord
+from hyperpod_launcher.util.errors import BackendError
 
 
 @dataclass(frozen=True)
@@ -482,7 +482,7 @@ class K8sJobs:
         return result
 
     def logs(self, record: JobRecord, follow: bool, rank: int | None) -> Iterator[str]:
-        from hyperpod_launcher.logfiles import rank_filter
+        from hyperpod_launcher.jobs.logfiles import rank_filter
 
         full = job_index.full(record)
         early = unsubmitted(full)
@@ -568,7 +568,7 @@ def _mark_cancelled(record: JobRecord) -> None:
     it is the newest launch)."""
     import datetime as dt
 
-    from hyperpod_launcher.jobdir import JobDir
+    from hyperpod_launcher.prepare.jobdir import JobDir
 
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     cancelled = dataclasses.replace(record, cancelled_at=now)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from hyperpod_launcher import nova, yaml_text
 from hyperpod_launcher.backends.k8s import values as k8s_values
 from hyperpod_launcher.backends.k8s.options import K8sLabelSelector
-from hyperpod_launcher.errors import UserError
-from hyperpod_launcher.job import JobSpec
+from hyperpod_launcher.spec.job import JobSpec
+from hyperpod_launcher.stacks import nova
+from hyperpod_launcher.util import yaml_text
+from hyperpod_launcher.util.errors import UserError
 
 CHART = "novajob"
 KIND = "PyTorchJob"

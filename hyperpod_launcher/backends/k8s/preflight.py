@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from hyperpod_launcher.backends.k8s import values as k8s_values
 from hyperpod_launcher.backends.k8s.options import K8sClaim
 from hyperpod_launcher.config.validate import typed
-from hyperpod_launcher.preflight import Check, Result, fail, ok, warn
+from hyperpod_launcher.prepare.preflight import Check, Result, fail, ok, warn
 
 if TYPE_CHECKING:
-    from hyperpod_launcher.launch import Plan
+    from hyperpod_launcher.launch.execute import Plan
 
 TIMEOUT = (5, 15)  # connect, read seconds per API call
 HELM_TIMEOUT = 60

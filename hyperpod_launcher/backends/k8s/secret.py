@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from hyperpod_launcher.errors import BackendError
+from hyperpod_launcher.util.errors import BackendError
 
 INSTALL_HINT = "pip install 'hyperpod-launcher[k8s]' (the kubernetes Python client)"
 

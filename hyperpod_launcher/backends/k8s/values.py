@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hyperpod_launcher import image_ref, job, resources
 from hyperpod_launcher.backends.base import train_script
 from hyperpod_launcher.backends.k8s import chart_schema
 from hyperpod_launcher.backends.k8s import hyperpod as k8s_hyperpod
@@ -25,10 +24,12 @@ from hyperpod_launcher.backends.k8s.options import (
     K8sToleration,
     K8sVolume,
 )
+from hyperpod_launcher.config.time_limit import time_limit_seconds
 from hyperpod_launcher.config.validate import check_section, typed
-from hyperpod_launcher.errors import UserError
-from hyperpod_launcher.job import JobSpec
-from hyperpod_launcher.time_limit import time_limit_seconds
+from hyperpod_launcher.spec import image_ref, job
+from hyperpod_launcher.spec.job import JobSpec
+from hyperpod_launcher.util import resources
+from hyperpod_launcher.util.errors import UserError
 
 T = TypeVar("T")
 
@@ -504,7 +505,7 @@ def check_paths_on_volumes(spec: JobSpec, mounts: list[str]) -> None:
         return
     import yaml
 
-    from hyperpod_launcher.mounts import unreachable
+    from hyperpod_launcher.spec.mounts import unreachable
 
     recipe = yaml.safe_load(spec.recipe_yaml) or {}
     stack = spec.resume.stack if spec.resume else None

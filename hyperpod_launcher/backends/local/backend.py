@@ -12,8 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hyperpod_launcher import __version__, templating
-from hyperpod_launcher import status as st
+from hyperpod_launcher import __version__
 from hyperpod_launcher.backends.base import (
     CANCEL,
     LOGS,
@@ -25,9 +24,11 @@ from hyperpod_launcher.backends.base import (
     Submitted,
     train_script,
 )
-from hyperpod_launcher.errors import BackendError, UserError
-from hyperpod_launcher.job import JobSpec, Secrets
-from hyperpod_launcher.records import JobRecord
+from hyperpod_launcher.jobs import status as st
+from hyperpod_launcher.jobs.records import JobRecord
+from hyperpod_launcher.spec.job import JobSpec, Secrets
+from hyperpod_launcher.util import templating
+from hyperpod_launcher.util.errors import BackendError, UserError
 
 RUN_SCRIPT = "local_run.sh"
 
@@ -168,7 +169,7 @@ class LocalBackend(Backend[LocalRequest]):
         log_path = request.log
         env = {**os.environ, **secrets.env}
         if request.detach:
-            from hyperpod_launcher import log_mask
+            from hyperpod_launcher.util import log_mask
 
             with open(log_path, "ab") as log:
                 relay = log_mask.start(log, secrets.values())  # masks the job's output
@@ -189,7 +190,7 @@ class LocalBackend(Backend[LocalRequest]):
         return [local_status(r) for r in records]
 
     def logs(self, record: JobRecord, follow: bool, rank: int | None) -> Iterator[str]:
-        from hyperpod_launcher import logfiles
+        from hyperpod_launcher.jobs import logfiles
 
         log = Path(record.details.get("log") or "")
         return logfiles.lines(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hyperpod_launcher import train_stack
+from hyperpod_launcher.stacks import train_stack
 
 if TYPE_CHECKING:
-    from hyperpod_launcher.launch import Plan
-    from hyperpod_launcher.preflight import Check
+    from hyperpod_launcher.launch.execute import Plan
+    from hyperpod_launcher.prepare.preflight import Check
 
 
 def checks(plan: Plan) -> list[Check]:

@@ -10,8 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hyperpod_launcher import __version__, mounts, resources, templating
-from hyperpod_launcher import status as st
+from hyperpod_launcher import __version__
 from hyperpod_launcher.backends.base import (
     CANCEL,
     LOGS,
@@ -24,9 +23,12 @@ from hyperpod_launcher.backends.base import (
     train_script,
 )
 from hyperpod_launcher.backends.slurm.options import SlurmOptions
-from hyperpod_launcher.errors import BackendError, UserError
-from hyperpod_launcher.job import JobSpec, Mount, Secrets, launch_folder
-from hyperpod_launcher.records import JobRecord
+from hyperpod_launcher.jobs import status as st
+from hyperpod_launcher.jobs.records import JobRecord
+from hyperpod_launcher.spec import mounts
+from hyperpod_launcher.spec.job import JobSpec, Mount, Secrets, launch_folder
+from hyperpod_launcher.util import resources, templating
+from hyperpod_launcher.util.errors import BackendError, UserError
 
 # Slurm's job states in the launcher's vocabulary.
 SLURM_STATES = {
@@ -87,7 +89,7 @@ def _mem(value: Any) -> str | None:
 
 def _check_prefix(prefix: str) -> None:
     """The prefix starts the batch script's file name and the job name: the run-name rule."""
-    from hyperpod_launcher.job_build import SAFE_NAME
+    from hyperpod_launcher.spec.build import SAFE_NAME
 
     if prefix and not SAFE_NAME.match(prefix):
         raise UserError(
@@ -114,7 +116,9 @@ def sbatch_flags(spec: JobSpec, job_name: str) -> list[str]:
     }
     if not opts.stderr_to_stdout:
         flags["error"] = _sbatch_value("base_results_dir", log + ".err")
-    if spec.time_limit:  # checked at build (hyperpod_launcher.time_limit): sbatch's own forms
+    if (
+        spec.time_limit
+    ):  # checked at build (hyperpod_launcher.config.time_limit): sbatch's own forms
         flags["time"] = spec.time_limit
     mem = _mem(opts.mem)
     if mem is not None:
@@ -336,7 +340,7 @@ class SlurmBackend(Backend[Request]):
         ]
 
     def logs(self, record: JobRecord, follow: bool, rank: int | None) -> Iterator[str]:
-        from hyperpod_launcher import logfiles
+        from hyperpod_launcher.jobs import logfiles
 
         job_dir, job_id = Path(record.job_dir), str(record.job_id)
         return logfiles.lines(

@@ -17,11 +17,11 @@ import tempfile
 import uuid
 from typing import TYPE_CHECKING
 
-from hyperpod_launcher import train_stack
-from hyperpod_launcher.preflight import Check, Result, fail, ok, warn
+from hyperpod_launcher.prepare.preflight import Check, Result, fail, ok, warn
+from hyperpod_launcher.stacks import train_stack
 
 if TYPE_CHECKING:
-    from hyperpod_launcher.launch import Plan
+    from hyperpod_launcher.launch.execute import Plan
 
 COMMAND_TIMEOUT = 20  # seconds for one Slurm command
 SRUN_TIMEOUT = 60

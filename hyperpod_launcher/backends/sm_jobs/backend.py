@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hyperpod_launcher import __version__, templating
+from hyperpod_launcher import __version__
 from hyperpod_launcher.backends.base import (
     CANCEL,
     LOGS,
@@ -34,12 +34,13 @@ from hyperpod_launcher.backends.base import (
 )
 from hyperpod_launcher.backends.sm_jobs import runner
 from hyperpod_launcher.backends.sm_jobs.plan import plan
-from hyperpod_launcher.errors import BackendError, UserError
-from hyperpod_launcher.job import JobSpec, Secrets
-from hyperpod_launcher.records import JobRecord
+from hyperpod_launcher.jobs.records import JobRecord
+from hyperpod_launcher.spec.job import JobSpec, Secrets
+from hyperpod_launcher.util import templating
+from hyperpod_launcher.util.errors import BackendError, UserError
 
 if TYPE_CHECKING:
-    from hyperpod_launcher.status import JobStatus
+    from hyperpod_launcher.jobs.status import JobStatus
 
 LAUNCH_PY = "launch.py"
 REQUEST_JSON = "create_training_job.json"  # a dry run's exact CreateTrainingJob request
@@ -236,7 +237,7 @@ class SageMakerBackend(Backend[SageMakerRequest]):
         if spec.code.is_local and spec.code.checkout_dir:
             # launch.py serves the SDK's code clone from this checkout, as at submit; a
             # local repository needs no network, so the dry run makes it too.
-            from hyperpod_launcher import code
+            from hyperpod_launcher.prepare import checkout as code
 
             code.checkout(spec.code, Secrets())
         with tempfile.TemporaryDirectory(prefix="hpl-sm-preview-") as tmp:

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from hyperpod_launcher.backends.sm_jobs.options import SmFileSystemInput
-from hyperpod_launcher.errors import UserError, did_you_mean
-from hyperpod_launcher.time_limit import time_limit_seconds
+from hyperpod_launcher.config.time_limit import time_limit_seconds
+from hyperpod_launcher.util.errors import UserError, did_you_mean
 
 KEY = "cluster.sm_jobs_config"
 AEK = f"{KEY}.additional_estimator_kwargs"
@@ -180,7 +180,7 @@ def estimator_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 def s3_uri(value: Any, key: str) -> str:
     if not isinstance(value, str) or not value.startswith("s3://") or len(value) <= 5:
         raise UserError(f"{key}={value!r}: expected an s3:// URI, e.g. s3://my-bucket/path")
-    from hyperpod_launcher.recipe_checks import s3_problem  # one rule for every s3:// value
+    from hyperpod_launcher.spec.recipe_checks import s3_problem  # one rule for every s3:// value
 
     problem = s3_problem(value)
     if problem:
@@ -273,7 +273,7 @@ def job_name(value: str, key: str) -> str:
 def device_kind(instance_type: str) -> str:
     """The instance catalog's accelerator; for a type it lacks, the SDK's own rule: ml.p* and
     ml.g* are GPU, ml.trn* Trainium, anything else CPU."""
-    from hyperpod_launcher import instances
+    from hyperpod_launcher.config import instances
 
     known = instances.lookup(instance_type)
     if known is not None:
@@ -287,7 +287,7 @@ def device_kind(instance_type: str) -> str:
 
 
 def secrets_manager(refs: Mapping[str, Any]) -> dict[str, str]:
-    from hyperpod_launcher.job import ENV_NAME
+    from hyperpod_launcher.spec.job import ENV_NAME
 
     for name, ref in refs.items():
         key = f"{KEY}.secrets.secrets_manager.{name}"
@@ -344,7 +344,7 @@ def request_limits(
     `hyperparameters`: the script's own (the SDK's come on top); `environment`: the job's
     whole environment, secrets that launch.py adds at submit included (their values unknown
     here); `tags`: additional_estimator_kwargs.tags."""
-    from hyperpod_launcher.job import ENV_NAME
+    from hyperpod_launcher.spec.job import ENV_NAME
 
     if hyperparameters and len(hyperparameters) + SDK_HYPERPARAMETERS > MAX_HYPERPARAMETERS:
         raise UserError(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from hyperpod_launcher.required import BackendDefaults, Get
+from hyperpod_launcher.spec.required import BackendDefaults, Get
 
 TRAIN_CHANNEL = "/opt/ml/input/data/train"  # where SageMaker puts the `train` input
 CHECKPOINTS = "/opt/ml/checkpoints"  # the SDK's default checkpoint_local_path

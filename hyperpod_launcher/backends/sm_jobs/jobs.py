@@ -10,10 +10,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from hyperpod_launcher import job_index
-from hyperpod_launcher import status as st
-from hyperpod_launcher.errors import BackendError
-from hyperpod_launcher.records import JobRecord
+from hyperpod_launcher.jobs import index as job_index
+from hyperpod_launcher.jobs import status as st
+from hyperpod_launcher.jobs.records import JobRecord
+from hyperpod_launcher.util.errors import BackendError
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 STARTING = {
@@ -85,7 +85,7 @@ class SageMakerJobs:
         return result
 
     def logs(self, record: JobRecord, follow: bool, rank: int | None) -> Iterator[str]:
-        from hyperpod_launcher.logfiles import rank_filter
+        from hyperpod_launcher.jobs.logfiles import rank_filter
 
         logs = _client("logs", record)
         keep = rank_filter(rank)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hyperpod_launcher import __version__, resources, templating, train_stack, yaml_text
+from hyperpod_launcher import __version__
 from hyperpod_launcher.backends.base import RenderedFile, train_script
 from hyperpod_launcher.backends.sm_jobs import checks
 from hyperpod_launcher.backends.sm_jobs.defaults import CHECKPOINTS
@@ -29,10 +29,12 @@ from hyperpod_launcher.backends.sm_jobs.options import (
     SmSecrets,
     SmTensorboardConfig,
 )
-from hyperpod_launcher.errors import UserError
-from hyperpod_launcher.job import RECIPE_SECRETS, SECRET_ENV, Entry, JobSpec
-from hyperpod_launcher.resume import CHECKPOINT_KEYS, FINAL_MODEL_KEYS
+from hyperpod_launcher.spec.job import RECIPE_SECRETS, SECRET_ENV, Entry, JobSpec
+from hyperpod_launcher.stacks import train_stack
+from hyperpod_launcher.stacks.resume import CHECKPOINT_KEYS, FINAL_MODEL_KEYS
 from hyperpod_launcher.telemetry.sagemaker import metric_definitions
+from hyperpod_launcher.util import resources, templating, yaml_text
+from hyperpod_launcher.util.errors import UserError
 
 KEY = checks.KEY
 SECRETS_WRAPPER = "hpl_secrets.py"
@@ -157,7 +159,7 @@ def _final_model_in_sagemaker(spec: JobSpec, overrides: dict[str, Any]) -> dict[
 def _check_paths_on_instances(recipe: Mapping[str, Any], checkpoints: str) -> None:
     """A path of the submit host is on no SageMaker instance: data needs a channel, FSx or S3,
     and outputs a folder SageMaker keeps."""
-    from hyperpod_launcher.mounts import unreachable
+    from hyperpod_launcher.spec.mounts import unreachable
 
     for key, path, written in unreachable(recipe, READ_ROOTS):
         fix = (

@@ -18,11 +18,11 @@ from urllib.parse import unquote
 
 from hyperpod_launcher.backends.sm_jobs import checks as sm_checks
 from hyperpod_launcher.backends.sm_jobs.options import SmJobsConfig
-from hyperpod_launcher.preflight import Check, Result, fail, ok, warn
+from hyperpod_launcher.prepare.preflight import Check, Result, fail, ok, warn
 
 if TYPE_CHECKING:
     from hyperpod_launcher.backends.sm_jobs.backend import SageMakerRequest
-    from hyperpod_launcher.launch import Plan
+    from hyperpod_launcher.launch.execute import Plan
 
 ECR_IMAGE = re.compile(
     r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)(?::([^@]+))?(?:@(.+))?$"

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from hyperpod_launcher.job import launch_folder
+from hyperpod_launcher.spec.job import launch_folder
 
 HYPERPOD_API = "sagemaker.amazonaws.com/v1"
 CRD_DIR = Path(__file__).resolve().parents[2] / "k8s_crds"
@@ -172,7 +172,7 @@ def chart_case(
     """Render a case's launch into a job folder and `helm template` it, once per case: its
     plan, chart folder, rendered objects, schema errors and manifests text."""
     if case not in cache:
-        from hyperpod_launcher.compose import plan
+        from hyperpod_launcher.launch.compose import plan
 
         base = tmp_path_factory.mktemp(case)
         the_plan = plan((*cases[case], f"base_results_dir={base}"), launch_id="launch-1")

@@ -10,9 +10,9 @@ import pytest
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from hyperpod_launcher.app import one_line
-from hyperpod_launcher.compose import plan
-from hyperpod_launcher.errors import UserError
+from hyperpod_launcher.cli.app import one_line
+from hyperpod_launcher.launch.compose import plan
+from hyperpod_launcher.util.errors import UserError
 from tests.conftest import run_launcher
 
 LLAMA = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"

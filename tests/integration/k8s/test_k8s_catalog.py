@@ -12,8 +12,10 @@ import k8s_schemas
 import pytest
 import yaml
 
-from hyperpod_launcher import backends, catalog_dry_run, gen_launch_scripts
-from hyperpod_launcher.compose import compose, plan
+from hyperpod_launcher import backends
+from hyperpod_launcher.catalog import dry_run as catalog_dry_run
+from hyperpod_launcher.catalog import launch_scripts as gen_launch_scripts
+from hyperpod_launcher.launch.compose import compose, plan
 from tests.conftest import REPO, require_tool
 
 RECIPES = REPO / "recipes_collection" / "recipes"

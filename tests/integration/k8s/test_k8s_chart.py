@@ -22,7 +22,7 @@ import yaml
 
 from hyperpod_launcher.backends.k8s import chart_schema
 from hyperpod_launcher.backends.k8s import values as k8s_values
-from hyperpod_launcher.compose import plan
+from hyperpod_launcher.launch.compose import plan
 from tests.conftest import REPO, require_tool, shellcheck
 
 LLAMA = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
@@ -421,7 +421,7 @@ def test_chart_in_the_repo_is_what_the_launcher_copies() -> None:
 def test_render_is_pure_deterministic_and_imports_no_kubernetes_client(tmp_path: Path) -> None:
     code = (
         "import sys\n"
-        "from hyperpod_launcher.compose import plan\n"
+        "from hyperpod_launcher.launch.compose import plan\n"
         f"args = ({', '.join(repr(a) for a in CASES['llama_p5_every_option'])}, "
         f"'base_results_dir={tmp_path}')\n"
         "a = plan(args, launch_id='x').files\n"

@@ -22,7 +22,7 @@ import k8s_schemas
 import pytest
 import yaml
 
-from hyperpod_launcher.compose import plan
+from hyperpod_launcher.launch.compose import plan
 from tests.conftest import REPO, require_tool, run_launcher, shellcheck
 
 LLAMA = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hyperpod_launcher.compose import plan
+from hyperpod_launcher.launch.compose import plan
 from tests.conftest import REPO, require_tool
 from tests.integration.k8s import k8s_schemas
 

@@ -20,7 +20,7 @@ import k8s_schemas
 import pytest
 
 from hyperpod_launcher.backends.k8s import values as k8s_values
-from hyperpod_launcher.compose import plan
+from hyperpod_launcher.launch.compose import plan
 from tests.conftest import require, require_tool
 
 

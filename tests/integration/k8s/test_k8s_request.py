@@ -13,7 +13,8 @@ from pathlib import Path
 import k8s_standins
 import pytest
 
-from hyperpod_launcher import compose, launch
+from hyperpod_launcher.launch import compose
+from hyperpod_launcher.launch import execute as launch
 from tests.conftest import require
 
 HF_TOKEN = "hf_RequestTestNotReal0123456789"

@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from hyperpod_launcher.backends.k8s import values as k8s_values
-from hyperpod_launcher.compose import plan
-from hyperpod_launcher.errors import UserError
+from hyperpod_launcher.launch.compose import plan
+from hyperpod_launcher.util.errors import UserError
 from tests.conftest import REPO, require, require_tool, run_launcher
 
 BASE = ("cluster=k8s", "container=public.ecr.aws/docker/library/python:3.11-slim")

@@ -8,8 +8,8 @@ from pathlib import Path
 import k8s_schemas
 import yaml
 
-from hyperpod_launcher import resources
-from hyperpod_launcher.compose import plan
+from hyperpod_launcher.launch.compose import plan
+from hyperpod_launcher.util import resources
 from tests.conftest import require_tool
 
 DEEPSPEED = "recipes=fine-tuning/deepspeed/hf_llama3_8b_seq8k_gpu_zero2"

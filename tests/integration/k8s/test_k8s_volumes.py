@@ -9,7 +9,7 @@ from pathlib import Path
 import k8s_schemas
 import yaml
 
-from hyperpod_launcher.compose import plan
+from hyperpod_launcher.launch.compose import plan
 from tests.conftest import require_tool, run_launcher
 
 L8B = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"

@@ -11,7 +11,8 @@ from typing import Any
 import yaml
 from conftest import archive, hyperparameters, sm, submit
 
-from hyperpod_launcher import resources, train_stack
+from hyperpod_launcher.stacks import train_stack
+from hyperpod_launcher.util import resources
 
 
 def test_open_recipe_ships_its_entry_in_the_uploaded_source(moto: Any, tmp_path: Path) -> None:

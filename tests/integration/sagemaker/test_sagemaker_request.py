@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from conftest import BUCKET, ROLE_ARN, hyperparameters, sm
 
-from hyperpod_launcher import compose, launch
+from hyperpod_launcher.launch import compose
+from hyperpod_launcher.launch import execute as launch
 from tests.conftest import REPO
 
 RUNNER = REPO / "hyperpod_launcher" / "backends" / "sm_jobs" / "runner.py"

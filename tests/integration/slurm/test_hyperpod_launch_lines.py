@@ -97,7 +97,7 @@ def launcher_checkout(root: Path) -> Path:
 
 def run_batch(lines: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
     """Child process: each line through the launcher's own entry, in this process."""
-    from hyperpod_launcher import cli
+    from hyperpod_launcher.cli import main as cli
 
     results = {}
     for script, argv in lines.items():

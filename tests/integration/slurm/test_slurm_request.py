@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hyperpod_launcher import compose, launch, records
+from hyperpod_launcher.jobs import records
+from hyperpod_launcher.launch import compose
+from hyperpod_launcher.launch import execute as launch
 
 pytestmark = pytest.mark.slurm
 LAUNCH_ID = "20261202-010203-5eed"

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from hyperpod_launcher.errors import UserError
-from hyperpod_launcher.time_limit import normalize
+from hyperpod_launcher.config.time_limit import normalize
+from hyperpod_launcher.util.errors import UserError
 
 FORMS = (
     "90",

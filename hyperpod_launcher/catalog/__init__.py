@@ -1,0 +1,1 @@
+"""The recipe catalog, the catalog-wide dry run and the launch-script generator."""

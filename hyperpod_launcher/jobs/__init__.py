@@ -1,0 +1,1 @@
+"""The job index, status, logs, following a job and explaining failures."""

@@ -1,0 +1,1 @@
+"""Compose, check out the code, write the job folder, run preflight, submit."""

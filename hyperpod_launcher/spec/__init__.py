@@ -1,0 +1,1 @@
+"""Build and validate the backend-neutral JobSpec from the composed config."""

@@ -1,0 +1,41 @@
+"""Rules for the launcher's own values, shared by every builder of a JobSpec: names that
+are safe as folder and job names, counts, and `env_vars` split into plain and secret."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from hyperpod_launcher.spec.job import ENV_NAME, SECRET_ENV
+from hyperpod_launcher.util.errors import UserError
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+
+
+def split_env(
+    env_vars: Mapping[str, Any], defaults: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    plain = dict(defaults)
+    secret: dict[str, str] = {}
+    for key, value in env_vars.items():
+        if not ENV_NAME.match(key):
+            raise UserError(f"env_vars.{key}: not a valid environment variable name")
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if SECRET_ENV.search(key):
+            secret[key] = text
+        else:
+            plain[key] = text
+    return plain, secret
+
+
+def positive_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise UserError(f"{key}: must be a positive integer, got {value!r}")
+    return value
+
+
+def non_negative_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"{key}: must be 0 or a positive integer, got {value!r}")
+    return value

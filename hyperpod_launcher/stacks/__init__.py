@@ -1,0 +1,1 @@
+"""What each training stack needs: resume rules, pinned code, DeepSpeed config."""
