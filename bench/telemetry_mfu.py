@@ -54,7 +54,9 @@ def version(name: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--rounds", type=int, default=2, help="turns of the callback arms")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="turns of the callback arms (0: MFU only)"
+    )
     parser.add_argument("--hidden", type=int, default=base.HIDDEN, help="smaller: a smoke run")
     parser.add_argument("--layers", type=int, default=base.LAYERS)
     parser.add_argument("--out", default=str(BENCH / "results" / "telemetry_mfu.json"))
@@ -110,7 +112,7 @@ def main() -> None:
             ]  # fmt: skip
             times[arm].append(statistics.median(base.step_times(bare, env)))
             print(json.dumps({"arm": arm, "turn": turn, "step_s": times[arm][-1]}), flush=True)
-    medians = {arm: statistics.median(values) for arm, values in times.items()}
+    medians = {arm: statistics.median(values) for arm, values in times.items() if values}
 
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -137,9 +139,15 @@ def main() -> None:
         "callback": {
             "step_s": {arm: [round(t, 4) for t in values] for arm, values in times.items()},
             "median_step_s": {arm: round(t, 4) for arm, t in medians.items()},
-            "cost_token_count": round(medians["on"] / medians["off"] - 1, 4),
-            "cost_samples_x_sequence": round(medians["samples"] / medians["off"] - 1, 4),
-        },
+        }
+        | (
+            {
+                "cost_token_count": round(medians["on"] / medians["off"] - 1, 4),
+                "cost_samples_x_sequence": round(medians["samples"] / medians["off"] - 1, 4),
+            }
+            if medians
+            else {}
+        ),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
