@@ -9,11 +9,13 @@ leak_probe.py reports what it saw there).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,13 +104,9 @@ class Watch:
         return proc
 
     def files(self) -> Iterator[Path]:
-        """Every file under the results, state, cache and temporary folders, except torchrun's
-        own per-rank copies of the job's output (a launch folder's torchrun/, or torchelastic_*
-        in the temp folder): torchrun writes the job's raw output there, unmasked."""
+        """Every file under the results, state, cache and temporary folders (torchrun's
+        per-rank copies of the job's output in the launch folder included)."""
         for path in self.root.rglob("*"):
-            relative = path.relative_to(self.root)
-            if "torchelastic_" in str(relative) or "torchrun" in relative.parts:
-                continue
             if path.is_file() and not path.is_symlink():
                 yield path
 
@@ -200,6 +198,23 @@ def test_a_local_run_masks_its_output_logs_and_keeps_secrets_out_of_argv(
     assert "rank 0 has **** and ****" in logs.stdout
     scans = re.findall(r"argv scan: (\d+) processes, 2 secrets, leaks in (.*)", logs.stdout)
     assert len(scans) == 2 and all(int(n) > 3 and leaks == "[]" for n, leaks in scans), scans
+    if detached:  # its masking relay masks torchrun's per-rank copies once the job has ended
+        wait_for_exit_of_processes_naming(watch.results)
+    copies = list(watch.results.rglob("torchrun/**/stdout.log"))
+    assert any("has **** and ****" in p.read_text() for p in copies), copies
     watch.cli("status", "probe")
     watch.cli("jobs")
     watch.assert_no_canary()
+
+
+def wait_for_exit_of_processes_naming(folder: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        named = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            with contextlib.suppress(OSError):
+                named += [cmdline] if str(folder).encode() in cmdline.read_bytes() else []
+        if not named:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"processes naming {folder} still run after {timeout} s")
