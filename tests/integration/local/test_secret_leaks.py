@@ -55,6 +55,7 @@ BACKENDS = {
     ),
 }
 PROBE = REPO / "tests" / "fixtures" / "scripts" / "leak_probe.py"
+REJECT_TOKEN = REPO / "tests" / "fixtures" / "scripts" / "reject_token.py"
 
 
 class Watch:
@@ -110,10 +111,13 @@ class Watch:
             if path.is_file() and not path.is_symlink():
                 yield path
 
-    def assert_no_canary(self) -> None:
+    def assert_none_printed(self) -> None:
         for what, text in self.printed:
             for canary in CANARIES:
                 assert canary not in text, f"{canary} printed by `{what}`:\n{text}"
+
+    def assert_no_canary(self) -> None:
+        self.assert_none_printed()
         for path in self.files():
             data = path.read_bytes()
             for canary in CANARIES:
@@ -218,3 +222,29 @@ def wait_for_exit_of_processes_naming(folder: Path, timeout: float = 60) -> None
             return
         time.sleep(0.2)
     raise AssertionError(f"processes naming {folder} still run after {timeout} s")
+
+
+def test_jobs_status_and_logs_mask_a_secret_that_reached_a_record_or_a_log(watch: Watch) -> None:
+    """A launch that did not know a value for a secret (the job got it under another name, and
+    the results folder's path holds it) kept it in its record and log; once it is a secret of
+    the environment that follows the job, `jobs`, `status` and `logs` print it as ****."""
+    require(importlib.util.find_spec("torch") is not None, "torch (torchrun)")
+    results = watch.root / f"results-{HF}"
+    unaware = {k: v for k, v in watch.env.items() if k != "HF_TOKEN"}
+    run = run_launcher(
+        f"base_results_dir={results}",
+        f"training_cfg.entry_script={REJECT_TOKEN}",
+        "training_cfg.run.name=noted",
+        env={**unaware, "HUB_NOTE": HF},
+    )
+    assert run.returncode != 0 and f"rejected token {HF}" in run.stdout + run.stderr
+    for argv in (("jobs",), ("jobs", "--all"), ("status", "noted", "--json")):
+        assert "results-****" in watch.cli(*argv).stdout, argv
+    assert "rejected token ****" in watch.cli("status", "noted").stdout
+    for argv in (
+        ("logs", "noted"),
+        ("logs", "noted", "--rank", "1"),
+        ("logs", str(results / "noted")),
+    ):
+        assert "was handed ****" in watch.cli(*argv).stdout, argv
+    watch.assert_none_printed()
