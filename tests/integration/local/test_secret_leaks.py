@@ -243,7 +243,7 @@ def test_jobs_status_and_logs_mask_a_secret_that_reached_a_record_or_a_log(watch
     assert "rejected token ****" in watch.cli("status", "noted").stdout
     for argv in (
         ("logs", "noted"),
-        ("logs", "noted", "--rank", "1"),
+        ("logs", "noted", "--rank", "0"),
         ("logs", str(results / "noted")),
     ):
         assert "was handed ****" in watch.cli(*argv).stdout, argv
