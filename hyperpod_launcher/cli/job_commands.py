@@ -20,20 +20,14 @@ def jobs(args: argparse.Namespace) -> int:
     if not listed:
         print(f"no launches yet (index: {job_index.index_path()})")
         return 0
-    entries = [entry for entry, _ in listed]
     states = lifecycle.listed_statuses(listed)
     rows = [("NAME", "BACKEND", "JOB ID", "STATE", "PROGRESS", "SUBMITTED", "JOB FOLDER")]
-    for entry, state in zip(entries, states, strict=True):
+    for row, state in zip(listed, states, strict=True):
+        _, name, backend, job_id, job_dir, submitted_at, _, _ = row  # LISTED, final status
+        running = state.state == "running"
+        progress = progress_cell(job_index.listed_record(row)) if running else "-"
         rows.append(
-            (
-                entry.name,
-                entry.backend,
-                entry.job_id or "-",
-                state.short(),
-                progress_cell(entry) if state.state == "running" else "-",
-                entry.submitted_at or "",
-                entry.job_dir,
-            )
+            (name, backend, job_id or "-", state.short(), progress, submitted_at or "", job_dir)
         )
     print(format_table(rows))
     for warning in dict.fromkeys(state.warning for state in states if state.warning):

@@ -107,13 +107,17 @@ def _run_command(name: str, argv: Sequence[str]) -> int:
         args.overrides += extra  # overrides after a flag: `recipes show NAME --schema k=v`
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    try:
-        return int(args.run(args))
-    except LauncherError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except BrokenPipeError:  # `recipes list | head`
-        return 0
+    from hyperpod_launcher.util.masking import masked_output
+
+    # A secret that reached a job's record or log (or a recipe) prints as ****, as in a launch.
+    with masked_output(getattr(args, "overrides", None) or ()):
+        try:
+            return int(args.run(args))
+        except LauncherError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return err.exit_code
+        except BrokenPipeError:  # `recipes list | head`
+            return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

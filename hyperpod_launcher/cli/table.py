@@ -9,9 +9,6 @@ def format_table(rows: Sequence[Sequence[str]]) -> str:
     """The rows as aligned lines; the last column is not padded (it may be long)."""
     if not rows:
         return ""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
-        lines.append("  ".join([*cells, row[-1]]).rstrip())
-    return "\n".join(lines)
+    *padded, _ = zip(*rows, strict=True)  # columns
+    line = "  ".join([*(f"%-{max(map(len, column))}s" for column in padded), "%s"])
+    return "\n".join([(line % tuple(row)).rstrip() for row in rows])

@@ -62,14 +62,25 @@ def statuses(entries: list[JobRecord], detailed: bool = False) -> list[st.JobSta
     return result
 
 
-def listed_statuses(listed: list[tuple[JobRecord, dict[str, Any] | None]]) -> list[st.JobStatus]:
-    """The states of listed launches: those known to have ended as remembered, the others
-    asked (and remembered once they ended)."""
-    from hyperpod_launcher.jobs import index as job_index
+def listed_statuses(listed: list[job_index.ListedRow]) -> list[st.JobStatus]:
+    """The states of listed launches: those known to have ended as remembered (each distinct
+    remembered status read once), the others asked (and remembered once they ended)."""
+    import json
 
-    result = [st.JobStatus.from_dict(final) if final else None for _, final in listed]
-    ask = [i for i, known in enumerate(result) if known is None]
-    entries = [listed[i][0] for i in ask]
+    result: list[st.JobStatus | None] = []
+    remembered: dict[str, st.JobStatus] = {}
+    ask = []
+    for i, row in enumerate(listed):
+        final = row[-1]
+        if final is None:
+            ask.append(i)
+            result.append(None)
+            continue
+        state = remembered.get(final)
+        if state is None:
+            state = remembered[final] = st.JobStatus.from_dict(json.loads(final))
+        result.append(state)
+    entries = [job_index.listed_record(listed[i]) for i in ask]
     asked = statuses(entries)
     ended = {}
     for i, entry, state in zip(ask, entries, asked, strict=True):

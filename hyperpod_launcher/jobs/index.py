@@ -153,25 +153,31 @@ def put(record: JobRecord) -> None:
         _upsert(conn, record)
 
 
-def _listed(row: tuple[object, ...]) -> JobRecord:
-    values = dict(zip(LISTED, row, strict=True))
-    return JobRecord(**values)  # type: ignore[arg-type]
+# A row of `listing`: the LISTED columns, then the remembered final status (JSON) or None.
+ListedRow = tuple[Any, ...]
 
 
-def listing(limit: int | None) -> list[tuple[JobRecord, dict[str, Any] | None]]:
-    """The newest `limit` launches (every one when None), oldest first, with the listed
-    fields only, and the final status remembered for those known to have ended."""
-    query = f"SELECT {', '.join(LISTED)}, final_status FROM launches ORDER BY seq DESC"
+def listed_record(row: ListedRow) -> JobRecord:
+    """A listing's row as a record of the listed fields."""
+    values = dict(zip(LISTED, row[: len(LISTED)], strict=True))
+    return JobRecord(**values)
+
+
+def listing(limit: int | None) -> list[ListedRow]:
+    """The newest `limit` launches (every one when None), oldest first: the listed fields
+    only, and the final status (JSON text) remembered for those known to have ended. Plain
+    rows, so that listing many launches builds no object per launch."""
+    columns = f"SELECT {', '.join(LISTED)}, final_status FROM launches"
     with connect() as conn:
         if limit is None:
-            rows = conn.execute(query).fetchall()
-        else:
-            rows = conn.execute(query + " LIMIT ?", (limit,)).fetchall()
-    return [(_listed(row[:-1]), json.loads(row[-1]) if row[-1] else None) for row in reversed(rows)]
+            return conn.execute(columns + " ORDER BY seq").fetchall()
+        rows = conn.execute(columns + " ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+    rows.reverse()
+    return rows
 
 
 def latest(limit: int | None) -> list[JobRecord]:
-    return [record for record, _ in listing(limit)]
+    return [listed_record(row) for row in listing(limit)]
 
 
 def remember_final(statuses: dict[str, dict[str, Any]]) -> None:

@@ -4,6 +4,7 @@ masks a value even when it is written in pieces."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,21 @@ def test_a_value_written_in_pieces_is_masked_and_short_or_plain_words_are_not() 
     assert target.getvalue() == "token **** and abc is true\n"
     stream.flush()
     assert target.getvalue().endswith("next ")
+
+
+def test_files_are_masked_in_place_byte_for_byte_otherwise(tmp_path: Path) -> None:
+    from hyperpod_launcher.util.log_mask import mask_files
+
+    copy = tmp_path / "attempt_0" / "0" / "stdout.log"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(b"step 1 \xff\xfe\nrank 0 has hf_canary_5555 here\n")
+    copy.chmod(0o640)
+    plain = tmp_path / "attempt_0" / "0" / "stderr.log"
+    plain.write_bytes(b"nothing secret \xff\n")
+    before = plain.stat()
+    mask_files(tmp_path, ["hf_canary_5555"])
+    assert copy.read_bytes() == b"step 1 \xff\xfe\nrank 0 has **** here\n"
+    assert copy.stat().st_mode & 0o777 == 0o640
+    assert plain.read_bytes() == b"nothing secret \xff\n"
+    assert (plain.stat().st_ino, plain.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["stderr.log", "stdout.log"]

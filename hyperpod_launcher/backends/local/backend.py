@@ -27,15 +27,19 @@ from hyperpod_launcher.backends.base import (
 from hyperpod_launcher.jobs import status as st
 from hyperpod_launcher.jobs.records import JobRecord
 from hyperpod_launcher.spec.job import JobSpec, Secrets
-from hyperpod_launcher.util import templating
+from hyperpod_launcher.util import masking, templating
 from hyperpod_launcher.util.errors import BackendError, UserError
 
 RUN_SCRIPT = "local_run.sh"
+# torchrun's --log-dir in the launch folder (set by the per-node script): per-rank copies of
+# the job's output, written by torchrun itself, so they are masked once the job has ended.
+TORCHRUN_LOGS = "torchrun"
 
 
 @dataclass(frozen=True, kw_only=True)
 class LocalRequest(Request):
     log: str  # the job's output, also streamed to the terminal unless detached
+    torchrun_logs: str  # torchrun's per-rank copies of that output
     detach: bool
 
     def also_sends(self) -> list[str]:
@@ -162,17 +166,22 @@ class LocalBackend(Backend[LocalRequest]):
             argv,
             summary,
             log=os.path.join(spec.job_dir, log_name(spec)),
+            torchrun_logs=os.path.join(spec.launch_dir, TORCHRUN_LOGS),
             detach=bool(spec.opts.detach) or spec.wait is False,
         )
 
     def submit(self, request: LocalRequest, secrets: Secrets) -> Submitted:
         log_path = request.log
         env = {**os.environ, **secrets.env}
+        # The launch's own secrets and those the launcher knows of (this environment's, the
+        # command line's): the job inherits this environment and may print any of them.
+        values = [*secrets.values(), *masking.known()]
         if request.detach:
             from hyperpod_launcher.util import log_mask
 
             with open(log_path, "ab") as log:
-                relay = log_mask.start(log, secrets.values())  # masks the job's output
+                # masks the job's output, then torchrun's copies of it once the job has ended
+                relay = log_mask.start(log, values, then_mask=request.torchrun_logs)
                 assert relay.stdin is not None  # started with stdin=PIPE
                 proc = subprocess.Popen(
                     request.submit_argv,
@@ -184,7 +193,7 @@ class LocalBackend(Backend[LocalRequest]):
                 )
                 relay.stdin.close()
             return Submitted(job_id=str(proc.pid), details={"log": log_path, "detached": True})
-        return _run_foreground(request.submit_argv, env, log_path, secrets)
+        return _run_foreground(request, env, values)
 
     def status(self, records: list[JobRecord], detailed: bool = False) -> list[st.JobStatus]:
         return [local_status(r) for r in records]
@@ -221,12 +230,14 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-def _run_foreground(
-    argv: tuple[str, ...], env: dict[str, str], log_path: str, secrets: Secrets
-) -> Submitted:
-    """Run the job, streaming its output to the terminal and the log; return its status."""
+def _run_foreground(request: LocalRequest, env: dict[str, str], values: list[str]) -> Submitted:
+    """Run the job, streaming its output (secret `values` masked) to the terminal and the log,
+    then mask torchrun's copies of it; return its status."""
+    from hyperpod_launcher.util.log_mask import mask_files
+
+    log_path = request.log
     proc = subprocess.Popen(
-        argv,
+        request.submit_argv,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -237,7 +248,7 @@ def _run_foreground(
     try:
         with open(log_path, "ab") as log:
             for raw in proc.stdout:
-                line = secrets.mask(raw.decode(errors="replace"))
+                line = masking.mask(raw.decode(errors="replace"), values)
                 log.write(line.encode())
                 log.flush()
                 sys.stdout.write(line)
@@ -247,6 +258,8 @@ def _run_foreground(
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait()
         raise BackendError(f"interrupted; the job was stopped (log: {log_path})") from None
+    finally:
+        mask_files(request.torchrun_logs, values)
     details = {"log": log_path, "exit_code": returncode}
     if returncode != 0:
         return Submitted(job_id=str(proc.pid), returncode=returncode, details=details)

@@ -9,11 +9,13 @@ leak_probe.py reports what it saw there).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +55,7 @@ BACKENDS = {
     ),
 }
 PROBE = REPO / "tests" / "fixtures" / "scripts" / "leak_probe.py"
+REJECT_TOKEN = REPO / "tests" / "fixtures" / "scripts" / "reject_token.py"
 
 
 class Watch:
@@ -102,20 +105,19 @@ class Watch:
         return proc
 
     def files(self) -> Iterator[Path]:
-        """Every file under the results, state, cache and temporary folders, except torchrun's
-        own per-rank copies of the job's output (a launch folder's torchrun/, or torchelastic_*
-        in the temp folder): torchrun writes the job's raw output there, unmasked."""
+        """Every file under the results, state, cache and temporary folders (torchrun's
+        per-rank copies of the job's output in the launch folder included)."""
         for path in self.root.rglob("*"):
-            relative = path.relative_to(self.root)
-            if "torchelastic_" in str(relative) or "torchrun" in relative.parts:
-                continue
             if path.is_file() and not path.is_symlink():
                 yield path
 
-    def assert_no_canary(self) -> None:
+    def assert_none_printed(self) -> None:
         for what, text in self.printed:
             for canary in CANARIES:
                 assert canary not in text, f"{canary} printed by `{what}`:\n{text}"
+
+    def assert_no_canary(self) -> None:
+        self.assert_none_printed()
         for path in self.files():
             data = path.read_bytes()
             for canary in CANARIES:
@@ -200,6 +202,49 @@ def test_a_local_run_masks_its_output_logs_and_keeps_secrets_out_of_argv(
     assert "rank 0 has **** and ****" in logs.stdout
     scans = re.findall(r"argv scan: (\d+) processes, 2 secrets, leaks in (.*)", logs.stdout)
     assert len(scans) == 2 and all(int(n) > 3 and leaks == "[]" for n, leaks in scans), scans
+    if detached:  # its masking relay masks torchrun's per-rank copies once the job has ended
+        wait_for_exit_of_processes_naming(watch.results)
+    copies = list(watch.results.rglob("torchrun/**/stdout.log"))
+    assert any("has **** and ****" in p.read_text() for p in copies), copies
     watch.cli("status", "probe")
     watch.cli("jobs")
     watch.assert_no_canary()
+
+
+def wait_for_exit_of_processes_naming(folder: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        named = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            with contextlib.suppress(OSError):
+                named += [cmdline] if str(folder).encode() in cmdline.read_bytes() else []
+        if not named:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"processes naming {folder} still run after {timeout} s")
+
+
+def test_jobs_status_and_logs_mask_a_secret_that_reached_a_record_or_a_log(watch: Watch) -> None:
+    """A launch that did not know a value for a secret (the job got it under another name, and
+    the results folder's path holds it) kept it in its record and log; once it is a secret of
+    the environment that follows the job, `jobs`, `status` and `logs` print it as ****."""
+    require(importlib.util.find_spec("torch") is not None, "torch (torchrun)")
+    results = watch.root / f"results-{HF}"
+    unaware = {k: v for k, v in watch.env.items() if k != "HF_TOKEN"}
+    run = run_launcher(
+        f"base_results_dir={results}",
+        f"training_cfg.entry_script={REJECT_TOKEN}",
+        "training_cfg.run.name=noted",
+        env={**unaware, "HUB_NOTE": HF},
+    )
+    assert run.returncode != 0 and f"rejected token {HF}" in run.stdout + run.stderr
+    for argv in (("jobs",), ("jobs", "--all"), ("status", "noted", "--json")):
+        assert "results-****" in watch.cli(*argv).stdout, argv
+    assert "rejected token ****" in watch.cli("status", "noted").stdout
+    for argv in (
+        ("logs", "noted"),
+        ("logs", "noted", "--rank", "0"),
+        ("logs", str(results / "noted")),
+    ):
+        assert "was handed ****" in watch.cli(*argv).stdout, argv
+    watch.assert_none_printed()
