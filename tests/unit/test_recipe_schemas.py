@@ -1,4 +1,4 @@
-"""Recipe schemas: every catalog recipe and every HyperPod v1 recipe value passes its kind's
+"""Recipe schemas: every catalog recipe and every HyperPod v1 recipe value passes its stack's
 schema, and violating values are one line naming the key, the value and the rule.
 
 tests/fixtures/hyperpod_v1_recipes.json holds each leaf key and value of the 120 recipes of
@@ -120,8 +120,8 @@ def test_a_bad_adapter_value_names_key_value_and_rule(
     assert fragment in str(err.value)
 
 
-# (recipe, kind, key, bad value, fragment)
-OTHER_KINDS_BAD = (
+# (recipe, stack, key, bad value, fragment)
+OTHER_STACKS_BAD = (
     ("training/llama/hf_llama3_8b_seq8k_trn1x4_pretrain", "neuron", "trainer.max_steps", -2, "-1"),
     (
         "training/llama/hf_llama3_8b_seq8k_trn1x4_pretrain",
@@ -162,15 +162,15 @@ OTHER_KINDS_BAD = (
 )
 
 
-@pytest.mark.parametrize("case", OTHER_KINDS_BAD, ids=lambda c: f"{c[1]}:{c[2]}")
-def test_a_bad_value_of_each_kind_is_rejected(
+@pytest.mark.parametrize("case", OTHER_STACKS_BAD, ids=lambda c: f"{c[1]}:{c[2]}")
+def test_a_bad_value_of_each_stack_is_rejected(
     composed: dict[str, dict[str, Any]], case: tuple[str, str, str, Any, str]
 ) -> None:
-    name, kind, key, value, fragment = case
-    assert recipe_checks.stack_of(composed[name]["recipes"]) == kind
+    name, stack, key, value, fragment = case
+    assert recipe_checks.stack_of(composed[name]["recipes"]) == stack
     recipe = _set(composed[name]["recipes"], key, value)
     with pytest.raises(UserError) as err:
-        check_section(recipe, recipe_schema(kind), "recipes", added=())
+        check_section(recipe, recipe_schema(stack), "recipes", added=())
     assert f"recipes.{key}: expected" in str(err.value) and fragment in str(err.value)
 
 

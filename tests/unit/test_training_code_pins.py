@@ -1,5 +1,5 @@
-"""The training code a recipe kind was written for is recipe metadata (run.code_repo,
-code_version, code_commit in the kind's shared base): the default checkout pins it, and the job
+"""The training code a stack's recipes were written for is recipe metadata (run.code_repo,
+code_version, code_commit in the stack's shared base): the default checkout pins it, and the job
 puts the checkout's package ahead of the image's (the per-node script run for real in bash)."""
 
 from __future__ import annotations
