@@ -26,7 +26,7 @@ class Entry:
     # "module:NAME" of the required.BackendDefaults this backend fills missing values with
     required_defaults: str = "hyperpod_launcher.spec.required:JOB_FOLDER_DEFAULTS"
     runs_here: bool = False  # the job runs on this machine: its GPUs are the job's hardware
-    # recipe kinds that run only on the backends naming them here (Nova: AWS's EKS images)
+    # stacks that run only on the backends naming them here (Nova: AWS's EKS images)
     own_stacks: tuple[str, ...] = ()
     # (prefix, replacement) of the catalog's placeholder paths, where its jobs see other paths
     catalog_paths: tuple[tuple[str, str], ...] = ()
@@ -91,7 +91,7 @@ def runs_here(name: str | None) -> bool:
 
 
 def runs_stack(stack: str) -> tuple[str, ...]:
-    """The backends a recipe kind runs on: all of them, unless some name it as their own."""
+    """The backends a stack runs on: all of them, unless some name it as their own."""
     owners = tuple(name for name, e in _REGISTRY.items() if stack in e.own_stacks)
     return owners or names()
 

@@ -115,7 +115,8 @@ def _with_defaults(full: dict[str, Any], backend: str, name: str) -> dict[str, A
     """The backend's defaults for missing required values, as a launch fills them in."""
     import copy
 
-    from hyperpod_launcher.spec import recipe_checks, required
+    from hyperpod_launcher import stacks
+    from hyperpod_launcher.spec import required
     from hyperpod_launcher.util import dotted
 
     full = {**full, "recipes": copy.deepcopy(full["recipes"])}
@@ -127,7 +128,7 @@ def _with_defaults(full: dict[str, Any], backend: str, name: str) -> dict[str, A
             node = node.setdefault(part, {})
         node[leaf] = value
 
-    stack = recipe_checks.stack_of(full["recipes"])
+    stack = stacks.of(full["recipes"])
     entry = backends.entry(backend)
     if stack in entry.own_stacks:  # they bring their own chart: the catalog's cluster options
         added = {  # (e.g. a claim for the placeholder paths) are not theirs

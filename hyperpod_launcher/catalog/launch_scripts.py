@@ -39,7 +39,7 @@ def _names_a_model(recipe: Mapping[str, Any]) -> bool:
 
 
 def _trains_on_neuron(recipe: Mapping[str, Any]) -> bool:
-    return isinstance(recipe.get("distributed_strategy"), Mapping)  # recipe_checks.stack_of
+    return isinstance(recipe.get("distributed_strategy"), Mapping)  # the Trainium stack's section
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def _dq(text: str) -> str:
 
 
 def _cluster(info: catalog.RecipeInfo) -> str:
-    """The default cluster, unless the recipe's kind runs only on some backends (Nova)."""
+    """The default cluster, unless the recipe's stack runs only on some backends (Nova)."""
     from hyperpod_launcher import backends
     from hyperpod_launcher.config.schema import DEFAULT_CLUSTER
 

@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
+from hyperpod_launcher import stacks
 from hyperpod_launcher.spec import build as job_build
 from hyperpod_launcher.spec import recipe_checks
 from hyperpod_launcher.util import resources
@@ -83,7 +84,7 @@ class RecipeInfo:
     name: str
     family: str
     method: str  # pretrain | fine-tuning | lora | qlora | custom; open recipes: sft | dpo | grpo
-    stack: str  # adapter | neuron | nemo | open | custom
+    stack: str  # its training stack (the stacks registry)
     accelerator: str  # gpu | neuron | any
     instance_type: str | None
     nodes: int
@@ -112,13 +113,10 @@ def peft_of(name: str, recipe: Mapping[str, Any]) -> str:
     return "-" if method_of(name, recipe) in ("pretrain", "evaluation", "distillation") else "full"
 
 
-def method_of(name: str, recipe: Mapping[str, Any]) -> str:
-    if recipe_checks.stack_of(recipe) == "nova":
-        from hyperpod_launcher.stacks import nova
-
-        return nova.method_of(recipe)
-    if _get(recipe, "run.model_type") == "open_ft":
-        return str(_get(recipe, "method.name", "sft"))
+def method_of(name: str, recipe: Mapping[str, Any], stack: str | None = None) -> str:
+    own = stacks.get(stack or stacks.of(recipe))
+    if own.method is not None:  # the stack states it
+        return own.method(recipe)
     peft = _get(recipe, "model.peft.peft_type")
     if peft:
         return "qlora" if str(peft).startswith("qlora") else "lora"
@@ -138,7 +136,7 @@ def describe(name: str, cfg: Mapping[str, Any]) -> RecipeInfo:
             name=name,
             family=family_of(name),
             method="custom",
-            stack="custom",
+            stack=stacks.SCRIPT,
             accelerator="any",
             instance_type=None,
             nodes=int(run.get("nodes") or 1),
@@ -150,23 +148,20 @@ def describe(name: str, cfg: Mapping[str, Any]) -> RecipeInfo:
     nodes = int(_get(recipe, "trainer.num_nodes", 1))
     devices = int(_get(recipe, "trainer.devices", 1))
     instance_type = _get(recipe, "run.instance_type")
-    if recipe_checks.stack_of(recipe) == "nova":  # sized by its services' replicas
-        from hyperpod_launcher.spec import nova as nova_spec
-        from hyperpod_launcher.stacks import nova
-
-        job = nova.job(recipe)
-        nodes, devices = job.nodes, job.services[0].devices
-        instance_type = nova_spec.INSTANCE_TYPE
+    stack = stacks.of(recipe)
+    own = stacks.get(stack)
+    if own.size is not None:  # a stack that sizes its own jobs
+        nodes, devices, instance_type = own.size(recipe)
     try:
-        parallelism = str(recipe_checks.layout(recipe, nodes, devices))
+        parallelism = str(recipe_checks.layout(recipe, nodes, devices, stack))
     except UserError as err:
         parallelism = f"invalid: {err}"
     return RecipeInfo(
         name=name,
         family=family_of(name),
-        method=method_of(name, recipe),
-        stack=recipe_checks.stack_of(recipe),
-        accelerator=recipe_checks.accelerator_of(recipe),
+        method=method_of(name, recipe, stack),
+        stack=stack,
+        accelerator=own.accelerator,
         instance_type=instance_type,
         nodes=nodes,
         devices=devices,

@@ -41,7 +41,7 @@ COMMANDS: dict[str, Command] = {
         "browse the recipe catalog: list, show", "hyperpod_launcher.cli.recipe_commands:add_recipes"
     ),
     "schema": Command(
-        "JSON Schema of config.yaml, a cluster file or a recipe kind",
+        "JSON Schema of config.yaml, a cluster file or a stack's recipes",
         "hyperpod_launcher.cli.schema_command:add_schema",
     ),
     "preflight": Command(

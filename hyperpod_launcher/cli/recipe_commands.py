@@ -66,19 +66,19 @@ def recipes_list(args: argparse.Namespace) -> int:
 
 def _checks(recipe: dict[str, Any], cfg: dict[str, Any], info: Any) -> str:
     """'ok on <instance>' or the first problem, as a launch would report it."""
+    from hyperpod_launcher import stacks
     from hyperpod_launcher.config import instances
+    from hyperpod_launcher.config.validate import check_section
     from hyperpod_launcher.spec import recipe_checks
 
     instance_type = cfg.get("instance_type") or info.instance_type
     instance = instances.lookup(instance_type)
-    from hyperpod_launcher.config.recipe_schema import recipe_schema
-    from hyperpod_launcher.config.validate import check_section
-
     try:
-        kind = recipe_checks.stack_of(recipe)
-        check_section(recipe, recipe_schema(kind), "recipes", added=())
-        recipe_checks.check_instance(recipe, instance, force_fp8=bool(cfg.get("force_fp8")))
-        recipe_checks.check(recipe, nodes=info.nodes, devices=info.devices)
+        schema = stacks.get(info.stack).recipe_schema()
+        check_section(recipe, schema, "recipes", added=())
+        force_fp8 = bool(cfg.get("force_fp8"))
+        recipe_checks.check_instance(recipe, instance, force_fp8, stack=info.stack)
+        recipe_checks.check(recipe, nodes=info.nodes, devices=info.devices, stack=info.stack)
     except UserError as err:
         return f"fails: {err}"
     return f"ok on {instance_type}" if instance_type else "ok"
@@ -129,36 +129,33 @@ def recipes_show(args: argparse.Namespace) -> int:
     else:
         body = {"training_cfg": cfg.get("training_cfg"), "git": cfg.get("git")}
     if args.schema:
-        print("\n".join(f"# {line}" for line in [*lines, _rules_note(recipe)]))
-        print("\n".join(_key_rule_lines(recipe, cfg)))
+        print("\n".join(f"# {line}" for line in [*lines, _rules_note(info.stack)]))
+        print("\n".join(_key_rule_lines(recipe, cfg, info.stack)))
         return 0
     print("\n".join(f"# {line}" for line in lines))
     print(yaml_text.dump(body), end="")
     return 0
 
 
-def _rules_note(recipe: Any) -> str:
-    from hyperpod_launcher.spec import recipe_checks
-
-    kind = recipe_checks.stack_of(recipe) if isinstance(recipe, dict) else "custom"
-    return f"rules:       `# ...` after each key (hyperpod-launch schema recipe-kind/{kind})"
+def _rules_note(stack: str) -> str:
+    return f"rules:       `# ...` after each key (hyperpod-launch schema stack/{stack})"
 
 
-def _key_rule_lines(recipe: Any, cfg: dict[str, Any]) -> list[str]:
+def _key_rule_lines(recipe: Any, cfg: dict[str, Any], stack: str) -> list[str]:
     """`dotted.key: value  # type and range` per key (still YAML: a list or text value goes on
     below its key); secrets masked as in the YAML view."""
-    from hyperpod_launcher.config.recipe_schema import recipe_schema
+    from hyperpod_launcher import stacks
     from hyperpod_launcher.config.validate import key_rules
     from hyperpod_launcher.spec import build as job_build
-    from hyperpod_launcher.spec import recipe_checks
     from hyperpod_launcher.util import yaml_text
 
+    schema = stacks.get(stack).recipe_schema()
     if isinstance(recipe, dict):
         shown = copy.deepcopy(recipe)
         job_build.strip_recipe_secrets(shown)
-        rows = key_rules(shown, recipe_schema(recipe_checks.stack_of(recipe)), "recipes")
+        rows = key_rules(shown, schema, "recipes")
     else:
-        rows = key_rules(cfg.get("training_cfg") or {}, recipe_schema("custom"), "training_cfg")
+        rows = key_rules(cfg.get("training_cfg") or {}, schema, "training_cfg")
     lines = []
     for key, value, rule in rows:
         first, *rest = yaml_text.dump({key: value}).splitlines()

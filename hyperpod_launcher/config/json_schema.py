@@ -1,4 +1,4 @@
-"""JSON Schema (draft 2020-12) of config.yaml, each cluster file and each recipe kind.
+"""JSON Schema (draft 2020-12) of config.yaml, each cluster file and each stack's recipes.
 
 Generated from the same schema classes the launch validates with, so an editor's YAML language
 server (`# yaml-language-server: $schema=<file>`) and CI check what the launcher checks. A
@@ -81,33 +81,3 @@ def section(schema: type, top: bool = False) -> dict[str, Any]:
         properties["defaults"] = {"type": "array"}
         properties["hydra"] = {"type": "object"}
     return {"type": "object", "properties": properties, "additionalProperties": False}
-
-
-def document(name: str) -> dict[str, Any]:
-    """The schema of `config`, `cluster/<backend>` or `recipe-kind/<kind>`."""
-    from hyperpod_launcher import backends
-    from hyperpod_launcher.config import schema
-    from hyperpod_launcher.config.recipe_schema import recipe_schema
-    from hyperpod_launcher.util.errors import UserError, did_you_mean
-
-    kind, _, which = name.partition("/")
-    names = all_names()
-    if name not in names:
-        raise UserError(
-            f"schema {name}: unknown{did_you_mean(name, names)}; allowed: {', '.join(names)}"
-        )
-    if kind == "config":
-        body = section(schema.LauncherConfig, top=True)
-    elif kind == "cluster":
-        body = section(backends.options_schema(which), top=True)
-    else:
-        body = section(recipe_schema(which), top=True)
-    return {"$schema": DRAFT, "$id": f"hyperpod-launcher/{name}.json", "title": name, **body}
-
-
-def all_names() -> list[str]:
-    from hyperpod_launcher import backends
-    from hyperpod_launcher.config.recipe_schema import kinds
-
-    clusters = [f"cluster/{b}" for b in backends.names()]
-    return ["config", *clusters, *(f"recipe-kind/{k}" for k in kinds())]

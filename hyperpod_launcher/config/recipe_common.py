@@ -1,4 +1,4 @@
-"""Sections and value lists that several recipe kinds share (see recipe_schema.py)."""
+"""Sections and value lists that several stacks' recipe schemas share (stacks/<name>/schema.py)."""
 
 from __future__ import annotations
 

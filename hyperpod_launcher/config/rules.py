@@ -12,7 +12,7 @@ from typing import Annotated, Any
 class Section:
     """Base of the recipe schemas: a class whose annotations are its keys. Plain classes, not
     dataclasses: they are never instantiated, and a @dataclass per section would cost the
-    render path a few milliseconds per recipe kind."""
+    render path a few milliseconds per stack."""
 
 
 class Range:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from hyperpod_launcher.util.errors import UserError
@@ -67,34 +68,42 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def first_checkpoint_step(recipe: Mapping[str, Any], stack: str) -> int | None:
+@dataclass(frozen=True)
+class StepFacts:
+    """Where a stack's recipes state the model's shape (keys under `model`), for a floor of
+    the step time; hidden size and attention heads have the same keys in every stack."""
+
+    layers: str
+    ffn: str
+    groups: str  # key/value heads (query groups); unset: one per head
+    batch: str
+    seq: str
+    vocab: str | None = None  # None: the recipe's vocabulary does not count
+    batch_per_rank: bool = False  # a micro-batch per data-parallel rank (TP x CP share one)
+    # Lightning's callback: without every_n_train_steps it saves after validation
+    saves_after_validation: bool = False
+
+
+def first_checkpoint_step(recipe: Mapping[str, Any], facts: StepFacts) -> int | None:
     """The step of the recipe's first checkpoint; None when it writes none."""
     exp = recipe.get("exp_manager") or {}
     params = exp.get("checkpoint_callback_params") or {}
     if not exp.get("create_checkpoint_callback", True) or params.get("save_top_k") == 0:
         return None
     every = _int(params.get("every_n_train_steps"))
-    if every <= 0 and stack == "nemo":  # Lightning's callback then saves after validation
+    if every <= 0 and facts.saves_after_validation:
         every = _int((recipe.get("trainer") or {}).get("val_check_interval"))
     return every if every > 0 else None
 
 
-def _model_shape(recipe: Mapping[str, Any], stack: str) -> tuple[float, int] | None:
+def _model_shape(recipe: Mapping[str, Any], facts: StepFacts) -> tuple[float, int] | None:
     """(parameters, tokens a step) from the recipe's own model keys, where it states them."""
     model = recipe.get("model") or {}
-    if stack == "nemo":
-        layers, hidden = _int(model.get("num_layers")), _int(model.get("hidden_size"))
-        ffn, heads = _int(model.get("ffn_hidden_size")), _int(model.get("num_attention_heads"))
-        groups, vocab = _int(model.get("num_query_groups")) or heads, 0
-        tokens = _int(model.get("global_batch_size")) * _int(model.get("encoder_seq_length"))
-    elif stack == "adapter":
-        layers, hidden = _int(model.get("num_hidden_layers")), _int(model.get("hidden_size"))
-        ffn, heads = _int(model.get("intermediate_size")), _int(model.get("num_attention_heads"))
-        groups = _int(model.get("num_key_value_heads")) or heads
-        vocab = _int(model.get("vocab_size"))
-        tokens = _int(model.get("train_batch_size")) * _int(model.get("max_context_width"))
-    else:
-        return None
+    layers, hidden = _int(model.get(facts.layers)), _int(model.get("hidden_size"))
+    ffn, heads = _int(model.get(facts.ffn)), _int(model.get("num_attention_heads"))
+    groups = _int(model.get(facts.groups)) or heads
+    vocab = _int(model.get(facts.vocab)) if facts.vocab else 0
+    tokens = _int(model.get(facts.batch)) * _int(model.get(facts.seq))
     if not (layers and hidden and ffn and heads and tokens):
         return None
     attention = hidden * hidden * (2 + 2 * groups / heads)
@@ -102,16 +111,16 @@ def _model_shape(recipe: Mapping[str, Any], stack: str) -> tuple[float, int] | N
 
 
 def step_seconds(
-    recipe: Mapping[str, Any], stack: str, devices: int, device_model: str | None
+    recipe: Mapping[str, Any], facts: StepFacts, devices: int, device_model: str | None
 ) -> float | None:
     """A floor of the seconds a training step takes: 6 x parameters x tokens over the
     devices' peak at UTILIZATION. None where the recipe or the instance lacks a number."""
-    shape = _model_shape(recipe, stack)
+    shape = _model_shape(recipe, facts)
     peak = PEAK_TFLOPS.get(device_model or "")
     if shape is None or peak is None or devices <= 0:
         return None
     params, tokens = shape
-    if stack == "adapter":  # train_batch_size is per data-parallel rank
+    if facts.batch_per_rank:
         model = recipe.get("model") or {}
         split = _int(model.get("tensor_model_parallel_degree")) or 1
         split *= _int(model.get("context_parallel_degree")) or 1
@@ -122,17 +131,19 @@ def step_seconds(
 def before_first_checkpoint(
     limit: str | None,
     recipe: Mapping[str, Any],
-    stack: str,
+    facts: StepFacts | None,
     devices: int,
     device_model: str | None,
     resumes: bool,
 ) -> str | None:
     """A warning when the time limit ends before the first checkpoint is written; a UserError
-    when, on top, nothing could resume the run."""
+    when, on top, nothing could resume the run. No estimate without the stack's StepFacts."""
     seconds = time_limit_seconds(limit)
-    first = first_checkpoint_step(recipe, stack)
-    step = step_seconds(recipe, stack, devices, device_model)
-    if seconds is None or first is None or step is None or first * step <= seconds:
+    if seconds is None or facts is None:
+        return None
+    first = first_checkpoint_step(recipe, facts)
+    step = step_seconds(recipe, facts, devices, device_model)
+    if first is None or step is None or first * step <= seconds:
         return None
     fit = int(seconds / step)
     line = (
@@ -140,7 +151,8 @@ def before_first_checkpoint(
         f"{first} (about {step:.1f} s a step on {devices} {device_model} devices: about {fit} "
         f"steps fit), so every try ends with nothing saved; checkpoint more often "
         "(exp_manager.checkpoint_callback_params.every_n_train_steps"
-        f"{', trainer.val_check_interval' if stack == 'nemo' else ''}) or raise run.time_limit"
+        f"{', trainer.val_check_interval' if facts.saves_after_validation else ''}) or raise "
+        "run.time_limit"
     )
     if not resumes:
         raise UserError(line.replace("so every try", "and the run cannot resume: every try"))

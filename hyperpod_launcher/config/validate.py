@@ -75,7 +75,7 @@ def _matches(value: Any, tp: Any) -> bool:
 
 
 def _is_section(tp: Any) -> bool:
-    """A schema of a mapping: a dataclass (launcher keys) or a Section (recipe kinds)."""
+    """A schema of a mapping: a dataclass (launcher keys) or a Section (stacks' recipes)."""
     return dataclasses.is_dataclass(tp) or (isinstance(tp, type) and issubclass(tp, Section))
 
 

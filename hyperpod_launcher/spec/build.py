@@ -17,10 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from hyperpod_launcher import backends
+from hyperpod_launcher import backends, stacks
 from hyperpod_launcher.config import cluster_keys, instances, schema, time_limit
 from hyperpod_launcher.config.instances import InstanceType
-from hyperpod_launcher.config.recipe_schema import recipe_schema
 from hyperpod_launcher.config.validate import check_section, typed
 from hyperpod_launcher.spec import code_source as git_location
 from hyperpod_launcher.spec import env as job_env
@@ -46,8 +45,7 @@ from hyperpod_launcher.spec.watch_env import watch_env
 from hyperpod_launcher.stacks import deepspeed_config as ds_config
 from hyperpod_launcher.stacks import training_code
 from hyperpod_launcher.stacks.resume import Resume
-from hyperpod_launcher.stacks.resume import rule as resume_rule
-from hyperpod_launcher.util import resources, yaml_text
+from hyperpod_launcher.util import lazy, resources, yaml_text
 from hyperpod_launcher.util.dotted import get as _get
 from hyperpod_launcher.util.errors import UserError, did_you_mean
 
@@ -360,13 +358,14 @@ def _cpu_processes(launch: _Launch) -> int | None:
     return None if value is None else positive_int(value, CPU_PROCESSES)
 
 
-def _recipe_machine(launch: _Launch, recipe: dict[str, Any], run: _Run) -> _Machine:
+def _recipe_machine(launch: _Launch, recipe: dict[str, Any], run: _Run, stack: str) -> _Machine:
     """Recipes use every device of the instance they are checked against."""
     chosen = instance_choice.choose(launch.cfg.get("instance_type"), recipe, launch.backend)
     instance = _instance(launch, chosen)
     # a Trainium recipe on a GPU instance, fp8 off p5, ...
-    recipe_checks.check_instance(recipe, instance, force_fp8=bool(launch.cfg.get("force_fp8")))
-    recipe_checks.check_hardware(recipe, chosen.instance_type, instance, launch.backend)
+    force_fp8 = bool(launch.cfg.get("force_fp8"))
+    recipe_checks.check_instance(recipe, instance, force_fp8, stack=stack)
+    recipe_checks.check_hardware(recipe, chosen.instance_type, instance, launch.backend, stack)
     if instance is not None and instance.accelerator == "cpu":
         raise UserError(
             f"instance_type={chosen.instance_type}: a CPU instance; recipes need a GPU "
@@ -423,10 +422,14 @@ def _custom_machine(launch: _Launch, run: _Run) -> _Machine:
 
 
 def _recipe_entry(
-    launch: _Launch, recipe: dict[str, Any], code: CodeSource, config_args: tuple[str, ...]
+    launch: _Launch,
+    recipe: dict[str, Any],
+    code: CodeSource,
+    config_args: tuple[str, ...],
+    default: str,
 ) -> Entry:
     """git.entry_script/entry_module win; then the script the recipe names
-    (run.entry_script); then the model family's pretraining example of the training code."""
+    (run.entry_script); then the stack's script for the model family (`Stack.entry`)."""
     module = launch.git.get("entry_module")
     script = launch.git.get("entry_script") or (
         None if module else _get(recipe, "run.entry_script")
@@ -438,7 +441,7 @@ def _recipe_entry(
                 f"recipes={launch.recipe_choice}: cannot tell the model family for the entry "
                 "script; set git.entry_script or git.entry_module"
             )
-        script = f"examples/{family}/{family}_pretrain.py"
+        script = default.format(family=family)
     if not code.location and script and not os.path.isabs(script):
         raise UserError(
             "git.repo_url_or_path is not set, so the recipe's entry script "
@@ -448,12 +451,17 @@ def _recipe_entry(
 
 
 def _recipe_job(
-    launch: _Launch, recipe: dict[str, Any], run: _Run, code: CodeSource, launch_dir: str
+    launch: _Launch,
+    recipe: dict[str, Any],
+    stack: str,
+    run: _Run,
+    code: CodeSource,
+    launch_dir: str,
 ) -> _ModeJob:
-    stack = recipe_checks.stack_of(recipe)
-    machine = _recipe_machine(launch, recipe, run)
+    own = stacks.get(stack)
+    machine = _recipe_machine(launch, recipe, run, stack)
     # parallel math, batch sizes, sequence length, fine-tuning, data
-    recipe_checks.check(recipe, nodes=run.nodes, devices=machine.procs)
+    recipe_checks.check(recipe, nodes=run.nodes, devices=machine.procs, stack=stack)
     missing = required.problems(recipe, stack, launch.recipe_choice, launch.backend)
     missing += required.container_problems(stack, launch.cfg.get("container"), launch.recipe_choice)
     if backends.runs_here(launch.backend) and launch.this_machine:
@@ -461,23 +469,32 @@ def _recipe_job(
     recipe = copy.deepcopy(recipe)  # secrets are replaced next; the caller's dict stays
     secret_env = strip_recipe_secrets(recipe)
     recipe_file = f"{run.name}_hydra.yaml"
-    pin = training_code.pin_of(recipe, stack)
+    pin = training_code.pin_of(recipe, own.package)
     code_package = None
     if pin is not None and pin.is_repo(code.location):
         code_package = pin.package
         if not code.commit and not code.branch:  # the version the recipe was written for
             code = replace(code, commit=pin.commit)
     exp_dir = _get(recipe, "exp_manager.exp_dir")
-    resume = resume_rule(stack, recipe)
+    resume = own.resume(recipe) if own.resume else None
     device = machine.instance.model if machine.instance else None
     late = time_limit.before_first_checkpoint(
-        run.time_limit, recipe, stack, run.nodes * machine.procs, device, resume.possible
+        run.time_limit,
+        recipe,
+        own.step_facts,
+        run.nodes * machine.procs,
+        device,
+        bool(resume and resume.possible),
     )
     return _ModeJob(
         mode="recipe",
         machine=machine,
         entry=_recipe_entry(
-            launch, recipe, code, (f"--config-path={launch_dir}", f"--config-name={recipe_file}")
+            launch,
+            recipe,
+            code,
+            (f"--config-path={launch_dir}", f"--config-name={recipe_file}"),
+            own.entry,
         ),
         code=code,
         stack=stack,
@@ -578,16 +595,14 @@ def build(
     launch = replace(launch, this_machine=this_machine)
     recipe, custom = cfg.get("recipes"), cfg.get("training_cfg")
     _check_one_mode(recipe, custom)
-    if custom is None:  # keys, types and value rules of the recipe's kind
-        assert recipe is not None  # _check_one_mode: no training_cfg means a recipe
-        kind = recipe_checks.stack_of(recipe)
-        if kind == "nova":  # AWS's images: a job of services, no code or entry of ours
-            from hyperpod_launcher.spec import nova as nova_spec
-
-            nova_spec.check_backend(launch.backend, kind, recipe_choice)
+    stack = None if recipe is None else stacks.of(recipe)  # decided once, carried on the spec
+    if custom is None:  # keys, types and value rules of the recipe's stack
+        assert recipe is not None and stack is not None  # no training_cfg means a recipe
+        own = stacks.get(stack)
+        if own.own_job:  # e.g. AWS's images: a job of services, no code or entry of ours
             origin = cluster_origin(launch.backend, recipe_choice, overrides)
-            return nova_spec.build(launch, recipe, added_keys(overrides), origin)
-        check_section(recipe, recipe_schema(kind), "recipes", added=added_keys(overrides))
+            return lazy.load(own.own_job)(launch, recipe, added_keys(overrides), origin)
+        check_section(recipe, own.recipe_schema(), "recipes", added=added_keys(overrides))
         run = _recipe_run(recipe)
     else:
         run = _custom_run(custom, launch.git.get("entry_module"))
@@ -602,8 +617,8 @@ def build(
     if launch.git.get("token") and code.location and not git_location.is_remote(code.location):
         raise UserError("git.token is set but git.repo_url_or_path is a local path; drop the token")
     if custom is None:
-        assert recipe is not None  # _check_one_mode: no training_cfg means a recipe
-        job = _recipe_job(launch, recipe, run, code, launch_folder(job_dir, launch_id))
+        assert recipe is not None and stack is not None
+        job = _recipe_job(launch, recipe, stack, run, code, launch_folder(job_dir, launch_id))
     else:
         job = _custom_job(launch, custom, run, code)
     job = _on_this_host(job)
@@ -684,6 +699,7 @@ def _assemble(
         allow_concurrent=bool(cfg.get("allow_concurrent")),
         max_restarts=non_negative_int(cfg.get("max_restarts", 0), "max_restarts"),
         resume=job.resume,
+        stack=job.stack,
         config_files=job.config_files,
         open_files=job_env.open_files_limit(facts),
         origins=tuple(o for o in (cluster, *machine.origins) if o),

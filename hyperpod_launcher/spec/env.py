@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hyperpod_launcher import stacks
 from hyperpod_launcher.config.instances import InstanceType
 
 
@@ -19,7 +20,7 @@ class JobFacts:
     accelerator: str
     instance: InstanceType | None
     nodes: int
-    stack: str | None  # the recipe's stack (recipe_checks.STACKS); None: a custom script
+    stack: str | None  # the recipe's stack (the stacks registry); None: a custom script
 
     @property
     def efa(self) -> bool:
@@ -34,6 +35,11 @@ def _neuron(job: JobFacts) -> bool:
     return job.accelerator == "neuron"
 
 
+def _stack_asks(name: str) -> Callable[[JobFacts], bool]:
+    """A row that applies to the stacks that list it (`Stack.env`)."""
+    return lambda job: job.stack is not None and name in stacks.get(job.stack).env
+
+
 # (variable, value, when it applies, why)
 ENV_TABLE: tuple[tuple[str, str, Callable[[JobFacts], bool], str], ...] = (
     ("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1", _gpu, "a failed collective ends the job"),
@@ -43,7 +49,7 @@ ENV_TABLE: tuple[tuple[str, str, Callable[[JobFacts], bool], str], ...] = (
     (
         "CUDA_DEVICE_MAX_CONNECTIONS",
         "1",
-        lambda job: _gpu(job) and job.stack in ("adapter", "nemo"),
+        lambda job: _gpu(job) and _stack_asks("CUDA_DEVICE_MAX_CONNECTIONS")(job),
         "Transformer Engine overlaps tensor-parallel communication with compute",
     ),
     ("FI_PROVIDER", "efa", lambda job: job.efa, "libfabric over EFA between nodes"),

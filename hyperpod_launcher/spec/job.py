@@ -108,14 +108,15 @@ class JobSpec:
     wait: bool | None = None  # None: the backend's default
     allow_concurrent: bool = False  # launch while an earlier launch of the name is active
     max_restarts: int = 0
-    resume: Resume | None = None  # how a restarted recipe job resumes (resume.RULES)
+    resume: Resume | None = None  # how a restarted recipe job resumes (its Stack.resume)
+    stack: str | None = None  # the training stack (the stacks registry), decided once
     open_files: int | None = None  # `ulimit -n` on every node (job_env.OPEN_FILES)
     # Why the backend (and instance type) are what they are, for the summary line:
     # e.g. ("cluster=slurm: default",).
     origins: tuple[str, ...] = ()
     # Paths the recipe (or a local entry script) names on this host, for container mounts.
     data_mounts: tuple[Mount, ...] = ()
-    # The training code's package in the checkout (training_code.PACKAGES), ahead of the image's.
+    # The training code's package in the checkout (its Stack.package), ahead of the image's.
     code_package: str | None = None
     missing: tuple[str, ...] = ()  # required values it lacks (required.py), one line each
     # An Amazon Nova recipe's services (nova.NovaJob): AWS's images run them, not our entry.

@@ -10,9 +10,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from hyperpod_launcher import backends
+from hyperpod_launcher import backends, stacks
 from hyperpod_launcher.config import instances
-from hyperpod_launcher.config.recipe_schema import recipe_schema
 from hyperpod_launcher.config.validate import check_section, typed
 from hyperpod_launcher.spec.job import CodeSource, Entry, JobSpec, Secrets
 from hyperpod_launcher.spec.values import SAFE_NAME, non_negative_int, split_env
@@ -20,12 +19,12 @@ from hyperpod_launcher.stacks import nova
 from hyperpod_launcher.util import yaml_text
 from hyperpod_launcher.util.errors import UserError
 
-INSTANCE_TYPE = "p5.48xlarge"
+INSTANCE_TYPE = nova.INSTANCE_TYPE
 
 
-def check_backend(backend: str, stack: str, recipe_choice: str | None) -> None:
-    """A kind that only some backends run is one line on the others."""
-    allowed = backends.runs_stack(stack)
+def check_backend(backend: str, recipe_choice: str | None) -> None:
+    """A stack that only some backends run is one line on the others."""
+    allowed = backends.runs_stack(nova.NAME)
     if backend not in allowed:
         raise UserError(
             f"cluster={backend}: recipes={recipe_choice} is an Amazon Nova recipe, which runs "
@@ -47,7 +46,8 @@ def build(
     launch: Any, recipe: dict[str, Any], added: frozenset[str], origin: str
 ) -> tuple[JobSpec, Secrets]:
     """`launch` is job_build's checked launcher settings; `recipe` the resolved recipe."""
-    check_section(recipe, recipe_schema("nova"), "recipes", added=added)
+    check_backend(launch.backend, launch.recipe_choice)
+    check_section(recipe, stacks.get(nova.NAME).recipe_schema(), "recipes", added=added)
     nova.check(recipe)
     cfg = launch.cfg
     name = recipe.get("run", {}).get("name")
@@ -102,5 +102,6 @@ def build(
         max_restarts=non_negative_int(cfg.get("max_restarts", 0), "max_restarts"),
         origins=(origin, f"instance_type={INSTANCE_TYPE}: Nova"),
         nova=job,
+        stack=nova.NAME,
     )
     return spec, Secrets()

@@ -5,7 +5,8 @@ The training code's own failure here is quiet or late: the adapter logs a missin
 data folder (and, for fine-tuning data, the tokenizer, which it loads only after the compile
 pass), and a continued-pretraining or Trainium fine-tuning run without a checkpoint starts
 from random weights. (The open fine-tuning family's entry puts its outputs under the job
-folder itself, and `recipe_checks` asks for its model and data.) Where the backend has a real
+folder itself, and its stack's checks ask for its model and data.) Each stack lists its own
+(`Stack.required`, in `stacks/<name>/stack.py`); where the backend has a real
 default, `apply_defaults` fills it in before the config is resolved (so keys that interpolate
 it follow) and says so. A value still missing is a one-line error for a launch that submits or
 writes a job to submit later, and a warning for a dry run (which only shows the job).
@@ -16,9 +17,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-Get = Callable[[str], Any]  # a dotted key of the whole config -> its value (None if unset)
+from hyperpod_launcher import stacks
+from hyperpod_launcher.stacks.base import Get
 
 
 @dataclass(frozen=True)
@@ -69,98 +71,18 @@ def _defaults_of(backend: str) -> BackendDefaults:
         return BackendDefaults()
 
 
-@dataclass(frozen=True)
-class Need:
-    key: str  # under recipes.
-    what: str
-    applies: Callable[[Get, str | None], bool]  # (get, the recipes= choice) -> needed?
-    default: Literal["exp_dir", "data_dir", "cache_dir"] | None  # the BackendDefaults field
-    how: str  # how to give it
-    under: str = ""  # a folder of the default to use instead of the default itself
-
-
-def _always(get: Get, name: str | None) -> bool:
-    return True
-
-
-def _not_synthetic(get: Get, name: str | None) -> bool:
-    data = "recipes.model.data"
-    synthetic = get(f"{data}.use_synthetic_data") or get(f"{data}.dataset_type") == "synthetic"
-    return not synthetic and not get("recipes.model.multi_modal")
-
-
-def _checkpoints_on(get: Get, name: str | None) -> bool:
-    return bool(get("recipes.exp_manager.create_checkpoint_callback"))
-
-
-def _starts_from_a_checkpoint(get: Get, name: str | None) -> bool:
-    return "continued_pretrain" in (name or "") or (name or "").startswith("fine-tuning/")
-
-
-def _sft_data(get: Get, name: str | None) -> bool:
-    return bool(get("recipes.data.use_sft_style_data_module"))
-
-
-def _not_mock(get: Get, name: str | None) -> bool:
-    return get("recipes.model.data.data_impl") != "mock"
-
-
-TRAIN_DIR = "TRAIN_DIR in the launch scripts"
-EXP_DIR = "EXP_DIR in the launch scripts"
-MODEL_CONFIG = "MODEL_CONFIG in the launch scripts: its Hugging Face config.json"
-EXP_NEED = "the experiment folder (logs and checkpoints)"
-REQUIRED: dict[str, tuple[Need, ...]] = {
-    "adapter": (
-        Need("model.data.train_dir", "training data", _not_synthetic, "data_dir", TRAIN_DIR),
-        # The adapter's config schema requires it whether or not checkpoints are written.
-        Need("exp_manager.exp_dir", EXP_NEED, _always, "exp_dir", EXP_DIR),
-    ),
-    "neuron": (
-        Need("data.train_dir", "training data", _always, "data_dir", TRAIN_DIR),
-        Need("model.model_config", "the model's config", _always, None, MODEL_CONFIG),
-        Need("exp_manager.exp_dir", EXP_NEED, _checkpoints_on, "exp_dir", EXP_DIR),
-        Need(
-            "compiler_cache_url",
-            "the compile cache folder (exported as NEURON_COMPILE_CACHE_URL; unset, it fails)",
-            _always,
-            "cache_dir",
-            "a folder every node shares",
-            under="neuron",
-        ),
-        Need(
-            "data.tokenizer.type",
-            "its tokenizer (the fine-tuning data module loads it with AutoTokenizer)",
-            _sft_data,
-            None,
-            "TOKENIZER_TYPE in the launch scripts: the pretrained model's folder",
-        ),
-        Need(
-            "exp_manager.resume_from_checkpoint",
-            "a checkpoint to start from (without one it trains from random weights)",
-            _starts_from_a_checkpoint,
-            None,
-            "RESUME_FROM_CHECKPOINT in the launch scripts: the weights as an NxD checkpoint",
-        ),
-    ),
-    "nemo": (
-        Need("model.data.data_prefix", "training data", _not_mock, None, TRAIN_DIR),
-        Need("exp_manager.exp_dir", EXP_NEED, _checkpoints_on, "exp_dir", EXP_DIR),
-    ),
-}
-
-
 def _missing(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
 def apply_defaults(
-    get: Get, put: Callable[[str, str], None], kind: str, backend: str, name: str | None
+    get: Get, put: Callable[[str, str], None], stack: str, backend: str, name: str | None
 ) -> list[str]:
     """Set each missing required value this backend has a default for; return `key=value`
     lines for the launch summary. `get`/`put` read and write the unresolved config."""
     applied = []
     defaults = _defaults_of(backend)
-    for need in REQUIRED.get(kind, ()):
+    for need in stacks.get(stack).required:
         key = f"recipes.{need.key}"
         default_for = getattr(defaults, need.default) if need.default else None
         if default_for is None or not _missing(get(key)) or not need.applies(get, name):
@@ -173,7 +95,7 @@ def apply_defaults(
     return applied
 
 
-def problems(recipe: Mapping[str, Any], kind: str, name: str | None, backend: str) -> list[str]:
+def problems(recipe: Mapping[str, Any], stack: str, name: str | None, backend: str) -> list[str]:
     """One line for each required value the (resolved) recipe lacks."""
     from hyperpod_launcher.util.dotted import get as dotted_get
 
@@ -182,7 +104,7 @@ def problems(recipe: Mapping[str, Any], kind: str, name: str | None, backend: st
 
     found = []
     defaults = _defaults_of(backend)
-    for need in REQUIRED.get(kind, ()):
+    for need in stacks.get(stack).required:
         value = dotted_get(recipe, need.key)
         if _missing(value) and need.applies(get, name):
             shown = "null" if value is None else repr(value)
@@ -191,15 +113,13 @@ def problems(recipe: Mapping[str, Any], kind: str, name: str | None, backend: st
                 fix += f" or {defaults.data_dir_needs}"
             elif need.default in ("exp_dir", "cache_dir") and defaults.shared_needs:
                 fix += f" or {defaults.shared_needs}"
-            found.append(f"recipes.{need.key}={shown}: the {kind} recipe needs {need.what}; {fix}")
+            found.append(f"recipes.{need.key}={shown}: the {stack} recipe needs {need.what}; {fix}")
     return found
 
 
 def launch_defaults(cfg: Any, backend: str | None, name: str | None) -> list[str]:
     """apply_defaults on the composed OmegaConf config of a recipe launch, before resolving."""
     from omegaconf import OmegaConf
-
-    from hyperpod_launcher.spec import recipe_checks
 
     recipe = OmegaConf.select(cfg, "recipes", default=None, throw_on_missing=False)
     if not isinstance(recipe, Mapping) or not recipe or backend is None:
@@ -211,21 +131,16 @@ def launch_defaults(cfg: Any, backend: str | None, name: str | None) -> list[str
     def put(key: str, value: str) -> None:
         OmegaConf.update(cfg, key, value, merge=False)
 
-    return apply_defaults(get, put, recipe_checks.stack_of(recipe), backend, name)
+    return apply_defaults(get, put, stacks.of(recipe), backend, name)
 
 
-# Stacks whose training code exists only in their container image, with an example image.
-IN_CONTAINER = {
-    "nemo": ("NeMo's entry script ships in the NeMo container", "nvcr.io/nvidia/nemo:24.07")
-}
-
-
-def container_problems(kind: str, image: str | None, choice: str | None) -> list[str]:
+def container_problems(stack: str, image: str | None, choice: str | None) -> list[str]:
     """One line when the recipe's training code is in a container and none is given (bare
     metal: `cluster=slurm` without `container=`)."""
-    if kind not in IN_CONTAINER or image:
+    in_container = stacks.get(stack).in_container
+    if in_container is None or image:
         return []
-    why, example = IN_CONTAINER[kind]
+    why, example = in_container
     return [
         f"container is not set: recipes={choice} cannot run on bare metal ({why}); "
         f"set container=<image>, e.g. container={example}"

@@ -1,6 +1,6 @@
 """The training code a recipe was written for, as the recipe names it.
 
-A recipe kind's shared base names its code as metadata: `run.code_repo`, `run.code_version`
+A stack's shared recipe base names its code as metadata: `run.code_repo`, `run.code_version`
 (the release its keys follow) and `run.code_commit` (that release's commit). A launch whose
 code is that repository and names no `git.commit` or `git.branch` checks out the commit; the
 per-node script puts the checkout's package ahead of the image's (both stacks' packages are
@@ -13,12 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-# The package folder inside each stack's checkout.
-PACKAGES = {
-    "adapter": "src/hyperpod_nemo_adapter",
-    "neuron": "src/neuronx_distributed_training",
-}
 
 
 @dataclass(frozen=True)
@@ -35,8 +29,9 @@ class Pin:
         return location is not None and norm(location) == norm(self.repo)
 
 
-def pin_of(recipe: Mapping[str, Any], stack: str) -> Pin | None:
-    """The code the recipe pins (its run.code_* keys); None when it names no commit."""
+def pin_of(recipe: Mapping[str, Any], package: str | None) -> Pin | None:
+    """The code the recipe pins (its run.code_* keys); None when it names no commit.
+    `package`: the stack's package folder in that code (Stack.package)."""
     run = recipe.get("run")
     if not isinstance(run, Mapping) or not run.get("code_repo") or not run.get("code_commit"):
         return None
@@ -45,5 +40,5 @@ def pin_of(recipe: Mapping[str, Any], stack: str) -> Pin | None:
         str(run["code_repo"]),
         None if version is None else str(version),
         str(run["code_commit"]),
-        PACKAGES.get(stack),
+        package,
     )

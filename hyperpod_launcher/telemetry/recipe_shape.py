@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from hyperpod_launcher import stacks
+
 # Recipe keys per figure, in the order looked up (adapter, NxD Training / NeMo spellings).
 _KEYS = {
     "layers": ("num_hidden_layers", "num_layers"),
@@ -17,9 +19,6 @@ _KEYS = {
     "vocab": ("vocab_size",),
     "seq": ("max_context_width", "encoder_seq_length", "seq_length"),
 }
-# Adapter model types whose MLP is gated (three matrices: gate, up, down).
-_GATED_TYPES = ("llama_v3", "llama_v2", "mistral", "mixtral")
-_STACKS = ("hf", "neuron-hf", "nemo")  # run.model_type of the stacks the watcher parses
 
 
 def _first(model: Mapping[str, Any], names: tuple[str, ...]) -> Any:
@@ -28,15 +27,6 @@ def _first(model: Mapping[str, Any], names: tuple[str, ...]) -> Any:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
-
-
-def _gated(model: Mapping[str, Any], stack: str) -> bool | None:
-    """Whether the MLP has a gate matrix; None where the recipe does not tell."""
-    if stack == "nemo":
-        activation = str(model.get("activation") or "")
-        return activation.endswith("glu") if activation else None
-    model_type = str(model.get("model_type") or "")
-    return True if model_type in _GATED_TYPES else None
 
 
 def params_without_input_embedding(
@@ -72,16 +62,17 @@ def mfu_inputs(recipe: Mapping[str, Any], accelerators: int) -> dict[str, Any]:
     """{"model": ..., "tokens_per_step": ..., "note": ...} for the watcher; {"note": why}
     where the recipe does not state enough; {} for stacks whose lines carry their own."""
     run = recipe.get("run")
-    stack = str(run.get("model_type") or "") if isinstance(run, Mapping) else ""
+    stack = stacks.named_by(run.get("model_type")) if isinstance(run, Mapping) else None
+    gated_mlp = stacks.get(stack).gated_mlp if stack else None  # unset: lines carry their own
     model = recipe.get("model")
-    if stack not in _STACKS or not isinstance(model, Mapping):
+    if gated_mlp is None or not isinstance(model, Mapping):
         return {}
     shape = {figure: _first(model, names) for figure, names in _KEYS.items()}
     required = ("layers", "hidden", "intermediate", "heads", "seq")
     missing = [f"model.{_KEYS[figure][0]}" for figure in required if shape[figure] is None]
     if missing:
         return {"note": f"no MFU: the recipe states no {', '.join(missing)}"}
-    gated = _gated(model, stack)
+    gated = gated_mlp(model)
     if gated is None:
         kind = model.get("activation") or model.get("model_type") or "unstated"
         return {"note": f"no MFU: the MLP layout of model type/activation {kind!r} is unknown"}

@@ -13,6 +13,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from hyperpod_launcher.catalog import recipes as catalog
+from hyperpod_launcher.cli import schema_command
 from hyperpod_launcher.config import json_schema
 from hyperpod_launcher.spec import recipe_checks
 from hyperpod_launcher.util import resources
@@ -28,7 +29,7 @@ def schemas(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
         str(p.relative_to(out).with_suffix("")): json.loads(p.read_text())
         for p in out.rglob("*.json")
     }
-    assert set(found) == set(json_schema.all_names())
+    assert set(found) == set(schema_command.all_names())
     for schema in found.values():
         jsonschema.Draft202012Validator.check_schema(schema)
         assert schema["$schema"] == json_schema.DRAFT
@@ -48,7 +49,7 @@ def test_config_and_every_cluster_file_pass(schemas: dict[str, dict[str, Any]]) 
         assert _errors(document, schemas[f"cluster/{path.stem}"]) == [], path
 
 
-def test_every_recipe_file_passes_its_kind(schemas: dict[str, dict[str, Any]]) -> None:
+def test_every_recipe_file_passes_its_stack(schemas: dict[str, dict[str, Any]]) -> None:
     with catalog.Composer() as composer:
         composed = dict(composer.many(catalog.recipe_names(), ("cluster=slurm",)))
     for name, cfg in composed.items():
@@ -56,8 +57,8 @@ def test_every_recipe_file_passes_its_kind(schemas: dict[str, dict[str, Any]]) -
         loaded = OmegaConf.load(resources.recipes_dir() / f"{name}.yaml")
         document = OmegaConf.to_container(loaded, resolve=False)
         recipe = cfg.get("recipes")
-        kind = recipe_checks.stack_of(recipe) if isinstance(recipe, dict) else None
-        schema = schemas[f"recipe-kind/{kind}"] if kind else schemas["config"]
+        stack = recipe_checks.stack_of(recipe) if isinstance(recipe, dict) else None
+        schema = schemas[f"stack/{stack}"] if stack else schemas["config"]
         assert _errors(document, schema) == [], name
 
 
@@ -67,10 +68,10 @@ def test_every_recipe_file_passes_its_kind(schemas: dict[str, dict[str, Any]]) -
         ("cluster/slurm", {"partiton": "gpu"}, "'partiton' was unexpected"),
         ("cluster/slurm", {"exclusive": "yes"}, "'yes'"),
         ("config", {"dry_run": "maybe"}, "'maybe'"),
-        ("recipe-kind/adapter", {"model": {"train_batch_size": 0}}, "0"),
-        ("recipe-kind/adapter", {"model": {"optim": {"lr": "abc"}}}, "'abc'"),
-        ("recipe-kind/adapter", {"trainer": {"max_steps": -3}}, "-3"),
-        ("recipe-kind/neuron", {"precision": {"type": "bf16"}}, "'bf16'"),
+        ("stack/adapter", {"model": {"train_batch_size": 0}}, "0"),
+        ("stack/adapter", {"model": {"optim": {"lr": "abc"}}}, "'abc'"),
+        ("stack/adapter", {"trainer": {"max_steps": -3}}, "-3"),
+        ("stack/neuron", {"precision": {"type": "bf16"}}, "'bf16'"),
     ],
 )
 def test_known_bad_documents_fail(
@@ -84,14 +85,22 @@ def test_an_interpolation_or_mandatory_marker_may_stand_for_a_value(
     schemas: dict[str, dict[str, Any]],
 ) -> None:
     document = {"trainer": {"num_nodes": "???", "max_steps": "${..model.steps}"}}
-    assert _errors(document, schemas["recipe-kind/adapter"]) == []
+    assert _errors(document, schemas["stack/adapter"]) == []
 
 
 def test_schema_prints_one_document_and_names_unknown_ones(tmp_path: Path) -> None:
     proc = run_launcher("schema", "cluster/k8s")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["properties"]["rdzv_port"]["anyOf"][0]["type"] == "integer"
-    proc = run_launcher("schema", "recipe-kind/adpter")
+    proc = run_launcher("schema", "stack/adpter")
     assert proc.returncode == 2
     assert proc.stderr.strip() == proc.stderr.strip().splitlines()[0]
-    assert "did you mean 'recipe-kind/adapter'" in proc.stderr
+    assert "did you mean 'stack/adapter'" in proc.stderr
+
+
+def test_the_former_recipe_kind_names_still_work() -> None:
+    """`schema recipe-kind/<stack>` was the name of a stack's schema before `stack/<stack>`."""
+    old = run_launcher("schema", "recipe-kind/adapter")
+    new = run_launcher("schema", "stack/adapter")
+    assert old.returncode == 0, old.stderr
+    assert json.loads(old.stdout) == json.loads(new.stdout)

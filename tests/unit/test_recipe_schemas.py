@@ -1,4 +1,4 @@
-"""Recipe schemas: every catalog recipe and every HyperPod v1 recipe value passes its kind's
+"""Recipe schemas: every catalog recipe and every HyperPod v1 recipe value passes its stack's
 schema, and violating values are one line naming the key, the value and the rule.
 
 tests/fixtures/hyperpod_v1_recipes.json holds each leaf key and value of the 120 recipes of
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from hyperpod_launcher import stacks
 from hyperpod_launcher.catalog import recipes as catalog
-from hyperpod_launcher.config.recipe_schema import RECIPE_SCHEMAS, kinds, recipe_schema
 from hyperpod_launcher.config.validate import check_section
 from hyperpod_launcher.spec import recipe_checks
 from hyperpod_launcher.util.errors import UserError
@@ -26,6 +26,10 @@ V1_RECIPES = REPO / "tests" / "fixtures" / "hyperpod_v1_recipes.json"
 L8B = "training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
 
 
+def recipe_schema(stack: str) -> type:
+    return stacks.get(stack).recipe_schema()
+
+
 @pytest.fixture(scope="module")
 def composed() -> dict[str, dict[str, Any]]:
     with catalog.Composer() as composer:
@@ -33,9 +37,8 @@ def composed() -> dict[str, dict[str, Any]]:
 
 
 def test_every_stack_has_a_schema() -> None:
-    assert set(recipe_checks.STACKS.values()) | {"custom"} <= set(RECIPE_SCHEMAS)
-    for kind in kinds():
-        assert recipe_schema(kind).__annotations__
+    for stack in stacks.names():
+        assert recipe_schema(stack).__annotations__
 
 
 def test_the_whole_catalog_passes_its_schemas(composed: dict[str, dict[str, Any]]) -> None:
@@ -43,13 +46,13 @@ def test_the_whole_catalog_passes_its_schemas(composed: dict[str, dict[str, Any]
     for cfg in composed.values():
         recipe = cfg.get("recipes")
         if isinstance(recipe, dict):
-            kind = recipe_checks.stack_of(recipe)
-            check_section(recipe, recipe_schema(kind), "recipes", added=())
+            stack = recipe_checks.stack_of(recipe)
+            check_section(recipe, recipe_schema(stack), "recipes", added=())
         else:
-            kind = "custom"
-            check_section(cfg["training_cfg"], recipe_schema(kind), "training_cfg")
-        seen.add(kind)
-    assert seen == set(kinds()), "every kind has a recipe in the catalog"
+            stack = stacks.SCRIPT
+            check_section(cfg["training_cfg"], recipe_schema(stack), "training_cfg")
+        seen.add(stack)
+    assert seen == set(stacks.names()), "every stack has a recipe in the catalog"
 
 
 def _nested(flat: dict[str, Any]) -> dict[str, Any]:
@@ -72,10 +75,10 @@ def test_every_hyperpod_v1_key_and_value_is_accepted() -> None:
     for name, flat in v1.items():
         recipe = _nested(flat)
         model_type = flat.get("run.model_type")
-        kind = recipe_checks.STACKS.get(model_type, "nemo" if "nemo" in name else None)
-        kind = kind or recipe_checks.stack_of(recipe)  # Nova recipes: by their model
-        assert kind is not None, name
-        check_section(recipe, recipe_schema(kind), "recipes", added=())
+        stack = stacks.named_by(model_type) or ("nemo" if "nemo" in name else None)
+        stack = stack or recipe_checks.stack_of(recipe)  # Nova recipes: by their model
+        assert stack is not None, name
+        check_section(recipe, recipe_schema(stack), "recipes", added=())
 
 
 def _set(recipe: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
@@ -117,8 +120,8 @@ def test_a_bad_adapter_value_names_key_value_and_rule(
     assert fragment in str(err.value)
 
 
-# (recipe, kind, key, bad value, fragment)
-OTHER_KINDS_BAD = (
+# (recipe, stack, key, bad value, fragment)
+OTHER_STACKS_BAD = (
     ("training/llama/hf_llama3_8b_seq8k_trn1x4_pretrain", "neuron", "trainer.max_steps", -2, "-1"),
     (
         "training/llama/hf_llama3_8b_seq8k_trn1x4_pretrain",
@@ -159,15 +162,15 @@ OTHER_KINDS_BAD = (
 )
 
 
-@pytest.mark.parametrize("case", OTHER_KINDS_BAD, ids=lambda c: f"{c[1]}:{c[2]}")
-def test_a_bad_value_of_each_kind_is_rejected(
+@pytest.mark.parametrize("case", OTHER_STACKS_BAD, ids=lambda c: f"{c[1]}:{c[2]}")
+def test_a_bad_value_of_each_stack_is_rejected(
     composed: dict[str, dict[str, Any]], case: tuple[str, str, str, Any, str]
 ) -> None:
-    name, kind, key, value, fragment = case
-    assert recipe_checks.stack_of(composed[name]["recipes"]) == kind
+    name, stack, key, value, fragment = case
+    assert recipe_checks.stack_of(composed[name]["recipes"]) == stack
     recipe = _set(composed[name]["recipes"], key, value)
     with pytest.raises(UserError) as err:
-        check_section(recipe, recipe_schema(kind), "recipes", added=())
+        check_section(recipe, recipe_schema(stack), "recipes", added=())
     assert f"recipes.{key}: expected" in str(err.value) and fragment in str(err.value)
 
 

@@ -166,7 +166,7 @@ def test_show_schema_gives_each_key_its_value_and_the_rule_a_launch_checks(
 ) -> None:
     code, out, _ = run_cli("recipes", "show", "--schema", L8B, "+recipes.model.my_knob=3")
     assert code == 0
-    assert "after each key (hyperpod-launch schema recipe-kind/adapter)\n" in out
+    assert "after each key (hyperpod-launch schema stack/adapter)\n" in out
     rules = dict(line.split("  # ", 1) for line in out.splitlines() if "  # " in line)
     shown = yaml.safe_load(out)  # still YAML: `key: value`, the rule a comment
     with catalog.Composer() as composer:
@@ -194,7 +194,7 @@ def test_show_schema_gives_each_key_its_value_and_the_rule_a_launch_checks(
 def test_show_schema_of_a_custom_script(run_cli: Any) -> None:
     code, out, _ = run_cli("recipes", "show", "custom_script/allreduce_smoke", "--schema")
     assert code == 0
-    assert "after each key (hyperpod-launch schema recipe-kind/custom)\n" in out
+    assert "after each key (hyperpod-launch schema stack/custom)\n" in out
     assert "training_cfg.run.name: null  # str or null" in out  # named after the script
 
 

@@ -72,6 +72,7 @@ def test_a_limit_before_the_first_checkpoint_warns_with_both_numbers(tmp_path) -
 
 
 def test_without_a_way_to_resume_it_is_an_error() -> None:
+    from hyperpod_launcher import stacks
     from hyperpod_launcher.config.time_limit import before_first_checkpoint
 
     recipe = {
@@ -82,7 +83,7 @@ def test_without_a_way_to_resume_it_is_an_error() -> None:
             "train_batch_size": 1, "max_context_width": 8192,
         },
     }  # fmt: skip
-    args = ("0:30:00", recipe, "adapter", 8, "H100")
+    args = ("0:30:00", recipe, stacks.get("adapter").step_facts, 8, "H100")
     assert "step 5000" in (before_first_checkpoint(*args, resumes=True) or "")
     with pytest.raises(UserError, match=r"\(1800 s\) .* step 5000 .* cannot resume"):
         before_first_checkpoint(*args, resumes=False)

@@ -1,5 +1,5 @@
-"""The training code a recipe kind was written for is recipe metadata (run.code_repo,
-code_version, code_commit in the kind's shared base): the default checkout pins it, and the job
+"""The training code a stack's recipes were written for is recipe metadata (run.code_repo,
+code_version, code_commit in the stack's shared base): the default checkout pins it, and the job
 puts the checkout's package ahead of the image's (the per-node script run for real in bash)."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from typing import get_type_hints
 import pytest
 import yaml
 
+from hyperpod_launcher import stacks
 from hyperpod_launcher.catalog import recipes as catalog
 from hyperpod_launcher.config.recipe_common import RunSection
 from hyperpod_launcher.launch.compose import plan
 from hyperpod_launcher.spec import recipe_checks
-from hyperpod_launcher.stacks.training_code import PACKAGES
 from tests.conftest import REPO, run_launcher
 from tests.unit import node_script
 
@@ -44,7 +44,7 @@ def pinned_recipes() -> list[tuple[str, str, dict]]:
             for name, cfg in composer.many(catalog.recipe_names())
             if isinstance(cfg.get("recipes"), dict) and "run" in cfg["recipes"]
         ]
-    return [row for row in found if row[1] in PACKAGES]
+    return [row for row in found if stacks.get(row[1]).package]
 
 
 @pytest.mark.parametrize(("name", "stack", "run"), pinned_recipes(), ids=lambda v: str(v)[:60])
@@ -64,7 +64,7 @@ def test_the_default_checkout_pins_the_recipes_commit(tmp_path: Path) -> None:
         source = KEYS_FROM[stack]
         assert spec.code.location == f"https://github.com/{source['repository']}.git"
         assert spec.code.commit == source["commit"]
-        assert spec.code_package == PACKAGES[stack]
+        assert spec.code_package == stacks.get(stack).package
     # The pin is the recipe's: overriding its metadata moves the checkout with it.
     moved = plan([*ADAPTER, base, "recipes.run.code_commit=1234abc"]).spec
     assert moved.code.commit == "1234abc"

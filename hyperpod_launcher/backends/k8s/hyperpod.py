@@ -206,7 +206,7 @@ def check_recipe_at_sizes(spec: JobSpec, sizes: list[int]) -> None:
     broken = []
     for size in sizes:
         try:
-            recipe_checks.layout(recipe, size, spec.procs_per_node)
+            recipe_checks.layout(recipe, size, spec.procs_per_node, spec.stack)
         except UserError as err:
             broken.append((size, str(err)))
     if broken:

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hyperpod_launcher import stacks
 from hyperpod_launcher.backends.base import train_script
 from hyperpod_launcher.backends.k8s import chart_schema
 from hyperpod_launcher.backends.k8s import hyperpod as k8s_hyperpod
@@ -494,9 +495,6 @@ def _env(spec: JobSpec) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     return plain, secret
 
 
-JOB_FOLDER_OUTPUTS = ("open", "deepspeed")  # stacks whose entry writes under the job folder
-
-
 def check_paths_on_volumes(spec: JobSpec, mounts: list[str]) -> None:
     """Every path the recipe names must be on a volume of the pods: data a pod cannot read
     fails the job, and outputs elsewhere are lost with the pod and unseen by the other nodes'
@@ -508,10 +506,11 @@ def check_paths_on_volumes(spec: JobSpec, mounts: list[str]) -> None:
     from hyperpod_launcher.spec.mounts import unreachable
 
     recipe = yaml.safe_load(spec.recipe_yaml) or {}
-    stack = spec.resume.stack if spec.resume else None
+    stack = spec.stack
     exp = recipe.get("exp_manager") or {}
     if (
-        stack in JOB_FOLDER_OUTPUTS
+        stack is not None
+        and stacks.get(stack).writes_job_folder
         and not exp.get("exp_dir")
         and not options(spec).throwaway_outputs
     ):

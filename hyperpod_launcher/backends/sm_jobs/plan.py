@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hyperpod_launcher import __version__
+from hyperpod_launcher import __version__, stacks
 from hyperpod_launcher.backends.base import RenderedFile, train_script
 from hyperpod_launcher.backends.sm_jobs import checks
 from hyperpod_launcher.backends.sm_jobs.defaults import CHECKPOINTS
@@ -31,7 +31,6 @@ from hyperpod_launcher.backends.sm_jobs.options import (
 )
 from hyperpod_launcher.spec.job import RECIPE_SECRETS, SECRET_ENV, Entry, JobSpec
 from hyperpod_launcher.stacks import train_stack
-from hyperpod_launcher.stacks.resume import CHECKPOINT_KEYS, FINAL_MODEL_KEYS
 from hyperpod_launcher.telemetry.sagemaker import metric_definitions
 from hyperpod_launcher.util import resources, templating, yaml_text
 from hyperpod_launcher.util.errors import UserError
@@ -118,7 +117,7 @@ def _checkpoints_in_sagemaker(
     """The recipe saves its checkpoints where SageMaker syncs them with checkpoint_s3_uri (and
     restores them on a retry): the estimator's checkpoint_local_path, /opt/ml/checkpoints by
     default. A recipe_overrides value for the same key wins."""
-    key = CHECKPOINT_KEYS.get(spec.resume.stack) if spec.resume else None
+    key = stacks.get(spec.stack).checkpoint_key if spec.stack else None
     if key is None:
         return overrides
     *parents, leaf = key.split(".")
@@ -141,7 +140,7 @@ def _final_model_in_sagemaker(spec: JobSpec, overrides: dict[str, Any]) -> dict[
     """The final model goes where SageMaker uploads it, unless the recipe names a folder."""
     import yaml
 
-    key = FINAL_MODEL_KEYS.get(spec.resume.stack) if spec.resume else None
+    key = stacks.get(spec.stack).final_model_key if spec.stack else None
     if key is None:
         return overrides
     recipe = _merge(yaml.safe_load(spec.recipe_yaml or "") or {}, overrides)

@@ -21,8 +21,10 @@ from typing import Any
 from hyperpod_launcher.util.dotted import get as _get
 from hyperpod_launcher.util.errors import UserError
 
+NAME = "nova"
 MODEL_TYPE_PREFIX = "amazon.nova"
-DEFAULT_DEVICES = 8  # a p5.48xlarge's GPUs: the only instance the Nova images run on
+INSTANCE_TYPE = "p5.48xlarge"  # the only instance type the Nova images run on
+DEFAULT_DEVICES = 8  # a p5.48xlarge's GPUs
 # Nova's images live in one region; the init container and PPO's generation servers come from
 # AWS's account there.
 REGION = "us-east-1"

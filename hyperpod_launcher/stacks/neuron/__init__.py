@@ -1,0 +1,1 @@
+"""NxD Training on Trainium (`run.model_type: neuron-hf`)."""
