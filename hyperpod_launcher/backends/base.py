@@ -86,10 +86,11 @@ RequestT = TypeVar("RequestT", bound=Request)
 
 
 class Backend(ABC, Generic[RequestT]):
-    """One backend, generic over its request type. `render` is pure (no network, no SDK
-    import; it reads only the launcher's own templates) and returns the request; `submit`
-    sends that request. The job commands it supports are named in `capabilities`; the CLI
-    asks those, and prints what `logs` yields."""
+    """One backend, generic over its request type. `validate` checks the job's values against
+    what the backend takes (one UserError line each); `render`, called only on a validated
+    spec, is pure (no network, no SDK import; it reads only the launcher's own templates) and
+    returns the request; `submit` sends that request. The job commands it supports are named
+    in `capabilities`; the CLI asks those, and prints what `logs` yields."""
 
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[str]] = frozenset()  # of STATUS, LOGS, CANCEL
@@ -101,6 +102,11 @@ class Backend(ABC, Generic[RequestT]):
     # The job's nodes see its job folder, where the watcher writes the metrics file that
     # `status` and `jobs` read (else they read the metrics lines from the job's logs).
     metrics_in_job_folder: ClassVar[bool] = False
+
+    def validate(self, spec: JobSpec) -> None:
+        """Raise UserError (what is wrong, which key, what is allowed) for a value this
+        backend cannot take; called before render, which then assumes valid input."""
+        return None
 
     @abstractmethod
     def render(self, spec: JobSpec) -> RequestT: ...

@@ -195,6 +195,7 @@ def run(
                     launch_id="catalog",
                     this_machine=False,
                 )
+                renderers[backend].validate(spec)
                 request = renderers[backend].render(spec)
             except UserError as err:
                 outcomes.append(Outcome(name, backend, None, None, str(err)))

@@ -84,6 +84,7 @@ def make_plan(
         overrides=overrides,
     )
     backend = backends.get(spec.backend)
+    backend.validate(spec)
     return Plan(spec, secrets, backend, backend.render(spec))
 
 

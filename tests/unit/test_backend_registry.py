@@ -15,6 +15,7 @@ from hyperpod_launcher.cli import main as cli
 from hyperpod_launcher.jobs import status as st
 from hyperpod_launcher.jobs.records import JobRecord
 from hyperpod_launcher.spec.job import JobSpec, Secrets
+from hyperpod_launcher.util.errors import UserError
 
 
 @dataclass
@@ -28,7 +29,12 @@ class ToyBackend(Backend):
     name = "toy"
     capabilities = frozenset({STATUS})
 
+    def validate(self, spec: JobSpec) -> None:
+        if not spec.opts.greeting.isalpha():
+            raise UserError(f"cluster.greeting={spec.opts.greeting!r}: expected letters only")
+
     def render(self, spec: JobSpec) -> Request:
+        assert spec.opts.greeting.isalpha()  # validate ran first
         script = f"#!/bin/sh\necho {spec.opts.greeting}\n"
         files = {"toy.sh": RenderedFile(script, 0o755)}
         return Request(files, ("toy-run", spec.job_dir), "toy job")
@@ -91,6 +97,15 @@ def test_a_registered_backend_dry_runs_launches_and_is_followed(
     # What the backend does not declare is refused in one line.
     assert cli.main(["logs", "toy-job"]) == 2
     assert capsys.readouterr().err == "error: `logs` is not supported for toy jobs\n"
+
+
+def test_validate_runs_before_render_and_refuses_in_one_line(
+    toy_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert launch(toy_config, tmp_path, "dry_run=true", "cluster.greeting='hi there'") == 2
+    err = capsys.readouterr().err
+    assert err == "error: cluster.greeting='hi there': expected letters only\n"
+    assert not (tmp_path / "results").exists()
 
 
 def test_every_backend_declares_what_it_answers() -> None:

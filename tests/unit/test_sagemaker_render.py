@@ -123,7 +123,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: str, tmp_path: Pa
 
 
 def test_sdk_missing_is_one_line_naming_the_extra_and_writes_nothing(tmp_path: Path) -> None:
-    proc = run_launcher(*SM_LLAMA, f"base_results_dir={tmp_path}", env={"PYTHONPATH": NO_SDK})
+    # A job that lacks nothing else: the SDK is what submitting from this host needs.
+    train = "+cluster.sm_jobs_config.inputs.s3.train=s3://bucket/train"
+    proc = run_launcher(
+        *SM_LLAMA, train, f"base_results_dir={tmp_path}", env={"PYTHONPATH": NO_SDK}
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.strip().splitlines() == [
         "error: the SageMaker Python SDK is not installed: "

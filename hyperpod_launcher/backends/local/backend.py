@@ -137,7 +137,7 @@ class LocalBackend(Backend[LocalRequest]):
     checkout_hint = ""  # the job runs the launcher's checkout, which a dry run does not make
     preflight_checks = "hyperpod_launcher.backends.local.preflight"  # what `preflight` asks
 
-    def render(self, spec: JobSpec) -> LocalRequest:
+    def validate(self, spec: JobSpec) -> None:
         if spec.nodes != 1:
             key = "training_cfg.run.nodes" if spec.mode == "custom" else "recipes.trainer.num_nodes"
             raise UserError(f"{key}={spec.nodes}: cluster=local runs on this one machine; set 1")
@@ -146,6 +146,8 @@ class LocalBackend(Backend[LocalRequest]):
                 f"container={spec.image}: cluster=local runs without a container; "
                 "set container=null"
             )
+
+    def render(self, spec: JobSpec) -> LocalRequest:
         text = templating.render(
             "local/run.sh.j2",
             spec=spec,

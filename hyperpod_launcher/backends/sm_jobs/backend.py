@@ -118,6 +118,8 @@ class SageMakerBackend(Backend[SageMakerRequest]):
     def check_submit_host(self, spec: JobSpec) -> None:
         from hyperpod_launcher.backends.sm_jobs import checks
 
+        if not sdk_installed():
+            raise UserError(f"the SageMaker Python SDK is not installed: {SDK_EXTRA}")
         if spec.opts.sm_jobs_config.region is None:
             checks.submit_region()  # the SDK would fail after the job folder is written
 
@@ -139,8 +141,6 @@ class SageMakerBackend(Backend[SageMakerRequest]):
 
     def render(self, spec: JobSpec) -> SageMakerRequest:
         job = plan(spec)
-        if not spec.dry_run and not sdk_installed():
-            raise UserError(f"the SageMaker Python SDK is not installed: {SDK_EXTRA}")
         submission = f"{spec.name}_submission.sh"
         files = dict(job.files)
         files[runner.REQUEST] = RenderedFile(json.dumps(job.request, indent=2) + "\n")
