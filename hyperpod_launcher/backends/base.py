@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from hyperpod_launcher import __version__
 from hyperpod_launcher.jobs.records import JobRecord
-from hyperpod_launcher.spec.job import MASK, SECRET_ENV, JobSpec, Secrets
+from hyperpod_launcher.spec.job import MASK, SECRET_ENV, JobSpec, LaunchOptions, Secrets
 from hyperpod_launcher.util import templating
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class Backend(ABC, Generic[RequestT]):
         return None
 
     @abstractmethod
-    def render(self, spec: JobSpec) -> RequestT: ...
+    def render(self, spec: JobSpec, launch: LaunchOptions) -> RequestT: ...
 
     @abstractmethod
     def submit(self, request: RequestT, secrets: Secrets) -> Submitted:

@@ -109,6 +109,23 @@ def _shown(key: str, value: Any) -> str:
     return repr(value)
 
 
+def problem(value: Any, rule: Any) -> str | None:
+    """What is wrong with `value` under a schema type such as `rules.Count` (what is allowed,
+    what was given), or None when it holds: the text of check_section's errors."""
+    if _matches(value, rule):
+        return None
+    return f"expected {_type_name(rule)}, got {value!r}{_choice_hint(value, rule)}"
+
+
+def check_value(value: T, rule: Any, key: str) -> T:
+    """`value`, or the one line `key: expected int >= 1, got 0`: the rule a schema field
+    states, for a value no schema section holds (a recipe value read by a path, a count)."""
+    wrong = problem(value, rule)
+    if wrong:
+        raise UserError(f"{key}: {wrong}")
+    return value
+
+
 def _is_added(full: str, added: Collection[str]) -> bool:
     return any(full == a or full.startswith(a + ".") for a in added)
 

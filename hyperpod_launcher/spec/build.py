@@ -30,6 +30,7 @@ from hyperpod_launcher.spec.job import (
     CodeSource,
     Entry,
     JobSpec,
+    LaunchOptions,
     Secrets,
     launch_folder,
 )
@@ -616,15 +617,28 @@ def build(
             ("git.repo_url_or_path", local_code),
         ]
     )
-    _check_flags(spec)
     return spec, secrets
 
 
-def _check_flags(spec: JobSpec) -> None:
-    """Flags that cannot both hold: one line naming both."""
-    if not spec.dry_run:
+def launch_options(
+    cfg: Mapping[str, Any], overrides: tuple[str, ...], spec: JobSpec, secrets: Secrets
+) -> LaunchOptions:
+    """How this launch runs (the config's top-level flags, checked by `build`), not what the
+    job is; flags that cannot both hold are one line naming both."""
+    options = LaunchOptions(
+        dry_run=bool(cfg.get("dry_run")),
+        wait=cfg.get("wait"),
+        allow_concurrent=bool(cfg.get("allow_concurrent")),
+        overrides=tuple(secrets.mask(o) for o in overrides),
+    )
+    _check_flags(spec, options)
+    return options
+
+
+def _check_flags(spec: JobSpec, options: LaunchOptions) -> None:
+    if not options.dry_run:
         return
-    if spec.wait:
+    if options.wait:
         raise UserError(
             "dry_run=true and wait=true (or --wait) conflict: a dry run submits no job to "
             "wait for; drop one of them"
@@ -678,10 +692,6 @@ def _assemble(
         time_limit=run.time_limit,
         neuron_compile=job.neuron_compile,
         opts=typed(launch.opts, backends.options_schema(launch.backend)),
-        overrides=tuple(secrets.mask(o) for o in launch.overrides),
-        dry_run=bool(cfg.get("dry_run")),
-        wait=cfg.get("wait"),
-        allow_concurrent=bool(cfg.get("allow_concurrent")),
         max_restarts=non_negative_int(cfg.get("max_restarts", 0), "max_restarts"),
         resume=job.resume,
         config_files=job.config_files,

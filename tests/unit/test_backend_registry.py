@@ -14,7 +14,7 @@ from hyperpod_launcher.backends.base import STATUS, Backend, RenderedFile, Reque
 from hyperpod_launcher.cli import main as cli
 from hyperpod_launcher.jobs import status as st
 from hyperpod_launcher.jobs.records import JobRecord
-from hyperpod_launcher.spec.job import JobSpec, Secrets
+from hyperpod_launcher.spec.job import JobSpec, LaunchOptions, Secrets
 from hyperpod_launcher.util.errors import UserError
 
 
@@ -33,7 +33,7 @@ class ToyBackend(Backend):
         if not spec.opts.greeting.isalpha():
             raise UserError(f"cluster.greeting={spec.opts.greeting!r}: expected letters only")
 
-    def render(self, spec: JobSpec) -> Request:
+    def render(self, spec: JobSpec, launch: LaunchOptions) -> Request:
         assert spec.opts.greeting.isalpha()  # validate ran first
         script = f"#!/bin/sh\necho {spec.opts.greeting}\n"
         files = {"toy.sh": RenderedFile(script, 0o755)}

@@ -32,7 +32,7 @@ from hyperpod_launcher.backends.k8s import values as k8s_values
 from hyperpod_launcher.backends.k8s.chart_schema import CHARTS_DIR
 from hyperpod_launcher.backends.k8s.jobs import HELM_MISSING, K8sJobs
 from hyperpod_launcher.jobs.records import JobRecord
-from hyperpod_launcher.spec.job import JobSpec, Secrets
+from hyperpod_launcher.spec.job import JobSpec, LaunchOptions, Secrets
 from hyperpod_launcher.util import templating, yaml_text
 from hyperpod_launcher.util.errors import BackendError
 
@@ -179,7 +179,7 @@ class K8sBackend(Backend[K8sRequest]):
     def cancel(self, record: JobRecord) -> str:
         return K8sJobs().cancel(record)
 
-    def render(self, spec: JobSpec) -> K8sRequest:
+    def render(self, spec: JobSpec, launch: LaunchOptions) -> K8sRequest:
         followed = None
         if spec.nova is not None:
             from hyperpod_launcher.backends.k8s import nova_values

@@ -26,7 +26,7 @@ from hyperpod_launcher.backends.base import (
 )
 from hyperpod_launcher.jobs import status as st
 from hyperpod_launcher.jobs.records import JobRecord
-from hyperpod_launcher.spec.job import JobSpec, Secrets
+from hyperpod_launcher.spec.job import JobSpec, LaunchOptions, Secrets
 from hyperpod_launcher.util import templating
 from hyperpod_launcher.util.errors import BackendError, UserError
 
@@ -147,7 +147,7 @@ class LocalBackend(Backend[LocalRequest]):
                 "set container=null"
             )
 
-    def render(self, spec: JobSpec) -> LocalRequest:
+    def render(self, spec: JobSpec, launch: LaunchOptions) -> LocalRequest:
         text = templating.render(
             "local/run.sh.j2",
             spec=spec,
@@ -164,7 +164,7 @@ class LocalBackend(Backend[LocalRequest]):
             argv,
             summary,
             log=os.path.join(spec.job_dir, log_name(spec)),
-            detach=bool(spec.opts.detach) or spec.wait is False,
+            detach=bool(spec.opts.detach) or launch.wait is False,
         )
 
     def submit(self, request: LocalRequest, secrets: Secrets) -> Submitted:

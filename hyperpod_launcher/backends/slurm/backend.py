@@ -26,7 +26,7 @@ from hyperpod_launcher.backends.slurm.options import SlurmOptions
 from hyperpod_launcher.jobs import status as st
 from hyperpod_launcher.jobs.records import JobRecord
 from hyperpod_launcher.spec import mounts
-from hyperpod_launcher.spec.job import JobSpec, Mount, Secrets, launch_folder
+from hyperpod_launcher.spec.job import JobSpec, LaunchOptions, Mount, Secrets, launch_folder
 from hyperpod_launcher.util import resources, templating
 from hyperpod_launcher.util.errors import BackendError, UserError
 
@@ -272,7 +272,7 @@ class SlurmBackend(Backend[Request]):
     def validate(self, spec: JobSpec) -> None:
         validate(spec)
 
-    def render(self, spec: JobSpec) -> Request:
+    def render(self, spec: JobSpec, launch: LaunchOptions) -> Request:
         prefix = options(spec).job_name_prefix or ""
         job_name = f"{prefix}{spec.name}"
         submission = f"{prefix}{spec.name}_submission.sh"

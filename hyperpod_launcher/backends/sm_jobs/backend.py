@@ -35,7 +35,7 @@ from hyperpod_launcher.backends.base import (
 from hyperpod_launcher.backends.sm_jobs import runner
 from hyperpod_launcher.backends.sm_jobs.plan import plan
 from hyperpod_launcher.jobs.records import JobRecord
-from hyperpod_launcher.spec.job import JobSpec, Secrets
+from hyperpod_launcher.spec.job import JobSpec, LaunchOptions, Secrets
 from hyperpod_launcher.util import templating
 from hyperpod_launcher.util.errors import BackendError, UserError
 
@@ -139,8 +139,8 @@ class SageMakerBackend(Backend[SageMakerRequest]):
 
         return SageMakerJobs().cancel(record)
 
-    def render(self, spec: JobSpec) -> SageMakerRequest:
-        job = plan(spec)
+    def render(self, spec: JobSpec, launch: LaunchOptions) -> SageMakerRequest:
+        job = plan(spec, launch.wait)
         submission = f"{spec.name}_submission.sh"
         files = dict(job.files)
         files[runner.REQUEST] = RenderedFile(json.dumps(job.request, indent=2) + "\n")

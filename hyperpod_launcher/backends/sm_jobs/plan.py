@@ -504,7 +504,8 @@ def _custom_part(spec: JobSpec, shared: Shared) -> ModePart:
     return part
 
 
-def plan(spec: JobSpec) -> Plan:
+def plan(spec: JobSpec, wait: bool | None) -> Plan:
+    """`wait`: the launch's own (the top-level `wait`), which wins over the cluster file's."""
     opts: SmJobsConfig = spec.opts.sm_jobs_config
     shared = _shared(spec, opts)
     s3_inputs, file_system = _inputs(opts.inputs, shared.kwargs)
@@ -512,8 +513,7 @@ def plan(spec: JobSpec) -> Plan:
     region = checks.region(opts.region)
     tensorboard = _tensorboard(opts.tensorboard_config)
     secret_env, secret_refs = _secret_channels(spec, opts.secrets)
-    # The top-level `wait` (when set) wins over the cluster file's.
-    wait = opts.wait if spec.wait is None else spec.wait
+    wait = opts.wait if wait is None else wait
     job_name = checks.job_name(f"{base_job_name(spec)}-{spec.launch_id}", "recipes.run.name")
 
     part = (_recipe_part if spec.mode == "recipe" else _custom_part)(spec, shared)
