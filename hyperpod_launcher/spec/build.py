@@ -21,7 +21,8 @@ from hyperpod_launcher import backends
 from hyperpod_launcher.config import cluster_keys, instances, schema, time_limit
 from hyperpod_launcher.config.instances import InstanceType
 from hyperpod_launcher.config.recipe_schema import recipe_schema
-from hyperpod_launcher.config.validate import check_section, typed
+from hyperpod_launcher.config.rules import Count
+from hyperpod_launcher.config.validate import check_section, check_value, typed
 from hyperpod_launcher.spec import code_source as git_location
 from hyperpod_launcher.spec import env as job_env
 from hyperpod_launcher.spec import image_ref, instance_choice, local_inputs, recipe_checks, required
@@ -39,8 +40,6 @@ from hyperpod_launcher.spec.mounts import check_sources as check_mount_sources
 from hyperpod_launcher.spec.mounts import parse as parse_mount
 from hyperpod_launcher.spec.values import (
     SAFE_NAME,
-    non_negative_int,
-    positive_int,
     split_env,
 )
 from hyperpod_launcher.spec.watch_env import watch_env
@@ -102,7 +101,7 @@ def _procs_per_node(explicit: Any, key: str, instance: InstanceType | None, exac
     custom script may start fewer processes (one process can drive several devices)."""
     if explicit is None:
         return instance.processes_per_node if instance else 1
-    count = positive_int(explicit, key)
+    count = check_value(explicit, Count, key)
     too_many = count > (instance.processes_per_node if instance else count)
     if instance is not None and (too_many or (exact and count != instance.processes_per_node)):
         unit = "NeuronCores" if instance.accelerator == "neuron" else "devices"
@@ -279,7 +278,7 @@ def _run(
     limit: tuple[str, Any],
 ) -> _Run:
     """Each argument is (key, value) as the mode's section spells it."""
-    node_count = positive_int(nodes[1], nodes[0])
+    node_count = check_value(nodes[1], Count, nodes[0])
     normalized_limit = time_limit.normalize(limit[1], limit[0])
     if not isinstance(name[1], str) or not SAFE_NAME.match(name[1]):
         raise UserError(
@@ -357,8 +356,7 @@ def _instance(launch: _Launch, chosen: instance_choice.InstanceChoice) -> Instan
 
 
 def _cpu_processes(launch: _Launch) -> int | None:
-    value = launch.cfg.get(CPU_PROCESSES)
-    return None if value is None else positive_int(value, CPU_PROCESSES)
+    return launch.cfg.get(CPU_PROCESSES)  # a Count, checked by the schema
 
 
 def _recipe_machine(launch: _Launch, recipe: dict[str, Any], run: _Run) -> _Machine:
@@ -692,7 +690,7 @@ def _assemble(
         time_limit=run.time_limit,
         neuron_compile=job.neuron_compile,
         opts=typed(launch.opts, backends.options_schema(launch.backend)),
-        max_restarts=non_negative_int(cfg.get("max_restarts", 0), "max_restarts"),
+        max_restarts=cfg.get("max_restarts", 0),  # checked by the schema
         resume=job.resume,
         config_files=job.config_files,
         open_files=job_env.open_files_limit(facts),

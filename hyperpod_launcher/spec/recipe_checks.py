@@ -28,6 +28,8 @@ from typing import Any
 
 from hyperpod_launcher import backends
 from hyperpod_launcher.config.instances import InstanceType
+from hyperpod_launcher.config.rules import Count
+from hyperpod_launcher.config.validate import check_value
 from hyperpod_launcher.spec import local_gpus
 from hyperpod_launcher.stacks import deepspeed_config as ds_config
 from hyperpod_launcher.stacks import nova
@@ -69,9 +71,7 @@ def _degree(recipe: Mapping[str, Any], key: str, default: int = 1) -> int:
     value = _get(recipe, key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise UserError(f"recipes.{key}={_fmt(value)}: must be a positive integer")
-    return value
+    return check_value(value, Count, f"recipes.{key}")
 
 
 def stack_of(recipe: Mapping[str, Any]) -> str:

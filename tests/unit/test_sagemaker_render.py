@@ -60,7 +60,7 @@ CASES = {
     ),
     "non-scalar estimator kwarg": (
         (*SM_LLAMA, f"+{AEK}.max_run=[1,2]"),
-        [f"{AEK}.max_run=[1, 2]", "the SDK takes a positive integer"],
+        [f"{AEK}.max_run=[1, 2]", "the SDK takes int >= 1"],
     ),
     "mapping where the SDK takes a scalar": (
         (*SM_LLAMA, f"+{AEK}.volume_kms_key={{a: 1}}"),
