@@ -19,9 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from hyperpod_launcher import __version__
 from hyperpod_launcher.backends.base import (
-    CANCEL,
-    LOGS,
-    STATUS,
     Backend,
     RenderedFile,
     Request,
@@ -165,9 +162,7 @@ def _secret_request(spec: JobSpec, values: Mapping[str, Any], release: str) -> S
 
 
 class K8sBackend(Backend[K8sRequest]):
-    name = "k8s"
     preflight_checks = "hyperpod_launcher.backends.k8s.preflight"  # what `preflight` asks
-    capabilities = frozenset({STATUS, LOGS, CANCEL})
 
     # The job commands (jobs.py) use the kubernetes client, which they import on first use.
     def status(self, records: list[JobRecord], detailed: bool = False) -> list[JobStatus]:

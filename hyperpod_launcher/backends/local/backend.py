@@ -14,9 +14,6 @@ from pathlib import Path
 
 from hyperpod_launcher import __version__
 from hyperpod_launcher.backends.base import (
-    CANCEL,
-    LOGS,
-    STATUS,
     TRAIN_SCRIPT,
     Backend,
     RenderedFile,
@@ -131,8 +128,6 @@ def local_status(record: JobRecord) -> st.JobStatus:
 
 
 class LocalBackend(Backend[LocalRequest]):
-    name = "local"
-    capabilities = frozenset({STATUS, LOGS, CANCEL})
     metrics_in_job_folder = True
     checkout_hint = ""  # the job runs the launcher's checkout, which a dry run does not make
     preflight_checks = "hyperpod_launcher.backends.local.preflight"  # what `preflight` asks

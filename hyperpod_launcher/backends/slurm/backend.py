@@ -12,9 +12,6 @@ from typing import Any
 
 from hyperpod_launcher import __version__
 from hyperpod_launcher.backends.base import (
-    CANCEL,
-    LOGS,
-    STATUS,
     TRAIN_SCRIPT,
     Backend,
     RenderedFile,
@@ -255,9 +252,7 @@ def docker_command(spec: JobSpec, train_script_path: str) -> str:
 
 
 class SlurmBackend(Backend[Request]):
-    name = "slurm"
     preflight_checks = "hyperpod_launcher.backends.slurm.preflight"  # what `preflight` asks
-    capabilities = frozenset({STATUS, LOGS, CANCEL})
     metrics_in_job_folder = True
     # The nodes run the submit host's checkout; a dry run makes none.
     checkout_hint = "cluster.slurm_create_submission_file_only=true writes them and checks it out"

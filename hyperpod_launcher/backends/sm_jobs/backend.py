@@ -24,9 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from hyperpod_launcher import __version__
 from hyperpod_launcher.backends.base import (
-    CANCEL,
-    LOGS,
-    STATUS,
     Backend,
     RenderedFile,
     Request,
@@ -111,9 +108,7 @@ class SageMakerRequest(Request):
 
 
 class SageMakerBackend(Backend[SageMakerRequest]):
-    name = "sm_jobs"
     preflight_checks = "hyperpod_launcher.backends.sm_jobs.preflight"  # what `preflight` asks
-    capabilities = frozenset({STATUS, LOGS, CANCEL})
 
     def check_submit_host(self, spec: JobSpec) -> None:
         from hyperpod_launcher.backends.sm_jobs import checks
