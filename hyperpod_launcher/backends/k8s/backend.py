@@ -174,6 +174,13 @@ class K8sBackend(Backend[K8sRequest]):
     def cancel(self, record: JobRecord) -> str:
         return K8sJobs().cancel(record)
 
+    def validate(self, spec: JobSpec) -> None:
+        if spec.nova is not None:
+            from hyperpod_launcher.backends.k8s import nova_values
+
+            nova_values.check_refused(spec)
+        k8s_values.check_options(spec)
+
     def render(self, spec: JobSpec, launch: LaunchOptions) -> K8sRequest:
         followed = None
         if spec.nova is not None:
