@@ -31,6 +31,7 @@ from hyperpod_launcher.backends.base import (
 )
 from hyperpod_launcher.backends.sm_jobs import runner
 from hyperpod_launcher.backends.sm_jobs.plan import plan
+from hyperpod_launcher.backends.sm_jobs.plan import validate as validate_values
 from hyperpod_launcher.jobs.records import JobRecord
 from hyperpod_launcher.spec.job import JobSpec, LaunchOptions, Secrets
 from hyperpod_launcher.util import templating
@@ -133,6 +134,9 @@ class SageMakerBackend(Backend[SageMakerRequest]):
         from hyperpod_launcher.backends.sm_jobs.jobs import SageMakerJobs
 
         return SageMakerJobs().cancel(record)
+
+    def validate(self, spec: JobSpec) -> None:
+        validate_values(spec)
 
     def render(self, spec: JobSpec, launch: LaunchOptions) -> SageMakerRequest:
         job = plan(spec, launch.wait)
