@@ -1,5 +1,5 @@
-"""The backend contract: a pure render, a submit that is the only side effect, and the job
-commands (status, logs, cancel) a backend declares in its capabilities."""
+"""The backend contract: a validate step, a pure render, a submit that is the only side
+effect, and the job commands (status, logs, cancel) a backend implements."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from hyperpod_launcher import __version__
 from hyperpod_launcher.jobs.records import JobRecord
-from hyperpod_launcher.spec.job import MASK, SECRET_ENV, JobSpec, Secrets
+from hyperpod_launcher.spec.job import MASK, SECRET_ENV, JobSpec, LaunchOptions, Secrets
 from hyperpod_launcher.util import templating
 
 if TYPE_CHECKING:
@@ -86,13 +86,14 @@ RequestT = TypeVar("RequestT", bound=Request)
 
 
 class Backend(ABC, Generic[RequestT]):
-    """One backend, generic over its request type. `render` is pure (no network, no SDK
-    import; it reads only the launcher's own templates) and returns the request; `submit`
-    sends that request. The job commands it supports are named in `capabilities`; the CLI
-    asks those, and prints what `logs` yields."""
+    """One backend, generic over its request type. `validate` checks the job's values against
+    what the backend takes (one UserError line each); `render`, called only on a validated
+    spec, is pure (no network, no SDK import; it reads only the launcher's own templates) and
+    returns the request; `submit` sends that request. The job commands it supports are the
+    ones it implements (`capabilities`); the CLI asks those, and prints what `logs` yields.
+    Its name, options class and catalog settings are its registry entry's
+    (`backends/__init__.py`), stated nowhere else."""
 
-    name: ClassVar[str]
-    capabilities: ClassVar[frozenset[str]] = frozenset()  # of STATUS, LOGS, CANCEL
     # Set when the job runs the submit host's checkout (which a dry run does not make): how to
     # write the files with the checkout made; "" when there is no such way.
     checkout_hint: ClassVar[str | None] = None
@@ -102,8 +103,13 @@ class Backend(ABC, Generic[RequestT]):
     # `status` and `jobs` read (else they read the metrics lines from the job's logs).
     metrics_in_job_folder: ClassVar[bool] = False
 
+    def validate(self, spec: JobSpec) -> None:
+        """Raise UserError (what is wrong, which key, what is allowed) for a value this
+        backend cannot take; called before render, which then assumes valid input."""
+        return None
+
     @abstractmethod
-    def render(self, spec: JobSpec) -> RequestT: ...
+    def render(self, spec: JobSpec, launch: LaunchOptions) -> RequestT: ...
 
     @abstractmethod
     def submit(self, request: RequestT, secrets: Secrets) -> Submitted:
@@ -133,17 +139,23 @@ class Backend(ABC, Generic[RequestT]):
         """What only a dry run adds to the job folder (file names); nothing by default."""
         return []
 
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """The job commands (of STATUS, LOGS, CANCEL) this backend implements."""
+        verbs = (STATUS, LOGS, CANCEL)
+        return frozenset(v for v in verbs if getattr(type(self), v) is not getattr(Backend, v))
+
     def status(self, records: list[JobRecord], detailed: bool = False) -> list[JobStatus]:
         """The states of many jobs in as few queries as the backend allows."""
-        raise NotImplementedError(f"{self.name} does not support status")
+        raise NotImplementedError(f"{type(self).__name__} does not support status")
 
     def logs(self, record: JobRecord, follow: bool, rank: int | None) -> Iterator[str]:
         """The job's output lines (only global rank `rank`'s); with `follow`, until it ends."""
-        raise NotImplementedError(f"{self.name} does not support logs")
+        raise NotImplementedError(f"{type(self).__name__} does not support logs")
 
     def cancel(self, record: JobRecord) -> str:
         """Stop the job; say what was done (a finished job is left alone)."""
-        raise NotImplementedError(f"{self.name} does not support cancel")
+        raise NotImplementedError(f"{type(self).__name__} does not support cancel")
 
 
 def entry_argv(spec: JobSpec) -> list[str]:

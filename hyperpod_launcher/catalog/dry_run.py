@@ -20,7 +20,7 @@ from hyperpod_launcher.backends.base import Request
 from hyperpod_launcher.catalog import launch_scripts as gen_launch_scripts
 from hyperpod_launcher.catalog import recipes as catalog
 from hyperpod_launcher.spec import job
-from hyperpod_launcher.spec.build import build
+from hyperpod_launcher.spec.build import build, launch_options
 from hyperpod_launcher.util.errors import UserError
 
 # The launch scripts' placeholders, with values, so every recipe is complete.
@@ -189,14 +189,15 @@ def run(
                 full["recipes"] = _moved(recipe, backends.entry(backend).catalog_paths)
                 full = _with_defaults(full, backend, name)
             try:
-                spec, _ = build(
+                spec, secrets = build(
                     full,
                     cluster_choice=backend,
                     recipe_choice=name,
                     launch_id="catalog",
                     this_machine=False,
                 )
-                request = renderers[backend].render(spec)
+                renderers[backend].validate(spec)
+                request = renderers[backend].render(spec, launch_options(full, (), spec, secrets))
             except UserError as err:
                 outcomes.append(Outcome(name, backend, None, None, str(err)))
                 continue

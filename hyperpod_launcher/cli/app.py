@@ -333,10 +333,10 @@ def hydra_task(cfg: Any, command_line: list[str], preflight_only: bool = False) 
         doing = "checking the job against its cluster"
         if preflight_only:
             sys.exit(0 if preflight.run(plan, cheap_only=False) else 1)
-        if plan.spec.refused:  # a dry run only shows the job, and warns of what it lacks
+        if plan.spec.missing and not plan.launch.dry_run:  # a dry run warns of what it lacks
             raise UserError(plan.spec.missing[0])
         job_folder.check_owned(job_dir)
-        if not plan.spec.dry_run:  # what submitting from here needs, before any file
+        if not plan.launch.dry_run:  # what submitting from here needs, before any file
             plan.backend.check_submit_host(plan.spec)
         preflight.before_launch(plan, resolved.get("preflight"))  # type: ignore[union-attr]
         doing = f"launching {plan.spec.name} on {plan.spec.backend}"

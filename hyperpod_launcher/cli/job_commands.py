@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -94,14 +95,17 @@ def cancel(args: argparse.Namespace) -> int:
 
 
 def positive_int(text: str) -> int:
-    """argparse's type for a count: a usage error (exit 2) unless a positive integer."""
-    try:
+    """argparse's type for a count (config.rules.Count): a usage error (exit 2) otherwise."""
+    from hyperpod_launcher.config.rules import Count
+    from hyperpod_launcher.config.validate import problem
+
+    value: object = text
+    with contextlib.suppress(ValueError):
         value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
+    wrong = problem(value, Count)
+    if wrong:
+        raise argparse.ArgumentTypeError(wrong)
+    return int(text)
 
 
 def add_jobs(parser: argparse.ArgumentParser) -> None:

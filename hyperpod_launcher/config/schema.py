@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hyperpod_launcher.config.rules import Count
+from hyperpod_launcher.config.rules import Count, NonNegativeInt
 
 DEFAULT_CLUSTER = "slurm"  # config.yaml's default, as in SageMaker HyperPod recipes
 
@@ -72,7 +72,7 @@ class LauncherConfig:
     wait: bool | None = None
     allow_concurrent: bool = False  # launch while an earlier launch of the name is active
     preflight: bool | None = None  # None: the cheap checks only
-    max_restarts: int = 0
+    max_restarts: NonNegativeInt = 0
     training_cfg: TrainingCfg | None = None
     cluster: Any = None
     recipes: Any = None

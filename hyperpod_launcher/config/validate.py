@@ -24,15 +24,16 @@ def _rules(tp: Any) -> tuple[Range, ...]:
     return tuple(m for m in getattr(tp, "__metadata__", ()) if isinstance(m, Range))
 
 
-def _type_name(tp: Any) -> str:
+def type_name(tp: Any) -> str:
+    """What a schema type allows, in words: `int >= 1`, `one of 'a', 'b'`."""
     origin = typing.get_origin(tp)
     if origin is Annotated:
-        base = _type_name(typing.get_args(tp)[0])
+        base = type_name(typing.get_args(tp)[0])
         return " ".join([base, *(r.text() for r in _rules(tp))])
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+        return " or ".join(type_name(a) for a in typing.get_args(tp))
     if origin is list:
         return "a list"
     if origin is dict:
@@ -109,6 +110,23 @@ def _shown(key: str, value: Any) -> str:
     return repr(value)
 
 
+def problem(value: Any, rule: Any) -> str | None:
+    """What is wrong with `value` under a schema type such as `rules.Count` (what is allowed,
+    what was given), or None when it holds: the text of check_section's errors."""
+    if _matches(value, rule):
+        return None
+    return f"expected {type_name(rule)}, got {value!r}{_choice_hint(value, rule)}"
+
+
+def check_value(value: Any, rule: Any, key: str) -> Any:
+    """`value`, or the one line `key: expected int >= 1, got 0`: the rule a schema field
+    states, for a value no schema section holds (a recipe value read by a path, a count)."""
+    wrong = problem(value, rule)
+    if wrong:
+        raise UserError(f"{key}: {wrong}")
+    return value
+
+
 def _is_added(full: str, added: Collection[str]) -> bool:
     return any(full == a or full.startswith(a + ".") for a in added)
 
@@ -141,7 +159,7 @@ def check_section(
         tp = hints[key]
         if not _matches(value, tp):
             hint = _choice_hint(value, tp)
-            raise UserError(f"{full}: expected {_type_name(tp)}, got {_shown(full, value)}{hint}")
+            raise UserError(f"{full}: expected {type_name(tp)}, got {_shown(full, value)}{hint}")
         nested = _section_in(tp)
         if nested is not None and isinstance(value, dict):
             check_section(value, nested, full, added=added)
@@ -175,5 +193,5 @@ def key_rules(data: dict[str, Any], schema: type, path: str) -> list[tuple[str, 
         elif nested is not None and isinstance(value, dict) and value:
             rows.extend(key_rules(value, nested, full))
         else:
-            rows.append((full, value, _type_name(tp)))
+            rows.append((full, value, type_name(tp)))
     return rows

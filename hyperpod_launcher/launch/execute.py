@@ -24,7 +24,7 @@ from hyperpod_launcher.jobs import records
 from hyperpod_launcher.launch import signals as launch_signals
 from hyperpod_launcher.prepare.jobdir import RECORD, JobDir, locked
 from hyperpod_launcher.spec import job
-from hyperpod_launcher.spec.build import build
+from hyperpod_launcher.spec.build import build, launch_options
 from hyperpod_launcher.util.errors import BackendError, LauncherError, UserError
 
 LAUNCHER_CMD_LOG = "launcher_cmd.log"
@@ -40,6 +40,7 @@ class Plan:
     """Everything a launch will write and submit, computed without side effects."""
 
     spec: job.JobSpec
+    launch: job.LaunchOptions  # how this launch runs (dry run, wait, ...)
     secrets: job.Secrets
     backend: Backend
     request: Request
@@ -65,7 +66,7 @@ class Plan:
 
     @property
     def submit_only_files(self) -> bool:
-        return self.spec.dry_run or self.backend.writes_only(self.spec)
+        return self.launch.dry_run or self.backend.writes_only(self.spec)
 
 
 def make_plan(
@@ -83,8 +84,10 @@ def make_plan(
         launch_id=launch_id,
         overrides=overrides,
     )
+    launch = launch_options(cfg, overrides, spec, secrets)
     backend = backends.get(spec.backend)
-    return Plan(spec, secrets, backend, backend.render(spec))
+    backend.validate(spec)
+    return Plan(spec, launch, secrets, backend, backend.render(spec, launch))
 
 
 def _launcher_cmd_log(plan: Plan, argv: list[str]) -> str:
@@ -118,7 +121,7 @@ def _record(plan: Plan, artifacts: list[str], status: str, **outcome: Any) -> re
             "commit": spec.code.commit,
             "checkout_dir": spec.code.checkout_dir,
         },
-        overrides=tuple(spec.overrides),
+        overrides=plan.launch.overrides,
         recipe_sha256=spec.recipe_sha256,
         artifacts=tuple(artifacts),
         submit_command=plan.request.submit_command,
@@ -156,7 +159,8 @@ def _checkout(plan: Plan, jobdir: JobDir, command_log: str) -> Plan:
     if commit is None or commit == plan.spec.code.commit:
         return dataclasses.replace(plan, resolved_commit=commit)
     spec = dataclasses.replace(plan.spec, code=dataclasses.replace(plan.spec.code, commit=commit))
-    return Plan(spec, plan.secrets, plan.backend, plan.backend.render(spec), commit)
+    request = plan.backend.render(spec, plan.launch)
+    return dataclasses.replace(plan, spec=spec, request=request, resolved_commit=commit)
 
 
 def summary_line(plan: Plan) -> str:
@@ -247,10 +251,11 @@ def _launch(
     spec = plan.spec
     command_log = _launcher_cmd_log(plan, argv)
     with _writable(spec), locked(spec.job_dir):  # one launch writes at a time
-        if not plan.submit_only_files and not spec.allow_concurrent:
+        if not plan.submit_only_files and not plan.launch.allow_concurrent:
             _refuse_while_active(spec)
         jobdir = JobDir(spec.job_dir, spec.launch_id)
-        if not spec.dry_run:  # a dry run fetches nothing (no network): its scripts are for review
+        # A dry run fetches nothing (no network): its scripts are for review.
+        if not plan.launch.dry_run:
             plan = _checkout(plan, jobdir, command_log)
             spec = plan.spec
         files = {**plan.files, LAUNCHER_CMD_LOG: (command_log, 0o644)}
@@ -267,7 +272,7 @@ def _launch(
             artifacts = [*sorted({*artifacts, *extra} - {RECORD}), RECORD]
             jobdir.write_record(_record(plan, artifacts, "dry_run"))
             say(f"dry run: wrote {', '.join(artifacts)}")
-            note = _review_only_note(plan) if spec.dry_run else None
+            note = _review_only_note(plan) if plan.launch.dry_run else None
             if note:
                 say(note)
             for line in spec.missing:
@@ -320,7 +325,7 @@ def _launch(
         ProgressLine(record).summary()
         return submitted.returncode, record
     say(f"submitted {spec.backend} job {submitted.job_id} ({spec.name})")
-    if spec.wait and not stop.signum:
+    if plan.launch.wait and not stop.signum:
         from hyperpod_launcher.jobs.follow import follow
 
         with launch_signals.interrupting():

@@ -20,7 +20,8 @@ from typing import Any, Literal
 from hyperpod_launcher import backends, stacks
 from hyperpod_launcher.config import cluster_keys, instances, schema, time_limit
 from hyperpod_launcher.config.instances import InstanceType
-from hyperpod_launcher.config.validate import check_section, typed
+from hyperpod_launcher.config.rules import Count
+from hyperpod_launcher.config.validate import check_section, check_value, typed
 from hyperpod_launcher.spec import code_source as git_location
 from hyperpod_launcher.spec import env as job_env
 from hyperpod_launcher.spec import image_ref, instance_choice, local_inputs, recipe_checks, required
@@ -29,6 +30,7 @@ from hyperpod_launcher.spec.job import (
     CodeSource,
     Entry,
     JobSpec,
+    LaunchOptions,
     Secrets,
     launch_folder,
 )
@@ -37,8 +39,6 @@ from hyperpod_launcher.spec.mounts import check_sources as check_mount_sources
 from hyperpod_launcher.spec.mounts import parse as parse_mount
 from hyperpod_launcher.spec.values import (
     SAFE_NAME,
-    non_negative_int,
-    positive_int,
     split_env,
 )
 from hyperpod_launcher.spec.watch_env import watch_env
@@ -99,7 +99,7 @@ def _procs_per_node(explicit: Any, key: str, instance: InstanceType | None, exac
     custom script may start fewer processes (one process can drive several devices)."""
     if explicit is None:
         return instance.processes_per_node if instance else 1
-    count = positive_int(explicit, key)
+    count = check_value(explicit, Count, key)
     too_many = count > (instance.processes_per_node if instance else count)
     if instance is not None and (too_many or (exact and count != instance.processes_per_node)):
         unit = "NeuronCores" if instance.accelerator == "neuron" else "devices"
@@ -276,7 +276,7 @@ def _run(
     limit: tuple[str, Any],
 ) -> _Run:
     """Each argument is (key, value) as the mode's section spells it."""
-    node_count = positive_int(nodes[1], nodes[0])
+    node_count = check_value(nodes[1], Count, nodes[0])
     normalized_limit = time_limit.normalize(limit[1], limit[0])
     if not isinstance(name[1], str) or not SAFE_NAME.match(name[1]):
         raise UserError(
@@ -354,8 +354,7 @@ def _instance(launch: _Launch, chosen: instance_choice.InstanceChoice) -> Instan
 
 
 def _cpu_processes(launch: _Launch) -> int | None:
-    value = launch.cfg.get(CPU_PROCESSES)
-    return None if value is None else positive_int(value, CPU_PROCESSES)
+    return launch.cfg.get(CPU_PROCESSES)  # a Count, checked by the schema
 
 
 def _recipe_machine(launch: _Launch, recipe: dict[str, Any], run: _Run, stack: str) -> _Machine:
@@ -631,15 +630,28 @@ def build(
             ("git.repo_url_or_path", local_code),
         ]
     )
-    _check_flags(spec)
     return spec, secrets
 
 
-def _check_flags(spec: JobSpec) -> None:
-    """Flags that cannot both hold: one line naming both."""
-    if not spec.dry_run:
+def launch_options(
+    cfg: Mapping[str, Any], overrides: tuple[str, ...], spec: JobSpec, secrets: Secrets
+) -> LaunchOptions:
+    """How this launch runs (the config's top-level flags, checked by `build`), not what the
+    job is; flags that cannot both hold are one line naming both."""
+    options = LaunchOptions(
+        dry_run=bool(cfg.get("dry_run")),
+        wait=cfg.get("wait"),
+        allow_concurrent=bool(cfg.get("allow_concurrent")),
+        overrides=tuple(secrets.mask(o) for o in overrides),
+    )
+    _check_flags(spec, options)
+    return options
+
+
+def _check_flags(spec: JobSpec, options: LaunchOptions) -> None:
+    if not options.dry_run:
         return
-    if spec.wait:
+    if options.wait:
         raise UserError(
             "dry_run=true and wait=true (or --wait) conflict: a dry run submits no job to "
             "wait for; drop one of them"
@@ -693,11 +705,7 @@ def _assemble(
         time_limit=run.time_limit,
         neuron_compile=job.neuron_compile,
         opts=typed(launch.opts, backends.options_schema(launch.backend)),
-        overrides=tuple(secrets.mask(o) for o in launch.overrides),
-        dry_run=bool(cfg.get("dry_run")),
-        wait=cfg.get("wait"),
-        allow_concurrent=bool(cfg.get("allow_concurrent")),
-        max_restarts=non_negative_int(cfg.get("max_restarts", 0), "max_restarts"),
+        max_restarts=cfg.get("max_restarts", 0),  # checked by the schema
         resume=job.resume,
         stack=job.stack,
         config_files=job.config_files,

@@ -1,6 +1,7 @@
-"""JobSpec: the backend-neutral job (built from the composed config by `job_build.build`).
+"""JobSpec: the backend-neutral job (built from the composed config by `spec.build`).
 
-Backends read only the JobSpec (never the raw Hydra config). Secret values are kept apart in
+Backends read only the JobSpec (never the raw Hydra config); how this one launch runs (a dry
+run, waiting for the job) travels beside it as `LaunchOptions`. Secret values are kept apart in
 `Secrets`, which reaches the submit step alone and is never rendered into a file.
 """
 
@@ -100,13 +101,9 @@ class JobSpec:
     time_limit: str | None
     neuron_compile: bool
     opts: Any  # the cluster section as an instance of the backend's options class
-    overrides: tuple[str, ...]
-    dry_run: bool
     # Files the job reads next to its recipe, e.g. DeepSpeed's ds_config.json: ((name, text),).
     # Written into the job folder; backends without a shared filesystem ship them with the recipe.
     config_files: tuple[tuple[str, str], ...] = ()
-    wait: bool | None = None  # None: the backend's default
-    allow_concurrent: bool = False  # launch while an earlier launch of the name is active
     max_restarts: int = 0
     resume: Resume | None = None  # how a restarted recipe job resumes (its Stack.resume)
     stack: str | None = None  # the training stack (the stacks registry), decided once
@@ -130,17 +127,23 @@ class JobSpec:
         return launch_folder(self.job_dir, self.launch_id)
 
     @property
-    def refused(self) -> bool:
-        """Lacks a required value, and is no dry run (which only shows the job)."""
-        return bool(self.missing) and not self.dry_run
-
-    @property
     def recipe_sha256(self) -> str | None:
         if self.recipe_yaml is None:
             return None
         import hashlib
 
         return hashlib.sha256(self.recipe_yaml.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """How this launch runs, not what the job is: passed beside the JobSpec to the launch and
+    to whatever needs it (render reads `wait`)."""
+
+    dry_run: bool = False  # write the job folder and print the request; submit nothing
+    wait: bool | None = None  # follow the job until it ends; None: the backend's default
+    allow_concurrent: bool = False  # launch while an earlier launch of the name is active
+    overrides: tuple[str, ...] = ()  # the command line's overrides, secrets masked (the record)
 
 
 LAUNCHES = "launches"

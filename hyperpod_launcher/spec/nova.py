@@ -14,7 +14,7 @@ from hyperpod_launcher import backends, stacks
 from hyperpod_launcher.config import instances
 from hyperpod_launcher.config.validate import check_section, typed
 from hyperpod_launcher.spec.job import CodeSource, Entry, JobSpec, Secrets
-from hyperpod_launcher.spec.values import SAFE_NAME, non_negative_int, split_env
+from hyperpod_launcher.spec.values import SAFE_NAME, split_env
 from hyperpod_launcher.stacks import nova
 from hyperpod_launcher.util import yaml_text
 from hyperpod_launcher.util.errors import UserError
@@ -96,10 +96,7 @@ def build(
         time_limit=None,
         neuron_compile=False,
         opts=typed(launch.opts, backends.options_schema(launch.backend)),
-        overrides=tuple(launch.overrides),
-        dry_run=bool(cfg.get("dry_run")),
-        wait=cfg.get("wait"),
-        max_restarts=non_negative_int(cfg.get("max_restarts", 0), "max_restarts"),
+        max_restarts=cfg.get("max_restarts", 0),  # checked by the schema
         origins=(origin, f"instance_type={INSTANCE_TYPE}: Nova"),
         nova=job,
         stack=nova.NAME,

@@ -1,5 +1,6 @@
 """Rules for the launcher's own values, shared by every builder of a JobSpec: names that
-are safe as folder and job names, counts, and `env_vars` split into plain and secret."""
+are safe as folder and job names, and `env_vars` split into plain and secret. (Counts and
+ranges are schema types, `config.rules`, checked by `config.validate`.)"""
 
 from __future__ import annotations
 
@@ -27,15 +28,3 @@ def split_env(
         else:
             plain[key] = text
     return plain, secret
-
-
-def positive_int(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise UserError(f"{key}: must be a positive integer, got {value!r}")
-    return value
-
-
-def non_negative_int(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise UserError(f"{key}: must be 0 or a positive integer, got {value!r}")
-    return value

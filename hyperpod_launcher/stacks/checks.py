@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from hyperpod_launcher.config.rules import Count
+from hyperpod_launcher.config.validate import check_value
 from hyperpod_launcher.stacks.base import Layout, Recipe
 from hyperpod_launcher.util.dotted import get as _get
 from hyperpod_launcher.util.errors import UserError
@@ -24,9 +26,7 @@ def degree(recipe: Recipe, key: str, default: int = 1) -> int:
     value = _get(recipe, key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise UserError(f"recipes.{key}={fmt(value)}: must be a positive integer")
-    return value
+    return check_value(value, Count, f"recipes.{key}")
 
 
 def world_text(nodes: int, devices: int, accelerator: str = "gpu") -> str:

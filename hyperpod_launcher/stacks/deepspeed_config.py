@@ -10,6 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from hyperpod_launcher.config.rules import Count
+from hyperpod_launcher.config.validate import check_value
 from hyperpod_launcher.util.errors import UserError
 
 PRECISIONS = ("bf16", "fp16", "fp32")
@@ -22,10 +24,7 @@ def is_deepspeed(recipe: Mapping[str, Any]) -> bool:
 
 
 def _positive(section: Mapping[str, Any], key: str) -> int:
-    value = section.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise UserError(f"{KEY}.{key}={value!r}: must be a positive integer")
-    return value
+    return check_value(section.get(key), Count, f"{KEY}.{key}")
 
 
 def batch(recipe: Mapping[str, Any], world: int) -> tuple[int, int, int]:

@@ -135,9 +135,14 @@ class MaskingStream(io.TextIOBase):
     def fileno(self) -> int:
         return self.target.fileno()
 
+    # io's stubs declare `encoding` a plain attribute: a property overrides it with a setter.
     @property
-    def encoding(self) -> str:  # type: ignore[override]
+    def encoding(self) -> str:
         return getattr(self.target, "encoding", "utf-8")
+
+    @encoding.setter
+    def encoding(self, value: str) -> None:
+        raise AttributeError("a masking stream's encoding is its target's")
 
 
 @contextmanager

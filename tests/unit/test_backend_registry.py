@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from hyperpod_launcher import backends
-from hyperpod_launcher.backends.base import STATUS, Backend, RenderedFile, Request, Submitted
+from hyperpod_launcher.backends.base import Backend, RenderedFile, Request, Submitted
 from hyperpod_launcher.cli import main as cli
 from hyperpod_launcher.jobs import status as st
 from hyperpod_launcher.jobs.records import JobRecord
-from hyperpod_launcher.spec.job import JobSpec, Secrets
+from hyperpod_launcher.spec.job import JobSpec, LaunchOptions, Secrets
+from hyperpod_launcher.util.errors import UserError
 
 
 @dataclass
@@ -25,10 +26,12 @@ class ToyOptions:
 
 
 class ToyBackend(Backend):
-    name = "toy"
-    capabilities = frozenset({STATUS})
+    def validate(self, spec: JobSpec) -> None:
+        if not spec.opts.greeting.isalpha():
+            raise UserError(f"cluster.greeting={spec.opts.greeting!r}: expected letters only")
 
-    def render(self, spec: JobSpec) -> Request:
+    def render(self, spec: JobSpec, launch: LaunchOptions) -> Request:
+        assert spec.opts.greeting.isalpha()  # validate ran first
         script = f"#!/bin/sh\necho {spec.opts.greeting}\n"
         files = {"toy.sh": RenderedFile(script, 0o755)}
         return Request(files, ("toy-run", spec.job_dir), "toy job")
@@ -70,6 +73,7 @@ def test_a_registered_backend_dry_runs_launches_and_is_followed(
     toy_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert "toy" in backends.names()
+    assert backends.get("toy").capabilities == {"status"}  # what it implements, nothing else
     job_dir = tmp_path / "results" / "toy-job"
 
     assert launch(toy_config, tmp_path, "dry_run=true", "cluster.greeting=hi") == 0
@@ -93,11 +97,18 @@ def test_a_registered_backend_dry_runs_launches_and_is_followed(
     assert capsys.readouterr().err == "error: `logs` is not supported for toy jobs\n"
 
 
+def test_validate_runs_before_render_and_refuses_in_one_line(
+    toy_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert launch(toy_config, tmp_path, "dry_run=true", "cluster.greeting='hi there'") == 2
+    err = capsys.readouterr().err
+    assert err == "error: cluster.greeting='hi there': expected letters only\n"
+    assert not (tmp_path / "results").exists()
+
+
 def test_every_backend_declares_what_it_answers() -> None:
     for name in backends.names():
         backend = backends.get(name)
-        assert isinstance(backend, Backend) and backend.name == name
-        assert backend.capabilities <= {"status", "logs", "cancel"}
-        for verb in backend.capabilities:  # a declared verb is implemented, not the default
-            assert getattr(type(backend), verb) is not getattr(Backend, verb), (name, verb)
+        assert isinstance(backend, Backend)
+        assert backend.capabilities <= {"status", "logs", "cancel"}, name
         assert isinstance(backends.options_schema(name), type)

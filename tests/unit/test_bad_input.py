@@ -68,6 +68,11 @@ CASES = {
         (*SLURM_LLAMA, "recipes.trainer.num_nodes=0"),
         ["recipes.trainer.num_nodes: expected int >= 1, got 0"],
     ),
+    "zero cpus per task": (
+        (*SLURM_LLAMA, "cluster.cpus_per_task=0"),
+        ["cluster.cpus_per_task: expected int >= 1 or null, got 0"],
+    ),
+    "negative max_restarts": (("max_restarts=-1",), ["max_restarts: expected int >= 0, got -1"]),
     "negative nodes (custom)": (
         ("training_cfg.run.nodes=-2",),
         ["training_cfg.run.nodes: expected int >= 1, got -2"],

@@ -164,7 +164,8 @@ def test_jobs_lists_lines_of_an_earlier_version(capsys: pytest.CaptureFixture[st
 def test_jobs_limit_takes_positive_integers_only(limit: str) -> None:
     proc = run_cli("jobs", "--limit", limit)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines()[-1].endswith(f"{limit!r} is not a positive integer")
+    shown = repr(int(limit)) if limit.lstrip("-").isdigit() else repr(limit)
+    assert proc.stderr.splitlines()[-1].endswith(f"--limit: expected int >= 1, got {shown}")
     assert proc.stdout == ""
 
 

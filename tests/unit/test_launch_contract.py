@@ -166,3 +166,23 @@ def test_planning_in_process_loads_no_cloud_sdk() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_how_a_launch_runs_is_apart_from_the_job(tmp_path: Path) -> None:
+    from dataclasses import fields
+
+    from hyperpod_launcher.launch.compose import plan
+    from hyperpod_launcher.spec.job import JobSpec, LaunchOptions
+
+    assert not {f.name for f in fields(JobSpec)} & {f.name for f in fields(LaunchOptions)}
+    sm = ("cluster=sm_jobs", "cluster.sm_jobs_config.output_path=s3://bucket/out")
+    data = "+cluster.sm_jobs_config.inputs.s3.train=s3://bucket/train"
+    base = (LLAMA, "instance_type=ml.p5.48xlarge", *sm, data, f"base_results_dir={tmp_path}")
+    dry = plan((*base, "dry_run=true", "allow_concurrent=true"))
+    waiting = plan((*base, "wait=true"))
+    # The same job either way; only the launch options differ, and render reads their `wait`.
+    assert dry.spec == waiting.spec
+    assert dry.launch == LaunchOptions(True, None, True, dry.launch.overrides)
+    assert waiting.launch.wait is True and waiting.launch.overrides[-1] == "wait=true"
+    assert dry.request.payload["wait"] is False  # the cluster file's default
+    assert waiting.request.payload["wait"] is True

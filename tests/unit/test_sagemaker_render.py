@@ -60,7 +60,7 @@ CASES = {
     ),
     "non-scalar estimator kwarg": (
         (*SM_LLAMA, f"+{AEK}.max_run=[1,2]"),
-        [f"{AEK}.max_run=[1, 2]", "the SDK takes a positive integer"],
+        [f"{AEK}.max_run=[1, 2]", "the SDK takes int >= 1"],
     ),
     "mapping where the SDK takes a scalar": (
         (*SM_LLAMA, f"+{AEK}.volume_kms_key={{a: 1}}"),
@@ -123,7 +123,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: str, tmp_path: Pa
 
 
 def test_sdk_missing_is_one_line_naming_the_extra_and_writes_nothing(tmp_path: Path) -> None:
-    proc = run_launcher(*SM_LLAMA, f"base_results_dir={tmp_path}", env={"PYTHONPATH": NO_SDK})
+    # A job that lacks nothing else: the SDK is what submitting from this host needs.
+    train = "+cluster.sm_jobs_config.inputs.s3.train=s3://bucket/train"
+    proc = run_launcher(
+        *SM_LLAMA, train, f"base_results_dir={tmp_path}", env={"PYTHONPATH": NO_SDK}
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.strip().splitlines() == [
         "error: the SageMaker Python SDK is not installed: "

@@ -65,8 +65,6 @@ def test_a_request_masks_a_literal_secret_that_slipped_into_it() -> None:
 class _LeakyBackend(Backend):
     """A backend whose submit fails with an error quoting everything it was given."""
 
-    name = "slurm"
-
     def __init__(self, error: type[Exception]) -> None:
         self.error = error
 

@@ -19,9 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from hyperpod_launcher import __version__
 from hyperpod_launcher.backends.base import (
-    CANCEL,
-    LOGS,
-    STATUS,
     Backend,
     RenderedFile,
     Request,
@@ -32,7 +29,7 @@ from hyperpod_launcher.backends.k8s import values as k8s_values
 from hyperpod_launcher.backends.k8s.chart_schema import CHARTS_DIR
 from hyperpod_launcher.backends.k8s.jobs import HELM_MISSING, K8sJobs
 from hyperpod_launcher.jobs.records import JobRecord
-from hyperpod_launcher.spec.job import JobSpec, Secrets
+from hyperpod_launcher.spec.job import JobSpec, LaunchOptions, Secrets
 from hyperpod_launcher.util import templating, yaml_text
 from hyperpod_launcher.util.errors import BackendError
 
@@ -165,9 +162,7 @@ def _secret_request(spec: JobSpec, values: Mapping[str, Any], release: str) -> S
 
 
 class K8sBackend(Backend[K8sRequest]):
-    name = "k8s"
     preflight_checks = "hyperpod_launcher.backends.k8s.preflight"  # what `preflight` asks
-    capabilities = frozenset({STATUS, LOGS, CANCEL})
 
     # The job commands (jobs.py) use the kubernetes client, which they import on first use.
     def status(self, records: list[JobRecord], detailed: bool = False) -> list[JobStatus]:
@@ -179,7 +174,14 @@ class K8sBackend(Backend[K8sRequest]):
     def cancel(self, record: JobRecord) -> str:
         return K8sJobs().cancel(record)
 
-    def render(self, spec: JobSpec) -> K8sRequest:
+    def validate(self, spec: JobSpec) -> None:
+        if spec.nova is not None:
+            from hyperpod_launcher.backends.k8s import nova_values
+
+            nova_values.check_refused(spec)
+        k8s_values.check_options(spec)
+
+    def render(self, spec: JobSpec, launch: LaunchOptions) -> K8sRequest:
         followed = None
         if spec.nova is not None:
             from hyperpod_launcher.backends.k8s import nova_values

@@ -175,8 +175,6 @@ def elastic_sizes(opts: K8sOptions, nodes: int) -> tuple[dict[str, Any], list[in
             )
         policy["replicaDiscreteValues"] = sizes
     else:
-        if step is not None and step < 1:
-            raise UserError(f"{where}.replica_increment_step={step}: must be 1 or more")
         sizes = list(range(low, high + 1, step or 1))
         if step is not None:
             policy["replicaIncrementStep"] = step

@@ -36,7 +36,8 @@ REFUSED = {
 }
 
 
-def _check_refused(spec: JobSpec) -> None:
+def check_refused(spec: JobSpec) -> None:
+    """The cluster keys a Nova job cannot take (part of the backend's validate step)."""
     for key, why in REFUSED.items():
         if getattr(spec.opts, key):
             raise UserError(f"cluster.{key}: not for Nova recipes ({why}); remove it")
@@ -94,10 +95,8 @@ def _job(spec: JobSpec, job: nova.NovaJob, service: nova.Service, name: str) -> 
 
 
 def build(spec: JobSpec) -> k8s_values.ChartValues:
-    """Check the options and build the novajob chart's values. Raises UserError."""
+    """The novajob chart's values for a validated spec (K8sBackend.validate)."""
     job: nova.NovaJob = spec.nova
-    _check_refused(spec)
-    k8s_values.check_options(spec)
     opts = spec.opts
     name, notice = _names(spec, job)
     values: dict[str, Any] = {

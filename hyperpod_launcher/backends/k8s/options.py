@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hyperpod_launcher.config.rules import Count
+
 
 @dataclass
 class K8sLabelSelector:
@@ -43,9 +45,9 @@ class K8sToleration:
 class K8sElasticPolicy:
     """HyperPodPyTorchJob elasticPolicy, in the HyperPod recipes' names (node counts)."""
 
-    min_nodes: int | None = None
-    max_nodes: int | None = None
-    replica_increment_step: int | None = None
+    min_nodes: Count | None = None
+    max_nodes: Count | None = None
+    replica_increment_step: Count | None = None
     replica_discrete_values: list[int] | None = None
     graceful_shutdown_timeout: int | None = None
     scaling_timeout: int | None = None
@@ -110,7 +112,7 @@ class K8sOptions:
     priority_class: str | None = None
     jobMaxRetryCount: int | None = None
     numRestartBeforeFullJobRestart: int | None = None
-    evalPeriodSeconds: int | None = None
+    evalPeriodSeconds: Count | None = None
     maxFullJobRestarts: int | None = None
     logMonitoringConfiguration: list[Any] = field(default_factory=list)
     elastic_policy: K8sElasticPolicy | None = None

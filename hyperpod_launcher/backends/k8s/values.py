@@ -389,7 +389,7 @@ def _helm_args(opts: K8sOptions) -> list[str]:
 
 
 def check_options(spec: JobSpec) -> None:
-    """The option checks that need no other part of the spec."""
+    """The option checks that need no other part of the spec (the backend's validate step)."""
     opts = options(spec)
     _check_as(opts.namespace, "cluster.namespace", "dns1123Label", "namespace")
     if opts.secret_name is not None:  # in values.yaml only when the job uses the Secret
@@ -639,8 +639,8 @@ class ChartValues:
 
 
 def build(spec: JobSpec) -> ChartValues:
-    """Check the options and build values.yaml's content. Raises UserError on bad input."""
-    check_options(spec)
+    """values.yaml's content for a validated spec (K8sBackend.validate); what only the
+    built values show (sizes, layouts, the chart's schema) raises UserError here."""
     opts = options(spec)
     name, name_notice = job_name(spec)
     volumes, claims = _volumes(opts)

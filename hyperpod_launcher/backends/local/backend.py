@@ -14,9 +14,6 @@ from pathlib import Path
 
 from hyperpod_launcher import __version__
 from hyperpod_launcher.backends.base import (
-    CANCEL,
-    LOGS,
-    STATUS,
     TRAIN_SCRIPT,
     Backend,
     RenderedFile,
@@ -26,7 +23,7 @@ from hyperpod_launcher.backends.base import (
 )
 from hyperpod_launcher.jobs import status as st
 from hyperpod_launcher.jobs.records import JobRecord
-from hyperpod_launcher.spec.job import JobSpec, Secrets
+from hyperpod_launcher.spec.job import JobSpec, LaunchOptions, Secrets
 from hyperpod_launcher.util import masking, templating
 from hyperpod_launcher.util.errors import BackendError, UserError
 
@@ -135,13 +132,11 @@ def local_status(record: JobRecord) -> st.JobStatus:
 
 
 class LocalBackend(Backend[LocalRequest]):
-    name = "local"
-    capabilities = frozenset({STATUS, LOGS, CANCEL})
     metrics_in_job_folder = True
     checkout_hint = ""  # the job runs the launcher's checkout, which a dry run does not make
     preflight_checks = "hyperpod_launcher.backends.local.preflight"  # what `preflight` asks
 
-    def render(self, spec: JobSpec) -> LocalRequest:
+    def validate(self, spec: JobSpec) -> None:
         if spec.nodes != 1:
             key = "training_cfg.run.nodes" if spec.mode == "custom" else "recipes.trainer.num_nodes"
             raise UserError(f"{key}={spec.nodes}: cluster=local runs on this one machine; set 1")
@@ -150,6 +145,8 @@ class LocalBackend(Backend[LocalRequest]):
                 f"container={spec.image}: cluster=local runs without a container; "
                 "set container=null"
             )
+
+    def render(self, spec: JobSpec, launch: LaunchOptions) -> LocalRequest:
         text = templating.render(
             "local/run.sh.j2",
             spec=spec,
@@ -167,7 +164,7 @@ class LocalBackend(Backend[LocalRequest]):
             summary,
             log=os.path.join(spec.job_dir, log_name(spec)),
             torchrun_logs=os.path.join(spec.launch_dir, TORCHRUN_LOGS),
-            detach=bool(spec.opts.detach) or spec.wait is False,
+            detach=bool(spec.opts.detach) or launch.wait is False,
         )
 
     def submit(self, request: LocalRequest, secrets: Secrets) -> Submitted:

@@ -12,9 +12,6 @@ from typing import Any
 
 from hyperpod_launcher import __version__
 from hyperpod_launcher.backends.base import (
-    CANCEL,
-    LOGS,
-    STATUS,
     TRAIN_SCRIPT,
     Backend,
     RenderedFile,
@@ -26,7 +23,7 @@ from hyperpod_launcher.backends.slurm.options import SlurmOptions
 from hyperpod_launcher.jobs import status as st
 from hyperpod_launcher.jobs.records import JobRecord
 from hyperpod_launcher.spec import mounts
-from hyperpod_launcher.spec.job import JobSpec, Mount, Secrets, launch_folder
+from hyperpod_launcher.spec.job import JobSpec, LaunchOptions, Mount, Secrets, launch_folder
 from hyperpod_launcher.util import resources, templating
 from hyperpod_launcher.util.errors import BackendError, UserError
 
@@ -68,23 +65,25 @@ SHIPPED_DIR = "scripts"  # the launcher's own entry scripts, copied into the job
 JOB_ENV = ("HPL_NNODES", "HPL_RDZV_HOST", "HPL_RDZV_PORT", "HPL_RDZV_ID", "HPL_RESTART_COUNT")
 
 
-def _sbatch_value(key: str, value: Any) -> str:
-    """`#SBATCH` lines are not shell: reject what sbatch's parser would mangle, quote spaces."""
+def _check_sbatch_value(key: str, value: Any) -> None:
+    """`#SBATCH` lines are not shell: reject what sbatch's parser would mangle."""
     text = str(value)
     if not text or any(c in text for c in '"\\\n\r'):
         raise UserError(
             f"{key}={value!r}: an #SBATCH value may not be empty or contain quotes, "
             "backslashes or newlines"
         )
+
+
+def _sbatch_value(value: Any) -> str:
+    """A checked (`validate`) `#SBATCH` value, quoted where it holds spaces."""
+    text = str(value)
     return f'"{text}"' if any(c in text for c in " \t#") else text
 
 
-def _mem(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not re.match(r"^\d+[KMGT]?$", str(value)):
+def _check_mem(value: Any) -> None:
+    if value is not None and not re.match(r"^\d+[KMGT]?$", str(value)):
         raise UserError(f"cluster.mem={value!r}: expected megabytes or a size like 64G (0: all)")
-    return str(value)
 
 
 def _check_prefix(prefix: str) -> None:
@@ -98,35 +97,18 @@ def _check_prefix(prefix: str) -> None:
         )
 
 
-def options(spec: JobSpec) -> SlurmOptions:
-    return spec.opts
-
-
-def sbatch_flags(spec: JobSpec, job_name: str) -> list[str]:
+def validate(spec: JobSpec) -> None:
+    """Every value the batch script's flags take from the cluster file and the job folder."""
     opts = options(spec)
+    _check_prefix(opts.job_name_prefix or "")
     if "%" in spec.job_dir:
         raise UserError(f"base_results_dir: '%' is not allowed in {spec.job_dir!r} (Slurm pattern)")
-    log = os.path.join(spec.job_dir, "log-%x_%j")
-    flags: dict[str, str | None] = {
-        "job-name": _sbatch_value("cluster.job_name_prefix", job_name),
-        "nodes": str(spec.nodes),
-        "ntasks-per-node": "1",
-        "output": _sbatch_value("base_results_dir", log + ".out"),
-        "open-mode": "append",
-    }
-    if not opts.stderr_to_stdout:
-        flags["error"] = _sbatch_value("base_results_dir", log + ".err")
-    if (
-        spec.time_limit
-    ):  # checked at build (hyperpod_launcher.config.time_limit): sbatch's own forms
-        flags["time"] = spec.time_limit
-    mem = _mem(opts.mem)
-    if mem is not None:
-        flags["mem"] = mem
+    _check_sbatch_value("base_results_dir", _log_pattern(spec))
+    _check_mem(opts.mem)
     for option in SIMPLE_OPTIONS:
         value = getattr(opts, option.replace("-", "_"))
         if value is not None:
-            flags[option] = _sbatch_value(f"cluster.{option.replace('-', '_')}", value)
+            _check_sbatch_value(f"cluster.{option.replace('-', '_')}", value)
     for key, value in (opts.additional_parameters or {}).items():
         option = key.replace("_", "-")
         if not SBATCH_OPTION.match(option) or option in OWNED_OPTIONS:
@@ -134,10 +116,43 @@ def sbatch_flags(spec: JobSpec, job_name: str) -> list[str]:
                 f"cluster.additional_parameters.{key}: not an sbatch option this escape hatch "
                 f"may set (launcher-owned: {', '.join(sorted(OWNED_OPTIONS))})"
             )
-        flags[option] = (
-            None
-            if value is None or value is True
-            else _sbatch_value(f"cluster.additional_parameters.{key}", value)
+        if value is not None and value is not True:
+            _check_sbatch_value(f"cluster.additional_parameters.{key}", value)
+
+
+def _log_pattern(spec: JobSpec) -> str:
+    return os.path.join(spec.job_dir, "log-%x_%j")
+
+
+def options(spec: JobSpec) -> SlurmOptions:
+    return spec.opts
+
+
+def sbatch_flags(spec: JobSpec, job_name: str) -> list[str]:
+    opts = options(spec)
+    log = _log_pattern(spec)
+    flags: dict[str, str | None] = {
+        "job-name": _sbatch_value(job_name),
+        "nodes": str(spec.nodes),
+        "ntasks-per-node": "1",
+        "output": _sbatch_value(log + ".out"),
+        "open-mode": "append",
+    }
+    if not opts.stderr_to_stdout:
+        flags["error"] = _sbatch_value(log + ".err")
+    if (
+        spec.time_limit
+    ):  # checked at build (hyperpod_launcher.config.time_limit): sbatch's own forms
+        flags["time"] = spec.time_limit
+    if opts.mem is not None:
+        flags["mem"] = str(opts.mem)
+    for option in SIMPLE_OPTIONS:
+        value = getattr(opts, option.replace("-", "_"))
+        if value is not None:
+            flags[option] = _sbatch_value(value)
+    for key, value in (opts.additional_parameters or {}).items():
+        flags[key.replace("_", "-")] = (
+            None if value is None or value is True else _sbatch_value(value)
         )
     lines = [f"--{k}" if v is None else f"--{k}={v}" for k, v in flags.items()]
     if opts.exclusive:
@@ -237,9 +252,7 @@ def docker_command(spec: JobSpec, train_script_path: str) -> str:
 
 
 class SlurmBackend(Backend[Request]):
-    name = "slurm"
     preflight_checks = "hyperpod_launcher.backends.slurm.preflight"  # what `preflight` asks
-    capabilities = frozenset({STATUS, LOGS, CANCEL})
     metrics_in_job_folder = True
     # The nodes run the submit host's checkout; a dry run makes none.
     checkout_hint = "cluster.slurm_create_submission_file_only=true writes them and checks it out"
@@ -251,9 +264,11 @@ class SlurmBackend(Backend[Request]):
         set_ = self.writes_only(spec)
         return "cluster.slurm_create_submission_file_only=true" if set_ else None
 
-    def render(self, spec: JobSpec) -> Request:
+    def validate(self, spec: JobSpec) -> None:
+        validate(spec)
+
+    def render(self, spec: JobSpec, launch: LaunchOptions) -> Request:
         prefix = options(spec).job_name_prefix or ""
-        _check_prefix(prefix)
         job_name = f"{prefix}{spec.name}"
         submission = f"{prefix}{spec.name}_submission.sh"
         # The job reads only its launch's own folder: a relaunch cannot change what it runs.

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hyperpod_launcher.config.rules import Count
+
 
 @dataclass
 class SlurmDockerConfig:
@@ -24,8 +26,8 @@ class SlurmOptions:
     dependency: str | None = None
     comment: str | None = None
     gres: str | None = None
-    gpus_per_node: int | None = None
-    cpus_per_task: int | None = None
+    gpus_per_node: Count | None = None
+    cpus_per_task: Count | None = None
     mem: int | str | None = 0
     exclusive: bool = True
     job_name_prefix: str = "sagemaker-"

@@ -24,9 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from hyperpod_launcher import __version__
 from hyperpod_launcher.backends.base import (
-    CANCEL,
-    LOGS,
-    STATUS,
     Backend,
     RenderedFile,
     Request,
@@ -34,8 +31,9 @@ from hyperpod_launcher.backends.base import (
 )
 from hyperpod_launcher.backends.sm_jobs import runner
 from hyperpod_launcher.backends.sm_jobs.plan import plan
+from hyperpod_launcher.backends.sm_jobs.plan import validate as validate_values
 from hyperpod_launcher.jobs.records import JobRecord
-from hyperpod_launcher.spec.job import JobSpec, Secrets
+from hyperpod_launcher.spec.job import JobSpec, LaunchOptions, Secrets
 from hyperpod_launcher.util import templating
 from hyperpod_launcher.util.errors import BackendError, UserError
 
@@ -111,13 +109,13 @@ class SageMakerRequest(Request):
 
 
 class SageMakerBackend(Backend[SageMakerRequest]):
-    name = "sm_jobs"
     preflight_checks = "hyperpod_launcher.backends.sm_jobs.preflight"  # what `preflight` asks
-    capabilities = frozenset({STATUS, LOGS, CANCEL})
 
     def check_submit_host(self, spec: JobSpec) -> None:
         from hyperpod_launcher.backends.sm_jobs import checks
 
+        if not sdk_installed():
+            raise UserError(f"the SageMaker Python SDK is not installed: {SDK_EXTRA}")
         if spec.opts.sm_jobs_config.region is None:
             checks.submit_region()  # the SDK would fail after the job folder is written
 
@@ -137,10 +135,11 @@ class SageMakerBackend(Backend[SageMakerRequest]):
 
         return SageMakerJobs().cancel(record)
 
-    def render(self, spec: JobSpec) -> SageMakerRequest:
-        job = plan(spec)
-        if not spec.dry_run and not sdk_installed():
-            raise UserError(f"the SageMaker Python SDK is not installed: {SDK_EXTRA}")
+    def validate(self, spec: JobSpec) -> None:
+        validate_values(spec)
+
+    def render(self, spec: JobSpec, launch: LaunchOptions) -> SageMakerRequest:
+        job = plan(spec, launch.wait)
         submission = f"{spec.name}_submission.sh"
         files = dict(job.files)
         files[runner.REQUEST] = RenderedFile(json.dumps(job.request, indent=2) + "\n")

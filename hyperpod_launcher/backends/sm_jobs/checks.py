@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from hyperpod_launcher.backends.sm_jobs.options import SmFileSystemInput
+from hyperpod_launcher.config.rules import Count
 from hyperpod_launcher.config.time_limit import time_limit_seconds
+from hyperpod_launcher.config.validate import problem, type_name
 from hyperpod_launcher.util.errors import UserError, did_you_mean
 
 KEY = "cluster.sm_jobs_config"
@@ -32,10 +34,7 @@ def _string_records(value: Any, keys: set[str]) -> bool:
 
 _KINDS: dict[str, tuple[Any, str]] = {
     "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    "pos_int": (
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
-        "a positive integer",
-    ),
+    "pos_int": (lambda v: problem(v, Count) is None, type_name(Count)),
     "str": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
     "s3": (lambda v: isinstance(v, str) and v.startswith("s3://") and len(v) > 5, "an s3:// URI"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),

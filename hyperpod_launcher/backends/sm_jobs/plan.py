@@ -73,7 +73,7 @@ def _walk(data: Mapping[str, Any], prefix: tuple[str, ...] = ()):
             yield from _walk(value, path)
 
 
-def _recipe_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+def _check_recipe_overrides(overrides: Mapping[str, Any]) -> None:
     owned = {
         ("trainer", "num_nodes"): "recipes.trainer.num_nodes",
         ("trainer", "devices"): "recipes.trainer.devices",
@@ -88,7 +88,6 @@ def _recipe_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
             )
         if path in owned:
             raise UserError(f"{key}: the launcher sizes the job from it; set {owned[path]}")
-    return dict(overrides)
 
 
 def _resolved_recipe(spec: JobSpec, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -184,11 +183,16 @@ def _checkpoint_s3_uri(shared: Shared, job_name: str) -> None:
     shared.estimator.setdefault("checkpoint_s3_uri", f"{output}/{job_name}/checkpoints")
 
 
-def _inputs(inputs: SmInputs, kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
+def _input_parts(inputs: SmInputs) -> tuple[dict[str, str], SmFileSystemInput | None]:
     s3 = {k: v for k, v in dataclasses.asdict(inputs.s3 or SmS3Inputs()).items() if v is not None}
     fs = inputs.file_system
     if fs is not None and fs == SmFileSystemInput():
         fs = None  # every field null: no file system
+    return s3, fs
+
+
+def _check_inputs(inputs: SmInputs) -> None:
+    s3, fs = _input_parts(inputs)
     if s3 and fs:
         raise UserError(
             f"{KEY}.inputs: both s3 and file_system are set; fit() takes one kind of input, "
@@ -196,41 +200,55 @@ def _inputs(inputs: SmInputs, kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
         )
     for channel, uri in s3.items():
         checks.s3_uri(uri, f"{KEY}.inputs.s3.{channel}")
+
+
+def _inputs(inputs: SmInputs, kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
+    s3, fs = _input_parts(inputs)
     return (s3 or None), (checks.file_system(fs, kwargs) if fs else None)
+
+
+def _check_tensorboard(cfg: SmTensorboardConfig) -> None:
+    output, logs = cfg.output_path, cfg.container_logs_path
+    if output is None and logs is not None:
+        raise UserError(
+            f"{KEY}.tensorboard_config.container_logs_path needs "
+            f"{KEY}.tensorboard_config.output_path (s3://...)"
+        )
+    if output is not None:
+        checks.s3_uri(output, f"{KEY}.tensorboard_config.output_path")
+    if logs is not None and not str(logs).startswith("/"):
+        raise UserError(
+            f"{KEY}.tensorboard_config.container_logs_path={logs!r}: expected an absolute path"
+        )
 
 
 def _tensorboard(cfg: SmTensorboardConfig) -> dict[str, str] | None:
     output, logs = cfg.output_path, cfg.container_logs_path
     if output is None:
-        if logs is not None:
-            raise UserError(
-                f"{KEY}.tensorboard_config.container_logs_path needs "
-                f"{KEY}.tensorboard_config.output_path (s3://...)"
-            )
         return None
-    result = {"s3_output_path": checks.s3_uri(output, f"{KEY}.tensorboard_config.output_path")}
+    result = {"s3_output_path": str(output)}
     if logs is not None:
-        if not str(logs).startswith("/"):
-            raise UserError(
-                f"{KEY}.tensorboard_config.container_logs_path={logs!r}: expected an absolute path"
-            )
         result["container_local_output_path"] = str(logs)
     return result
 
 
-def _secret_channels(spec: JobSpec, secrets_cfg: SmSecrets) -> tuple[list[str], dict]:
-    """(names copied into the job Environment at submit, {name: Secrets Manager reference})."""
+def _check_secret_channels(spec: JobSpec, secrets_cfg: SmSecrets) -> None:
     refs = checks.secrets_manager(secrets_cfg.secrets_manager or {})
-    in_env = secrets_cfg.environment
     uncovered = [name for name in spec.secret_env if name not in refs]
-    if uncovered and not in_env:
+    if uncovered and not secrets_cfg.environment:
         raise UserError(
             f"{', '.join(uncovered)} carries a secret that SageMaker can only get through a "
             f"channel you choose: set {KEY}.secrets.secrets_manager.{uncovered[0]}=<secret ARN> "
             f"(read by the job at start) or {KEY}.secrets.environment=true (the value is then "
             "visible in DescribeTrainingJob)"
         )
-    return (uncovered if in_env else []), refs
+
+
+def _secret_channels(spec: JobSpec, secrets_cfg: SmSecrets) -> tuple[list[str], dict]:
+    """(names copied into the job Environment at submit, {name: Secrets Manager reference})."""
+    refs = dict(secrets_cfg.secrets_manager or {})
+    uncovered = [name for name in spec.secret_env if name not in refs]
+    return (uncovered if secrets_cfg.environment else []), refs
 
 
 def _hyperparameters(args: tuple[str, ...]) -> dict[str, str]:
@@ -324,20 +342,33 @@ class Plan:
     summary: str
 
 
-def _shared(spec: JobSpec, opts: SmJobsConfig) -> Shared:
+def validate(spec: JobSpec) -> None:
+    """The values of the cluster file and the job that need nothing rendered (SageMaker's
+    form of each); render then takes them as they are."""
+    opts: SmJobsConfig = spec.opts.sm_jobs_config
     if not spec.instance_type:
         raise UserError(
             "instance_type is not set: cluster=sm_jobs needs one, e.g. instance_type=ml.p5.48xlarge"
         )
-    instance_type = "ml." + spec.instance_type
     if opts.output_path is None:
         raise UserError(
             f"{KEY}.output_path is not set: give an s3:// URI for the job's output, e.g. "
             f"cluster.sm_jobs_config.output_path=s3://my-bucket/{spec.name}"
         )
+    checks.s3_uri(opts.output_path, f"{KEY}.output_path")
+    _check_recipe_overrides(opts.recipe_overrides or {})
+    _check_inputs(opts.inputs)
+    checks.role_arn(opts.role)
+    checks.region(opts.region)
+    _check_tensorboard(opts.tensorboard_config)
+    _check_secret_channels(spec, opts.secrets)
+
+
+def _shared(spec: JobSpec, opts: SmJobsConfig) -> Shared:
+    instance_type = f"ml.{spec.instance_type}"
     kwargs = checks.estimator_kwargs(opts.additional_estimator_kwargs or {})
     estimator: dict[str, Any] = {
-        "output_path": checks.s3_uri(opts.output_path, f"{KEY}.output_path"),
+        "output_path": opts.output_path,
         "instance_type": instance_type,
         "instance_count": spec.nodes,
         "base_job_name": base_job_name(spec),
@@ -356,7 +387,7 @@ def _shared(spec: JobSpec, opts: SmJobsConfig) -> Shared:
         kind=checks.device_kind(instance_type),
         kwargs=kwargs,
         estimator=estimator,
-        overrides=_recipe_overrides(opts.recipe_overrides or {}),
+        overrides=dict(opts.recipe_overrides or {}),
         checkout=os.path.relpath(spec.code.checkout_dir, spec.launch_dir)
         if spec.code.location and spec.code.checkout_dir
         else None,
@@ -503,16 +534,15 @@ def _custom_part(spec: JobSpec, shared: Shared) -> ModePart:
     return part
 
 
-def plan(spec: JobSpec) -> Plan:
+def plan(spec: JobSpec, wait: bool | None) -> Plan:
+    """`wait`: the launch's own (the top-level `wait`), which wins over the cluster file's."""
     opts: SmJobsConfig = spec.opts.sm_jobs_config
     shared = _shared(spec, opts)
     s3_inputs, file_system = _inputs(opts.inputs, shared.kwargs)
-    role = checks.role_arn(opts.role)
-    region = checks.region(opts.region)
+    role, region = opts.role, opts.region
     tensorboard = _tensorboard(opts.tensorboard_config)
     secret_env, secret_refs = _secret_channels(spec, opts.secrets)
-    # The top-level `wait` (when set) wins over the cluster file's.
-    wait = opts.wait if spec.wait is None else spec.wait
+    wait = opts.wait if wait is None else wait
     job_name = checks.job_name(f"{base_job_name(spec)}-{spec.launch_id}", "recipes.run.name")
 
     part = (_recipe_part if spec.mode == "recipe" else _custom_part)(spec, shared)

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hyperpod_launcher.config.rules import Count
+from hyperpod_launcher.config.validate import check_value
 from hyperpod_launcher.util.dotted import get as _get
 from hyperpod_launcher.util.errors import UserError
 
@@ -116,9 +118,7 @@ def check(recipe: Mapping[str, Any]) -> None:
             )
     if method == "ppo":
         for key in ("run.actor_generation_replicas", *(f"run.{k}" for k in PPO_REPLICA_KEYS)):
-            value = _get(recipe, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"recipes.{key}={value}: must be a positive integer")
+            check_value(_get(recipe, key), Count, f"recipes.{key}")
 
 
 @dataclass(frozen=True)

@@ -387,6 +387,10 @@ BAD = {
         "cluster.elastic_policy: the recipe does not fit 2 allowed size(s) (8, 24 nodes); at 8 "
         "nodes: recipes.model.shard_degree=64",
     ),
+    "zero elastic step": (
+        (LLAMA, "cluster.elastic_policy={min_nodes:16,max_nodes:32,replica_increment_step:0}"),
+        "cluster.elastic_policy.replica_increment_step: expected int >= 1 or null, got 0",
+    ),
     "elastic step and values": (
         (
             LLAMA,
