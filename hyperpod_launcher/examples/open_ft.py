@@ -642,11 +642,12 @@ def mxfp4_checkpoint(source: str, model: dict[str, Any]) -> bool:
     return str(method) == "mxfp4"
 
 
-# --- MXFP4 checkpoints under ZeRO-3: dequantize once, then load partitioned ----------------
+# --- MXFP4 checkpoints under ZeRO-3 or FSDP: dequantize once, then load sharded -------------
 # Transformers skips deepspeed.zero.Init whenever from_pretrained gets a quantization config,
 # so `Mxfp4Config(dequantize=True)` under ZeRO-3 would build the whole bf16 model in every
-# rank. Instead one process writes a bf16 copy (MXFP4 values are exact in bf16) and every rank
-# loads that copy without a quantization config, partitioned.
+# rank (and under FSDP every rank would hold its own dequantized copy). Instead one process
+# writes a bf16 copy (MXFP4 values are exact in bf16) and every rank loads that copy without a
+# quantization config.
 
 DEQUANTIZED_MARKER = "dequantized_from.json"
 DEQUANTIZE_WAIT_S = 4 * 3600  # how long the other ranks wait for the one writing the copy
@@ -776,6 +777,15 @@ def dequantized_checkpoint(source: str, model: dict[str, Any]) -> str:
     return folder
 
 
+def loads_sharded(recipe: dict[str, Any]) -> bool:
+    """ZeRO-3, whose zero.Init Transformers skips under a quantization config, or FSDP, whose
+    ranks share the page cache of a memory-mapped bf16 checkpoint where dequantizing on load
+    gives every rank a private copy of the whole model: both then load a bf16 copy."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    return is_deepspeed_zero3_enabled() or section(recipe, "model").get("strategy") == "fsdp"
+
+
 def load_model(recipe: dict[str, Any]) -> Any:
     """Call after TrainingArguments exist: with a ZeRO-3 DeepSpeed config they make
     from_pretrained build the weights partitioned over the ranks (zero.Init)."""
@@ -794,9 +804,7 @@ def load_model(recipe: dict[str, Any]) -> Any:
         kwargs["quantization_config"] = quant
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     elif mxfp4_checkpoint(source, model):
-        from transformers.integrations import is_deepspeed_zero3_enabled
-
-        if is_deepspeed_zero3_enabled():  # a quantization config would skip zero.Init
+        if loads_sharded(recipe):
             loaded = AutoModelForCausalLM.from_pretrained(
                 dequantized_checkpoint(source, model), **kwargs
             )

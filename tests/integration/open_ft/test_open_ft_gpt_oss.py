@@ -21,6 +21,8 @@ from tests.conftest import REPO, require, run_launcher
 
 PROBE = REPO / "tests" / "fixtures" / "scripts" / "zero3_load_probe.py"
 GPT_OSS_SFT = "fine-tuning/gpt_oss/open_gpt_oss_120b_seq4k_gpu_sft"  # full weights, ZeRO-3
+ZERO3_BATCH = "recipes.deepspeed.global_batch_size=4"
+GPT_OSS_LORA = "fine-tuning/gpt_oss/open_gpt_oss_120b_seq4k_gpu_sft_lora"  # FSDP
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +46,15 @@ def reference(checkpoint: tuple[tiny_lm.TinyLM, Path]) -> dict[str, object]:
     return {name: param.detach() for name, param in model.named_parameters()}
 
 
-def _job(tmp_path: Path, checkpoint: tuple[tiny_lm.TinyLM, Path], *overrides: str) -> Path:
+def _job(
+    tmp_path: Path,
+    checkpoint: tuple[tiny_lm.TinyLM, Path],
+    *overrides: str,
+    recipe: str = GPT_OSS_SFT,
+) -> Path:
     tiny, model = checkpoint
     proc = run_launcher(
-        f"recipes={GPT_OSS_SFT}",
+        f"recipes={recipe}",
         "cluster=local",
         "dry_run=true",
         f"base_results_dir={tmp_path}",
@@ -55,7 +62,6 @@ def _job(tmp_path: Path, checkpoint: tuple[tiny_lm.TinyLM, Path], *overrides: st
         "recipes.trainer.num_nodes=1",
         "recipes.trainer.devices=2",
         "cpu_processes=2",
-        "recipes.deepspeed.global_batch_size=4",
         f"recipes.model.hf_model_name_or_path={model}",
         "recipes.model.max_position_embeddings=256",
         "recipes.model.max_context_width=32",
@@ -109,7 +115,7 @@ def _assert_same_values(params: Path, reference: dict[str, object]) -> None:
 def test_zero3_dequantizes_once_loads_partitioned_and_reuses_the_copy(
     tmp_path: Path, checkpoint: tuple[tiny_lm.TinyLM, Path], reference: dict[str, object]
 ) -> None:
-    job, hf_home = _job(tmp_path, checkpoint), tmp_path / "hf"
+    job, hf_home = _job(tmp_path, checkpoint, ZERO3_BATCH), tmp_path / "hf"
     reports, out = _probe(job, hf_home, tmp_path / "first.pt")
     (copy,) = (hf_home / "dequantized").iterdir()  # one complete copy, no temporary left
     assert (copy / "dequantized_from.json").is_file()
@@ -135,7 +141,7 @@ def test_zero3_dequantizes_once_loads_partitioned_and_reuses_the_copy(
 def test_an_interrupted_copy_is_never_loaded_and_is_written_anew(
     tmp_path: Path, checkpoint: tuple[tiny_lm.TinyLM, Path], reference: dict[str, object]
 ) -> None:
-    job, hf_home = _job(tmp_path, checkpoint), tmp_path / "hf"
+    job, hf_home = _job(tmp_path, checkpoint, ZERO3_BATCH), tmp_path / "hf"
     _probe(job, hf_home, tmp_path / "first.pt")
     (copy,) = (hf_home / "dequantized").iterdir()
     # What a writer killed before its rename leaves: a temporary folder, no copy.
@@ -154,11 +160,26 @@ def test_an_interrupted_copy_is_never_loaded_and_is_written_anew(
 def test_without_zero3_each_process_dequantizes_on_load(
     tmp_path: Path, checkpoint: tuple[tiny_lm.TinyLM, Path], reference: dict[str, object]
 ) -> None:
-    job, hf_home = _job(tmp_path, checkpoint, "recipes.deepspeed.zero_stage=2"), tmp_path / "hf"
+    job = _job(tmp_path, checkpoint, ZERO3_BATCH, "recipes.deepspeed.zero_stage=2")
+    hf_home = tmp_path / "hf"
     reports, out = _probe(job, hf_home, tmp_path / "params.pt")
     assert f"MXFP4 checkpoint {checkpoint[1]}: dequantized on load" in out
     assert not (hf_home / "dequantized").exists()
     for report in reports:
         assert report["zero_stage"] == 2 and not report["zero3_enabled"]
         assert report["local"] == report["full"]  # every rank holds the whole model
+    _assert_same_values(tmp_path / "params.pt", reference)
+
+
+def test_fsdp_loads_the_dequantized_copy_too(
+    tmp_path: Path, checkpoint: tuple[tiny_lm.TinyLM, Path], reference: dict[str, object]
+) -> None:
+    """Dequantizing on load would give every FSDP rank a private copy of the whole model; a
+    bf16 checkpoint is memory-mapped, its pages shared by the ranks of a node."""
+    job, hf_home = _job(tmp_path, checkpoint, recipe=GPT_OSS_LORA), tmp_path / "hf"
+    reports, out = _probe(job, hf_home, tmp_path / "params.pt")
+    (copy,) = (hf_home / "dequantized").iterdir()
+    assert out.count("open_ft: MXFP4 checkpoint") == 1
+    assert f"dequantized to the bf16 copy {copy}" in out
+    assert all(r["zero_stage"] is None and not r["zero3_enabled"] for r in reports)
     _assert_same_values(tmp_path / "params.pt", reference)
