@@ -700,9 +700,21 @@ def write_dequantized(source: str, model: dict[str, Any], target: str) -> bool:
         quantization_config=Mxfp4Config(dequantize=True),
         dtype=torch.bfloat16,
     )
-    # The original format would store the bf16 experts under their MXFP4 names (*_blocks),
-    # which no loader reads back; the model's own parameter names load as they are.
-    full.save_pretrained(temporary, save_original_format=False)
+    # Not save_pretrained: it writes on global rank 0 only, and in the checkpoint's original
+    # format it would store the bf16 experts under their MXFP4 names (*_blocks), which no
+    # loader reads back. The model's own parameter names load as they are.
+    from huggingface_hub import save_torch_state_dict
+
+    os.makedirs(temporary)
+    save_torch_state_dict(
+        full.state_dict(),
+        temporary,
+        metadata={"format": "pt"},
+        shared_tensors_to_discard=list(getattr(full, "_tied_weights_keys", None) or []),
+    )
+    full.config.save_pretrained(temporary)
+    if full.generation_config is not None:
+        full.generation_config.save_pretrained(temporary)
     with open(os.path.join(temporary, DEQUANTIZED_MARKER), "w", encoding="utf-8") as handle:
         json.dump({"source": source, "dtype": "bfloat16"}, handle)
     del full
@@ -723,9 +735,9 @@ def _wait_for_all(group: Any, folder: str) -> None:
         dist.barrier(group=group)
     except RuntimeError as err:
         raise RuntimeError(
-            f"open_ft: waited over {DEQUANTIZE_WAIT_S} s for the dequantized copy {folder} "
-            f"(written by rank 0, or by a node's local rank 0 where it cannot see rank 0's "
-            f"copy): {err}"
+            f"open_ft: waiting for the dequantized copy {folder} failed (rank 0 writes it, or "
+            f"a node's local rank 0 where rank 0's copy is not visible; the wait lasts up to "
+            f"{DEQUANTIZE_WAIT_S} s): {err}"
         ) from None
 
 

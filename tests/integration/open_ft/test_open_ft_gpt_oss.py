@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -183,3 +184,49 @@ def test_fsdp_loads_the_dequantized_copy_too(
     assert f"dequantized to the bf16 copy {copy}" in out
     assert all(r["zero_stage"] is None and not r["zero3_enabled"] for r in reports)
     _assert_same_values(tmp_path / "params.pt", reference)
+
+
+def test_a_node_that_cannot_see_the_copy_writes_its_own(
+    tmp_path: Path, checkpoint: tuple[tiny_lm.TinyLM, Path]
+) -> None:
+    """Two torchrun nodes of one process each, each with its own HF_HOME (node-local storage,
+    as SageMaker's): rank 0 writes node 0's copy, node 1's local rank 0 then writes node 1's."""
+    job = _job(tmp_path, checkpoint, ZERO3_BATCH)
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        port = probe_socket.getsockname()[1]
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes=2",
+                f"--node-rank={node}",
+                "--nproc-per-node=1",
+                "--master-addr=127.0.0.1",
+                f"--master-port={port}",
+                str(PROBE),
+                str(job),
+                "gpt-oss_hydra.yaml",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={
+                **os.environ,
+                **tiny_lm.OFFLINE_ENV,
+                "PYTHONPATH": str(REPO),
+                "HF_HOME": str(tmp_path / f"node{node}"),
+            },
+        )
+        for node in (0, 1)
+    ]
+    outs = [node.communicate(timeout=600)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
+    for node, out in enumerate(outs):
+        (copy,) = (tmp_path / f"node{node}" / "dequantized").iterdir()
+        assert (copy / "dequantized_from.json").is_file()
+        assert f"dequantized to the bf16 copy {copy}" in out
+        (report,) = [json.loads(m) for m in re.findall(r"zero3-probe (\{[^}]*\})", out)]
+        assert 2 * report["local"] >= report["full"] > report["local"]
