@@ -971,13 +971,16 @@ def merge_adapter(recipe: dict[str, Any], adapter: str, target: str) -> None:
         "trust_remote_code": bool(model.get("trust_remote_code")),
         "dtype": load_dtype(recipe),
     }
-    if mxfp4_checkpoint(source, model):
+    mxfp4 = mxfp4_checkpoint(source, model)
+    if mxfp4:
         from transformers import Mxfp4Config  # type: ignore[attr-defined]  # not in its stubs
 
         kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
     base = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-    merged.save_pretrained(target)
+    # Dequantized experts saved in the original format keep their MXFP4 names (*_blocks) and
+    # reload as missing; their own names load as they are.
+    merged.save_pretrained(target, save_original_format=not mxfp4)
     AutoTokenizer.from_pretrained(adapter).save_pretrained(target)
     print(f"open_ft: merged the adapter into {target}", flush=True)
 

@@ -1,8 +1,8 @@
-"""GPT-OSS's MXFP4 checkpoint under the open entry: with ZeRO-3 one process dequantizes it once
-into a bf16 copy under HF_HOME and every rank loads that copy partitioned (zero.Init), with the
-values a plain `Mxfp4Config(dequantize=True)` load gives; a second run reuses the copy; without
-ZeRO-3 each process dequantizes on load, as before. 2 gloo processes on CPU, a tiny GPT-OSS
-stored as the hub's are."""
+"""GPT-OSS's MXFP4 checkpoint under the open entry: with ZeRO-3 or FSDP one process dequantizes
+it once into a bf16 copy under HF_HOME and every rank loads that copy (partitioned, under
+ZeRO-3) with the values a plain `Mxfp4Config(dequantize=True)` load gives; a second run reuses
+the copy; otherwise each process dequantizes on load, as before; a merged LoRA model loads
+back. 2 gloo processes on CPU, a tiny GPT-OSS stored as the hub's are."""
 
 from __future__ import annotations
 
@@ -230,3 +230,45 @@ def test_a_node_that_cannot_see_the_copy_writes_its_own(
         assert f"dequantized to the bf16 copy {copy}" in out
         (report,) = [json.loads(m) for m in re.findall(r"zero3-probe (\{[^}]*\})", out)]
         assert 2 * report["local"] >= report["full"] > report["local"]
+
+
+def test_merge_on_save_writes_a_gpt_oss_that_loads_back(
+    tmp_path: Path, checkpoint: tuple[tiny_lm.TinyLM, Path]
+) -> None:
+    """The merged model (base dequantized on load + LoRA on attention and the fused experts)
+    reloads without a quantization config, every parameter found, with the merged values."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Mxfp4Config
+
+    from hyperpod_launcher.examples import open_ft
+
+    tiny, source = checkpoint
+    base = AutoModelForCausalLM.from_pretrained(
+        source, quantization_config=Mxfp4Config(dequantize=True), dtype=torch.float32
+    )
+    lora = LoraConfig(
+        r=4,
+        target_modules=["q_proj"],
+        target_parameters=["mlp.experts.gate_up_proj"],
+        lora_dropout=0.0,
+        init_lora_weights=False,  # a non-zero update, so merging changes the weights
+    )
+    adapted = get_peft_model(base, lora)
+    adapter = tmp_path / "final"
+    adapted.save_pretrained(adapter)
+    AutoTokenizer.from_pretrained(tiny.model).save_pretrained(adapter)
+    expected = {n: p.detach().clone() for n, p in adapted.merge_and_unload().named_parameters()}
+
+    recipe = {"model": {"hf_model_name_or_path": str(source), "peft": {"peft_type": "lora"}}}
+    open_ft.merge_adapter(recipe, str(adapter), str(tmp_path / "merged"))
+
+    merged, info = AutoModelForCausalLM.from_pretrained(
+        tmp_path / "merged", dtype=torch.float32, output_loading_info=True
+    )
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    assert "quantization_config" not in json.loads((tmp_path / "merged/config.json").read_text())
+    loaded = dict(merged.named_parameters())
+    assert loaded.keys() == expected.keys()
+    for name, value in expected.items():
+        assert torch.equal(loaded[name], value), name
