@@ -676,7 +676,8 @@ def dequantized_dir(source: str, model: dict[str, Any]) -> str:
 
 
 def dequantized_complete(folder: str) -> bool:
-    """A copy is complete once its folder exists: it is written under another name and renamed."""
+    """A copy is complete once its marker is there: it is written under a temporary name and
+    renamed when whole, so its folder never holds part of one."""
     return os.path.isfile(os.path.join(folder, DEQUANTIZED_MARKER))
 
 
@@ -686,12 +687,15 @@ def write_dequantized(source: str, model: dict[str, Any], target: str) -> bool:
     import glob
     import shutil
     import socket
+    import time
 
     import torch
     from transformers import AutoModelForCausalLM, Mxfp4Config  # type: ignore[attr-defined]
 
-    for stale in glob.glob(glob.escape(target) + ".partial-*"):  # left by an interrupted writer
-        shutil.rmtree(stale, ignore_errors=True)
+    for partial in glob.glob(glob.escape(target) + ".partial-*"):
+        # Older than any wait for it: left by an interrupted writer, not one still at work.
+        if time.time() - os.path.getmtime(partial) > DEQUANTIZE_WAIT_S:
+            shutil.rmtree(partial, ignore_errors=True)
     temporary = f"{target}.partial-{socket.gethostname()}-{os.getpid()}"
     full = AutoModelForCausalLM.from_pretrained(
         source,

@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -150,10 +151,17 @@ def test_an_interrupted_copy_is_never_loaded_and_is_written_anew(
     copy.rename(interrupted)
     (interrupted / "dequantized_from.json").unlink()
     (interrupted / "model.safetensors").write_bytes(b"cut short")
+    long_ago = time.time() - 5 * 3600  # older than any writer still at work
+    os.utime(interrupted, (long_ago, long_ago))
+    at_work = copy.with_name(copy.name + ".partial-other-host-2")  # another job writing now
+    at_work.mkdir()
 
     reports, out = _probe(job, hf_home, tmp_path / "again.pt")
     assert f"dequantized to the bf16 copy {copy}" in out
-    assert [p.name for p in (hf_home / "dequantized").iterdir()] == [copy.name]
+    assert sorted(p.name for p in (hf_home / "dequantized").iterdir()) == [
+        copy.name,
+        at_work.name,
+    ]
     assert all(2 * r["local"] >= r["full"] > r["local"] for r in reports)
     _assert_same_values(tmp_path / "again.pt", reference)
 
