@@ -75,6 +75,13 @@ def _job(
     return tmp_path / "gpt-oss"
 
 
+def _free_port() -> int:
+    """torchrun's default port may be taken by another torchrun on this machine."""
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return int(probe_socket.getsockname()[1])
+
+
 def _probe(job: Path, hf_home: Path, params: Path) -> tuple[list[dict[str, int]], str]:
     """Load the job's model on 2 ranks as the entry does; rank 0 saves the gathered params."""
     proc = subprocess.run(
@@ -83,6 +90,7 @@ def _probe(job: Path, hf_home: Path, params: Path) -> tuple[list[dict[str, int]]
             "-m",
             "torch.distributed.run",
             "--nproc-per-node=2",
+            f"--master-port={_free_port()}",
             str(PROBE),
             str(job),
             "gpt-oss_hydra.yaml",
@@ -200,9 +208,7 @@ def test_a_node_that_cannot_see_the_copy_writes_its_own(
     """Two torchrun nodes of one process each, each with its own HF_HOME (node-local storage,
     as SageMaker's): rank 0 writes node 0's copy, node 1's local rank 0 then writes node 1's."""
     job = _job(tmp_path, checkpoint, ZERO3_BATCH)
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        port = probe_socket.getsockname()[1]
+    port = _free_port()
     nodes = [
         subprocess.Popen(
             [
