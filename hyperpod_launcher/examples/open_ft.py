@@ -627,16 +627,179 @@ def load_dtype(recipe: dict[str, Any]) -> Any:
     return torch.float16 if flags["fp16"] else torch.float32
 
 
-def mxfp4_checkpoint(source: str, model: dict[str, Any]) -> bool:
-    """The checkpoint ships MXFP4 weights (GPT-OSS), which the Trainer cannot train."""
+def _checkpoint_config(source: str, model: dict[str, Any]) -> Any:
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(
+    return AutoConfig.from_pretrained(
         source, token=_token(), trust_remote_code=bool(model.get("trust_remote_code"))
     )
-    quant = getattr(config, "quantization_config", None) or {}
+
+
+def mxfp4_checkpoint(source: str, model: dict[str, Any]) -> bool:
+    """The checkpoint ships MXFP4 weights (GPT-OSS), which the Trainer cannot train."""
+    quant = getattr(_checkpoint_config(source, model), "quantization_config", None) or {}
     method = quant.get("quant_method") if isinstance(quant, dict) else quant.quant_method
     return str(method) == "mxfp4"
+
+
+# --- MXFP4 checkpoints under ZeRO-3 or FSDP: dequantize once, then load sharded -------------
+# Transformers skips deepspeed.zero.Init whenever from_pretrained gets a quantization config,
+# so `Mxfp4Config(dequantize=True)` under ZeRO-3 would build the whole bf16 model in every
+# rank (and under FSDP every rank would hold its own dequantized copy). Instead one process
+# writes a bf16 copy (MXFP4 values are exact in bf16) and every rank loads that copy without a
+# quantization config.
+
+DEQUANTIZED_MARKER = "dequantized_from.json"
+DEQUANTIZE_WAIT_S = 4 * 3600  # how long the other ranks wait for the one writing the copy
+
+
+def dequantized_dir(source: str, model: dict[str, Any]) -> str:
+    """`$HF_HOME/dequantized/<name>-<fingerprint>`: the fingerprint covers the source, its hub
+    revision and, for a local folder, the size and time of its weight and config files, so a
+    changed checkpoint gets a new copy."""
+    from huggingface_hub import constants
+
+    config = _checkpoint_config(source, model)
+    local = os.path.isdir(source)
+    parts = [
+        os.path.abspath(source) if local else source,
+        str(getattr(config, "_commit_hash", None)),
+    ]
+    if local:
+        for name in sorted(os.listdir(source)):
+            if name.endswith((".safetensors", ".json")):
+                stat = os.stat(os.path.join(source, name))
+                parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
+    fingerprint = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", source.rstrip("/").rsplit("/", 1)[-1]) or "model"
+    return os.path.join(constants.HF_HOME, "dequantized", f"{name}-{fingerprint}")
+
+
+def dequantized_complete(folder: str) -> bool:
+    """A copy is complete once its marker is there: it is written under a temporary name and
+    renamed when whole, so its folder never holds part of one."""
+    return os.path.isfile(os.path.join(folder, DEQUANTIZED_MARKER))
+
+
+def write_dequantized(source: str, model: dict[str, Any], target: str) -> bool:
+    """Dequantize `source` into a bf16 checkpoint at `target`, atomically (a temporary folder
+    beside it, then a rename). False when another process completed it first."""
+    import glob
+    import shutil
+    import socket
+    import time
+
+    import torch
+    from transformers import AutoModelForCausalLM, Mxfp4Config  # type: ignore[attr-defined]
+
+    for partial in glob.glob(glob.escape(target) + ".partial-*"):
+        # Older than any wait for it: left by an interrupted writer, not one still at work.
+        if time.time() - os.path.getmtime(partial) > DEQUANTIZE_WAIT_S:
+            shutil.rmtree(partial, ignore_errors=True)
+    temporary = f"{target}.partial-{socket.gethostname()}-{os.getpid()}"
+    full = AutoModelForCausalLM.from_pretrained(
+        source,
+        token=_token(),
+        trust_remote_code=bool(model.get("trust_remote_code")),
+        quantization_config=Mxfp4Config(dequantize=True),
+        dtype=torch.bfloat16,
+    )
+    # Not save_pretrained: it writes on global rank 0 only, and in the checkpoint's original
+    # format it would store the bf16 experts under their MXFP4 names (*_blocks), which no
+    # loader reads back. The model's own parameter names load as they are.
+    from huggingface_hub import save_torch_state_dict
+
+    os.makedirs(temporary)
+    save_torch_state_dict(
+        full.state_dict(),
+        temporary,
+        metadata={"format": "pt"},
+        shared_tensors_to_discard=list(getattr(full, "_tied_weights_keys", None) or []),
+    )
+    full.config.save_pretrained(temporary)
+    if full.generation_config is not None:
+        full.generation_config.save_pretrained(temporary)
+    with open(os.path.join(temporary, DEQUANTIZED_MARKER), "w", encoding="utf-8") as handle:
+        json.dump({"source": source, "dtype": "bfloat16"}, handle)
+    del full
+    try:
+        os.rename(temporary, target)
+    except OSError:
+        if not dequantized_complete(target):
+            raise
+        shutil.rmtree(temporary, ignore_errors=True)
+        return False
+    return True
+
+
+def _wait_for_all(group: Any, folder: str) -> None:
+    import torch.distributed as dist
+
+    try:
+        dist.barrier(group=group)
+    except RuntimeError as err:
+        raise RuntimeError(
+            f"open_ft: waiting for the dequantized copy {folder} failed (rank 0 writes it, or "
+            f"a node's local rank 0 where rank 0's copy is not visible; the wait lasts up to "
+            f"{DEQUANTIZE_WAIT_S} s): {err}"
+        ) from None
+
+
+def _wait_for_marker(folder: str) -> None:
+    import time
+
+    deadline = time.monotonic() + DEQUANTIZE_WAIT_S
+    while not dequantized_complete(folder):
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"open_ft: waited {DEQUANTIZE_WAIT_S} s for rank 0 to write the dequantized "
+                f"copy {folder}; it never completed (is HF_HOME on storage every rank sees?)"
+            )
+        time.sleep(5)
+
+
+def dequantized_checkpoint(source: str, model: dict[str, Any]) -> str:
+    """The bf16 copy of an MXFP4 checkpoint, written once and reused. Global rank 0 writes it
+    while the other ranks wait; then the local rank 0 of any node that does not see it (HF_HOME
+    on storage of that node only) writes that node's own. Without a process group, rank 0
+    writes and the others poll for the copy's marker."""
+    import torch.distributed as dist
+
+    folder = dequantized_dir(source, model)
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    grouped = dist.is_available() and dist.is_initialized()
+    if grouped:
+        from datetime import timedelta
+
+        rank = dist.get_rank()
+        group = dist.new_group(backend="gloo", timeout=timedelta(seconds=DEQUANTIZE_WAIT_S))
+    written = False
+    if rank == 0 and not dequantized_complete(folder):
+        os.makedirs(os.path.dirname(folder), exist_ok=True)
+        written = write_dequantized(source, model, folder)
+    if grouped:
+        _wait_for_all(group, folder)
+        if local_rank == 0 and rank != 0 and not dequantized_complete(folder):
+            os.makedirs(os.path.dirname(folder), exist_ok=True)
+            written = write_dequantized(source, model, folder)
+        _wait_for_all(group, folder)
+        dist.destroy_process_group(group)
+    elif rank != 0:
+        _wait_for_marker(folder)
+    if written or rank == 0:
+        what = "dequantized to" if written else "reused"
+        print(f"open_ft: MXFP4 checkpoint {source}: {what} the bf16 copy {folder}", flush=True)
+    return folder
+
+
+def loads_sharded(recipe: dict[str, Any]) -> bool:
+    """ZeRO-3, whose zero.Init Transformers skips under a quantization config, or FSDP, whose
+    ranks share the page cache of a memory-mapped bf16 checkpoint where dequantizing on load
+    gives every rank a private copy of the whole model: both then load a bf16 copy."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    return is_deepspeed_zero3_enabled() or section(recipe, "model").get("strategy") == "fsdp"
 
 
 def load_model(recipe: dict[str, Any]) -> Any:
@@ -657,8 +820,16 @@ def load_model(recipe: dict[str, Any]) -> Any:
         kwargs["quantization_config"] = quant
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     elif mxfp4_checkpoint(source, model):
+        if loads_sharded(recipe):
+            loaded = AutoModelForCausalLM.from_pretrained(
+                dequantized_checkpoint(source, model), **kwargs
+            )
+            loaded.config.name_or_path = source
+            return loaded
         from transformers import Mxfp4Config  # type: ignore[attr-defined]  # not in its stubs
 
+        if _is_rank_zero():
+            print(f"open_ft: MXFP4 checkpoint {source}: dequantized on load", flush=True)
         kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
     return AutoModelForCausalLM.from_pretrained(source, **kwargs)
 
@@ -804,13 +975,16 @@ def merge_adapter(recipe: dict[str, Any], adapter: str, target: str) -> None:
         "trust_remote_code": bool(model.get("trust_remote_code")),
         "dtype": load_dtype(recipe),
     }
-    if mxfp4_checkpoint(source, model):
+    mxfp4 = mxfp4_checkpoint(source, model)
+    if mxfp4:
         from transformers import Mxfp4Config  # type: ignore[attr-defined]  # not in its stubs
 
         kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
     base = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
-    merged.save_pretrained(target)
+    # Dequantized experts saved in the original format keep their MXFP4 names (*_blocks) and
+    # reload as missing; their own names load as they are.
+    merged.save_pretrained(target, save_original_format=not mxfp4)
     AutoTokenizer.from_pretrained(adapter).save_pretrained(target)
     print(f"open_ft: merged the adapter into {target}", flush=True)
 
