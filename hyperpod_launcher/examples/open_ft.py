@@ -654,7 +654,9 @@ DEQUANTIZE_WAIT_S = 4 * 3600  # how long the other ranks wait for the one writin
 
 
 def dequantized_dir(source: str, model: dict[str, Any]) -> str:
-    """`$HF_HOME/dequantized/<name>-<fingerprint>`: the fingerprint covers the source, its hub
+    """`$HF_HOME/dequantized/<name>-<fingerprint>` (`$HPL_DEQUANTIZED_DIR/<name>-<fingerprint>`
+    where that is set, e.g. to keep the copy out of a folder SageMaker uploads): the fingerprint
+    covers the source, its hub
     revision and, for a local folder, the size and time of its weight and config files, so a
     changed checkpoint gets a new copy."""
     from huggingface_hub import constants
@@ -672,7 +674,8 @@ def dequantized_dir(source: str, model: dict[str, Any]) -> str:
                 parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
     fingerprint = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", source.rstrip("/").rsplit("/", 1)[-1]) or "model"
-    return os.path.join(constants.HF_HOME, "dequantized", f"{name}-{fingerprint}")
+    root = os.environ.get("HPL_DEQUANTIZED_DIR") or os.path.join(constants.HF_HOME, "dequantized")
+    return os.path.join(root, f"{name}-{fingerprint}")
 
 
 def dequantized_complete(folder: str) -> bool:

@@ -286,3 +286,19 @@ def test_merge_on_save_writes_a_gpt_oss_that_loads_back(
     assert loaded.keys() == expected.keys()
     for name, value in expected.items():
         assert torch.equal(loaded[name], value), name
+
+
+def test_the_copy_goes_where_hpl_dequantized_dir_says(
+    checkpoint: tuple[tiny_lm.TinyLM, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hyperpod_launcher.examples import open_ft
+
+    source = str(checkpoint[1])
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HPL_DEQUANTIZED_DIR", raising=False)
+    default = Path(open_ft.dequantized_dir(source, {}))
+    monkeypatch.setenv("HPL_DEQUANTIZED_DIR", str(tmp_path / "local"))
+    chosen = Path(open_ft.dequantized_dir(source, {}))
+    assert chosen.parent == tmp_path / "local"
+    assert chosen.name == default.name  # the same copy, kept elsewhere
+    assert default.parent.name == "dequantized"
