@@ -3,12 +3,14 @@
     python bench/render_speed.py [--runs 15]
 
 Runs the two commands alternately (A/B in one run, since the machine is noisy) and prints the
-median wall time of each and their ratio. Target: render <= 1.15x the floor.
+median wall time of each and their ratio. Target: render <= 1.05x the floor. Both run with
+bytecode caching on (as an installed package has it), whatever PYTHONDONTWRITEBYTECODE says here.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -19,6 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = "recipes=training/llama/hf_llama3_8b_seq8k_gpu_p5x16_pretrain"
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 OVERRIDES = [RECIPE, "cluster=slurm", "instance_type=p5.48xlarge"]
 
 
@@ -26,7 +29,7 @@ def timed(argv: list[str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the child): CPU time is steadier on a busy machine."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=REPO)
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=REPO, env=ENV)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -61,7 +64,7 @@ def main() -> None:
         f = statistics.median(t[i] for t in floors)
         print(
             f"{kind:>4}: floor (minimal hydra app) {f * 1000:.0f} ms, dry-run slurm render "
-            f"{r * 1000:.0f} ms, ratio {r / f:.2f}x (target <= 1.15x; medians of {args.runs})"
+            f"{r * 1000:.0f} ms, ratio {r / f:.2f}x (target <= 1.05x; medians of {args.runs})"
         )
 
 
