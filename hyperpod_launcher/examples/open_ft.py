@@ -786,8 +786,7 @@ def dequantized_checkpoint(source: str, model: dict[str, Any]) -> str:
         if local_rank == 0 and rank != 0 and not dequantized_complete(folder):
             os.makedirs(os.path.dirname(folder), exist_ok=True)
             written = write_dequantized(source, model, folder)
-        _wait_for_all(group, folder)
-        dist.destroy_process_group(group)
+        _wait_for_all(group, folder)  # the group goes with the job's own at its end
     elif rank != 0:
         _wait_for_marker(folder)
     if written or rank == 0:

@@ -12,11 +12,13 @@ if [ "${1:-}" = "--remove-all" ]; then
   exit 0
 fi
 
+# One line, then a moment for srun to forward it before --kill-on-bad-exit ends every node's task.
+fail() { echo "error: $1" >&2; sleep 1; exit 1; }
+
 # One pull per node before the container starts, so a missing image or credential fails here.
 image=public.ecr.aws/neuron/pytorch-training-neuronx:2.1.2
 if ! out="$(docker pull "$image" 2>&1)"; then
-  echo "error: cannot pull ${image} on ${SLURMD_NODENAME}: ${out##*$'\n'}" >&2
-  exit 1
+  fail "cannot pull ${image} on ${SLURMD_NODENAME}: ${out##*$'\n'}"
 fi
 
 name="hpl-${SLURM_JOB_ID}-${SLURMD_NODENAME}-${HPL_RESTART_COUNT}"
