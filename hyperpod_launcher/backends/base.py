@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from hyperpod_launcher import __version__
 from hyperpod_launcher.jobs.records import JobRecord
-from hyperpod_launcher.spec.job import MASK, SECRET_ENV, JobSpec, LaunchOptions, Secrets
+from hyperpod_launcher.spec.job import JobSpec, LaunchOptions, Secrets
 from hyperpod_launcher.util import templating
+from hyperpod_launcher.util.masking import MASK, SECRET_ENV
 
 if TYPE_CHECKING:
     from hyperpod_launcher.jobs.status import JobStatus

@@ -26,7 +26,6 @@ from hyperpod_launcher.spec import code_source as git_location
 from hyperpod_launcher.spec import env as job_env
 from hyperpod_launcher.spec import image_ref, instance_choice, local_inputs, recipe_checks, required
 from hyperpod_launcher.spec.job import (
-    RECIPE_SECRETS,
     CodeSource,
     Entry,
     JobSpec,
@@ -48,6 +47,7 @@ from hyperpod_launcher.stacks.resume import Resume
 from hyperpod_launcher.util import lazy, resources, yaml_text
 from hyperpod_launcher.util.dotted import get as _get
 from hyperpod_launcher.util.errors import UserError, did_you_mean
+from hyperpod_launcher.util.masking import RECIPE_SECRETS
 
 CPU_PROCESSES = "cpu_processes"  # processes per node where the job has no accelerator
 # A run name becomes a folder, a Slurm job name and (on k8s) part of object names.

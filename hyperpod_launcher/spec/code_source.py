@@ -15,15 +15,11 @@ from typing import Any
 
 from hyperpod_launcher.spec.job import CodeSource
 from hyperpod_launcher.util.errors import UserError
+from hyperpod_launcher.util.masking import URL_SECRET
 
 GIT_SCHEMES = ("ssh", "git", "http", "https", "ftp", "ftps", "git+ssh", "ssh+git")
 SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")
 URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
-# user:password@ in a URL, or a user name that is a token (GitHub, GitLab, Hugging Face...).
-URL_SECRET = re.compile(
-    r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@]*:[^/@]*|(?:ghp|gho|ghu|ghs|ghr|github_pat|glpat|hf)_"
-    r"[^/@]*|glpat-[^/@]*|x-access-token[^/@]*|oauth2[^/@]*)@"
-)
 URL_SECRET_MESSAGE = (
     "git.repo_url_or_path: the URL carries a password or token; remove it and set git.token "
     "(it reaches the job through the backend's secret channel, never a file or argv)"

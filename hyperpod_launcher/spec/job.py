@@ -14,20 +14,13 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from hyperpod_launcher.spec.mounts import Mount
+from hyperpod_launcher.util.masking import MASK
 
 if TYPE_CHECKING:
     from hyperpod_launcher.config.instances import Accelerator, InstanceType
     from hyperpod_launcher.stacks.resume import Resume
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MASK = "****"
-# TOKENIZER_* names a tokenizer, not a token
-SECRET_ENV = re.compile(
-    r"TOKEN(?!IZER)|SECRET|PASSW(OR)?D|API_?KEY|ACCESS_KEY|CREDENTIAL", re.IGNORECASE
-)
-HF_TOKEN_ENV = "HF_TOKEN"
-# The recipe key that carries a Hugging Face token, and how the written recipe refers to it.
-RECIPE_SECRETS = {("model", "hf_access_token"): HF_TOKEN_ENV}
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from hyperpod_launcher.spec.job import ENV_NAME, SECRET_ENV
+from hyperpod_launcher.spec.job import ENV_NAME
 from hyperpod_launcher.util.errors import UserError
+from hyperpod_launcher.util.masking import SECRET_ENV
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 

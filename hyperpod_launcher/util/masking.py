@@ -18,7 +18,19 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import TextIO
 
-from hyperpod_launcher.spec.job import MASK, RECIPE_SECRETS, SECRET_ENV
+MASK = "****"
+# TOKENIZER_* names a tokenizer, not a token
+SECRET_ENV = re.compile(
+    r"TOKEN(?!IZER)|SECRET|PASSW(OR)?D|API_?KEY|ACCESS_KEY|CREDENTIAL", re.IGNORECASE
+)
+HF_TOKEN_ENV = "HF_TOKEN"
+# The recipe key that carries a Hugging Face token, and how the written recipe refers to it.
+RECIPE_SECRETS = {("model", "hf_access_token"): HF_TOKEN_ENV}
+# user:password@ in a URL, or a user name that is a token (GitHub, GitLab, Hugging Face...).
+URL_SECRET = re.compile(
+    r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@]*:[^/@]*|(?:ghp|gho|ghu|ghs|ghr|github_pat|glpat|hf)_"
+    r"[^/@]*|glpat-[^/@]*|x-access-token[^/@]*|oauth2[^/@]*)@"
+)
 
 # Shorter values are too likely to be ordinary text ("1", "true") to be replaced everywhere.
 MIN_SECRET = 4
@@ -29,7 +41,7 @@ _known: set[str] = set()
 
 def is_secret_key(dotted: str) -> bool:
     """A config key whose value is a secret: git.token, a recipe's hf_access_token, and an
-    env_vars entry whose name says it holds a secret (job.SECRET_ENV)."""
+    env_vars entry whose name says it holds a secret (SECRET_ENV)."""
     key = dotted.lstrip("+~")
     parent, _, leaf = key.rpartition(".")
     if key == "git.token" or leaf in _RECIPE_SECRET_LEAVES:
@@ -64,8 +76,6 @@ def values_in_overrides(overrides: Iterable[str]) -> set[str]:
 
 def _url_secret(url: str) -> set[str]:
     """The password (or token user name) in a URL's user:password@ part."""
-    from hyperpod_launcher.spec.code_source import URL_SECRET
-
     match = URL_SECRET.match(url)
     if not match:
         return set()

@@ -29,11 +29,12 @@ from hyperpod_launcher.backends.sm_jobs.options import (
     SmSecrets,
     SmTensorboardConfig,
 )
-from hyperpod_launcher.spec.job import RECIPE_SECRETS, SECRET_ENV, Entry, JobSpec
+from hyperpod_launcher.spec.job import Entry, JobSpec
 from hyperpod_launcher.stacks import train_stack
 from hyperpod_launcher.telemetry.sagemaker import metric_definitions
 from hyperpod_launcher.util import resources, templating, yaml_text
 from hyperpod_launcher.util.errors import UserError
+from hyperpod_launcher.util.masking import RECIPE_SECRETS, SECRET_ENV
 
 KEY = checks.KEY
 SECRETS_WRAPPER = "hpl_secrets.py"
